@@ -1,0 +1,665 @@
+//! Channel: one actor per channel. It takes outbound messages off the channel's two routes
+//! (`realtime` first, then `bulk`) as fast as its token bucket (`rate_limit_count` per
+//! `rate_limit_window` seconds) and in-flight window allow, hands them to its transport, and
+//! turns the transport's answers into Vumi events. A bus delivery is acknowledged only after
+//! the provider answered, so a crash means redelivery, not loss.
+//!
+//! The transport runs as a task this actor supervises: when it fails or panics, the messages
+//! it held go back to the front of the queue and it is started again with exponential
+//! backoff, while every other channel carries on.
+
+use super::delivery::{HookKind, PostWebhook};
+use super::{ChannelShared, Core, rate_bucket};
+use crate::bus::{Delivery, routes};
+use crate::message::{Event, Level, Message, SessionEvent, StatusEvent};
+use crate::transports::{TransportCommand, TransportReport};
+use actix::prelude::*;
+use futures::StreamExt;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// A message taken off the bus, with the delivery that settles it.
+struct Pending {
+    msg: Message,
+    delivery: Delivery,
+    realtime: bool,
+}
+
+/// Token bucket: `count` tokens per `window`, bursting up to `count`.
+pub struct TokenBucket {
+    capacity: f64,
+    per_sec: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(count: u64, window_secs: u64) -> Option<TokenBucket> {
+        if count == 0 {
+            return None;
+        }
+        let window = window_secs.max(1) as f64;
+        Some(TokenBucket {
+            capacity: count as f64,
+            per_sec: count as f64 / window,
+            tokens: count as f64,
+            at: Instant::now(),
+        })
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let gained = now.duration_since(self.at).as_secs_f64() * self.per_sec;
+        self.tokens = (self.tokens + gained).min(self.capacity);
+        self.at = now;
+    }
+
+    pub fn try_take(&mut self) -> bool {
+        self.refill();
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until a token is there.
+    pub fn wait(&mut self) -> Duration {
+        self.refill();
+        Duration::from_secs_f64(((1.0 - self.tokens) / self.per_sec).max(0.001))
+    }
+}
+
+/// Work that must happen in order: inbound and events are stored and published one after
+/// another, so a user's lines reach the destination in the order they were typed.
+enum Job {
+    Inbound(Message),
+    Event(Event, Option<Delivery>),
+    Status(StatusEvent),
+}
+
+struct TransportRun {
+    tx: mpsc::Sender<TransportCommand>,
+    abort: tokio::task::AbortHandle,
+    generation: u64,
+    started: Instant,
+}
+
+pub struct Channel {
+    core: Arc<Core>,
+    shared: Arc<ChannelShared>,
+    realtime: VecDeque<Pending>,
+    bulk: VecDeque<Pending>,
+    in_flight: HashMap<String, Pending>,
+    bucket: Option<TokenBucket>,
+    window: usize,
+    transport: Option<TransportRun>,
+    generation: u64,
+    failures: u32,
+    /// Start a new transport as soon as the current one has ended.
+    restart_now: bool,
+    stopping: bool,
+    pump_at: Option<Instant>,
+    reports_tx: mpsc::UnboundedSender<TransportReport>,
+    reports_rx: Option<mpsc::UnboundedReceiver<TransportReport>>,
+    jobs: mpsc::UnboundedSender<Job>,
+    jobs_rx: Option<mpsc::UnboundedReceiver<Job>>,
+}
+
+impl Channel {
+    pub fn new(core: Arc<Core>, shared: Arc<ChannelShared>) -> Channel {
+        let spec = shared.spec();
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        Channel {
+            bucket: TokenBucket::new(spec.rate_limit_count, spec.rate_limit_window),
+            window: spec.window,
+            core,
+            shared,
+            realtime: VecDeque::new(),
+            bulk: VecDeque::new(),
+            in_flight: HashMap::new(),
+            transport: None,
+            generation: 0,
+            failures: 0,
+            restart_now: false,
+            stopping: false,
+            pump_at: None,
+            reports_tx,
+            reports_rx: Some(reports_rx),
+            jobs,
+            jobs_rx: Some(jobs_rx),
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    fn status(&self, level: Level, kind: &str, message: &str) {
+        let ev = StatusEvent::new(self.id(), "transport", level, kind, message);
+        let _ = self.jobs.send(Job::Status(ev));
+    }
+
+    fn start_transport(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping || self.transport.is_some() {
+            return;
+        }
+        let spec = self.shared.spec();
+        let factory = match self.core.registry.get(&spec.kind) {
+            Ok(f) => f,
+            Err(e) => {
+                self.shared.log.log(crate::logs::ERROR, None, e.to_string());
+                return;
+            }
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        let (tx, rx) = mpsc::channel(self.window + 1);
+        let tctx = crate::transports::TransportContext {
+            channel_id: self.id().to_string(),
+            commands: rx,
+            reports: self.reports_tx.clone(),
+        };
+        let handle = tokio::task::spawn_local(factory.start(&spec.config, tctx));
+        self.transport = Some(TransportRun {
+            tx,
+            abort: handle.abort_handle(),
+            generation,
+            started: Instant::now(),
+        });
+        self.shared
+            .log
+            .info(None, format!("Started {} transport", spec.kind));
+        self.status(Level::Ok, "started", "Transport running");
+        ctx.spawn(
+            handle
+                .into_actor(self)
+                .map(move |res, act, ctx| act.transport_ended(generation, res, ctx)),
+        );
+        self.pump(ctx);
+    }
+
+    fn transport_ended(
+        &mut self,
+        generation: u64,
+        res: Result<Result<(), crate::transports::TransportError>, tokio::task::JoinError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(run) = self.transport.take_if(|r| r.generation == generation) else {
+            return;
+        };
+        // What the transport held goes back to the front of its queue, in order.
+        let mut held: Vec<Pending> = self.in_flight.drain().map(|(_, p)| p).collect();
+        held.sort_by(|a, b| b.msg.timestamp.cmp(&a.msg.timestamp));
+        for p in held {
+            if p.realtime {
+                self.realtime.push_front(p)
+            } else {
+                self.bulk.push_front(p)
+            }
+        }
+        self.update_counts();
+        if self.stopping {
+            return;
+        }
+        if self.restart_now {
+            self.restart_now = false;
+            self.failures = 0;
+            self.start_transport(ctx);
+            return;
+        }
+        let why = match res {
+            Ok(Ok(())) => "stopped".to_string(),
+            Ok(Err(e)) => format!("failed: {e}"),
+            Err(e) if e.is_panic() => {
+                let p = e.into_panic();
+                let text = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                format!("panicked: {text}")
+            }
+            Err(_) => "was cancelled".to_string(),
+        };
+        if run.started.elapsed() > Duration::from_secs(60) {
+            self.failures = 0;
+        }
+        self.failures += 1;
+        let max = self.core.settings.channel_defaults.max_restart_backoff;
+        let delay = (0.5 * 2f64.powi(self.failures.min(20) as i32 - 1)).min(max.max(0.1));
+        let text = format!("Transport {why}; restarting in {delay:.1} s");
+        self.shared.log.log(crate::logs::ERROR, None, text.clone());
+        self.status(Level::Down, "crashed", &text);
+        ctx.run_later(Duration::from_secs_f64(delay), |act, ctx| {
+            act.start_transport(ctx)
+        });
+    }
+
+    /// Stops the transport; with `restart`, starts a new one once the old one has ended.
+    fn stop_transport(&mut self, restart: bool, ctx: &mut Context<Self>) {
+        match &self.transport {
+            Some(run) => {
+                self.restart_now = restart;
+                run.abort.abort();
+            }
+            None if restart => {
+                self.failures = 0;
+                self.start_transport(ctx);
+            }
+            None => {}
+        }
+    }
+
+    fn update_counts(&self) {
+        self.shared
+            .held
+            .store(self.realtime.len() + self.bulk.len(), Ordering::Relaxed);
+        self.shared
+            .in_flight
+            .store(self.in_flight.len(), Ordering::Relaxed);
+    }
+
+    /// Hands queued messages to the transport while the window and rate limit allow.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let Some(run) = &self.transport else {
+            self.update_counts();
+            return;
+        };
+        while self.in_flight.len() < self.window {
+            if self.realtime.is_empty() && self.bulk.is_empty() {
+                break;
+            }
+            if let Some(bucket) = &mut self.bucket {
+                if !bucket.try_take() {
+                    let wait = bucket.wait();
+                    let at = Instant::now() + wait;
+                    if self.pump_at.is_none_or(|t| t <= Instant::now()) {
+                        self.pump_at = Some(at);
+                        ctx.run_later(wait, |act, ctx| {
+                            act.pump_at = None;
+                            act.pump(ctx)
+                        });
+                    }
+                    break;
+                }
+            }
+            let p = match self.realtime.pop_front() {
+                Some(p) => p,
+                None => match self.bulk.pop_front() {
+                    Some(p) => p,
+                    None => break,
+                },
+            };
+            match run.tx.try_send(TransportCommand::Send(p.msg.clone())) {
+                Ok(()) => {
+                    self.in_flight.insert(p.msg.message_id.clone(), p);
+                }
+                Err(_) => {
+                    // The transport is going away; keep the message for its successor.
+                    if p.realtime {
+                        self.realtime.push_front(p)
+                    } else {
+                        self.bulk.push_front(p)
+                    }
+                    break;
+                }
+            }
+        }
+        self.update_counts();
+    }
+
+    fn queue(&mut self, p: Pending) {
+        if p.realtime {
+            self.realtime.push_back(p)
+        } else {
+            self.bulk.push_back(p)
+        }
+    }
+}
+
+/// The ordered worker behind `Job`: stores and publishes, retrying while the backends are
+/// unavailable, so nothing the transport reported is dropped.
+async fn run_jobs(
+    core: Arc<Core>,
+    shared: Arc<ChannelShared>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    let cid = shared.id.clone();
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Inbound(msg) => {
+                retry(&shared, "store the inbound message", || {
+                    core.store.save_inbound(&cid, &msg)
+                })
+                .await;
+                let body = msg.to_bytes();
+                let route = routes::inbound(&cid);
+                retry(&shared, "publish the inbound message", || {
+                    core.bus.publish(&route, body.clone())
+                })
+                .await;
+            }
+            Job::Event(event, delivery) => {
+                let route = routes::event(&cid);
+                let body = event.to_bytes();
+                retry(&shared, "publish the event", || {
+                    core.bus.publish(&route, body.clone())
+                })
+                .await;
+                if let Some(d) = delivery {
+                    d.ack();
+                }
+            }
+            Job::Status(status) => {
+                let previous = core
+                    .store
+                    .load_statuses(&cid)
+                    .await
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|s| s.component == status.component));
+                retry(&shared, "store the status", || {
+                    core.store.save_status(&status)
+                })
+                .await;
+                let changed =
+                    previous.is_none_or(|p| p.status != status.status || p.kind != status.kind);
+                if let (true, Some(url)) = (changed, shared.spec().status_url.clone()) {
+                    core.delivery.do_send(PostWebhook {
+                        kind: HookKind::Status,
+                        url,
+                        token: None,
+                        body: serde_json::to_vec(&status).unwrap_or_default().into(),
+                        message_id: None,
+                        log: shared.log.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn retry<F, Fut, E>(shared: &ChannelShared, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(()) => return,
+            Err(e) => {
+                shared.log.warn(
+                    None,
+                    format!(
+                        "Could not {what}: {e}; retrying in {:.1} s",
+                        delay.as_secs_f64()
+                    ),
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+impl Actor for Channel {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let id = self.id().to_string();
+        if let Some(rx) = self.reports_rx.take() {
+            ctx.add_stream(futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|r| (r, rx))
+            }));
+        }
+        if let Some(rx) = self.jobs_rx.take() {
+            actix_rt::spawn(run_jobs(self.core.clone(), self.shared.clone(), rx));
+        }
+        let bus = self.core.bus.clone();
+        let window = self.window;
+        let fut = async move {
+            let rt = bus.consume(&routes::outbound_realtime(&id), window).await?;
+            let bulk = bus.consume(&routes::outbound(&id), window).await?;
+            Ok::<_, crate::bus::BusError>((rt, bulk))
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((rt, bulk)) => {
+                ctx.add_stream(rt.map(|d| (d, true)));
+                ctx.add_stream(bulk.map(|d| (d, false)));
+            }
+            Err(e) => {
+                act.shared.log.log(
+                    crate::logs::ERROR,
+                    None,
+                    format!("Cannot consume the outbound queue: {e}"),
+                );
+                ctx.stop();
+            }
+        }));
+        self.start_transport(ctx);
+    }
+
+    fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        self.stopping = true;
+        if let Some(run) = self.transport.take() {
+            run.abort.abort();
+        }
+        Running::Stop
+    }
+}
+
+impl StreamHandler<(Delivery, bool)> for Channel {
+    fn handle(&mut self, (delivery, realtime): (Delivery, bool), ctx: &mut Context<Self>) {
+        match Message::from_slice(&delivery.body) {
+            Ok(msg) => {
+                self.queue(Pending {
+                    msg,
+                    delivery,
+                    realtime,
+                });
+                self.pump(ctx);
+            }
+            Err(e) => {
+                // Not a Vumi message: nothing can send it. Counted, logged, settled.
+                self.shared.log.log(
+                    crate::logs::ERROR,
+                    None,
+                    format!("Dropping an outbound item that is not a Vumi user message: {e}"),
+                );
+                delivery.ack();
+            }
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+impl StreamHandler<TransportReport> for Channel {
+    fn handle(&mut self, report: TransportReport, ctx: &mut Context<Self>) {
+        let cid = self.id().to_string();
+        match report {
+            TransportReport::Inbound(mut msg) => {
+                msg.transport_name = Some(cid);
+                if msg.transport_type.is_none() {
+                    msg.transport_type = Some(self.shared.spec().kind.clone());
+                }
+                let _ = self.jobs.send(Job::Inbound(msg));
+            }
+            TransportReport::Ack {
+                message_id,
+                sent_message_id,
+            } => {
+                let delivery = self.in_flight.remove(&message_id).map(|p| p.delivery);
+                let event = Event::ack(&message_id, &sent_message_id, &cid);
+                let _ = self.jobs.send(Job::Event(event, delivery));
+                self.pump(ctx);
+            }
+            TransportReport::Nack {
+                message_id,
+                reason,
+                retry,
+            } => {
+                if retry {
+                    if let Some(p) = self.in_flight.remove(&message_id) {
+                        self.shared.log.warn(
+                            Some(&message_id),
+                            format!("Provider asked to retry later: {reason}"),
+                        );
+                        ctx.run_later(Duration::from_secs(1), move |act, ctx| {
+                            if p.realtime {
+                                act.realtime.push_front(p)
+                            } else {
+                                act.bulk.push_front(p)
+                            }
+                            act.pump(ctx);
+                        });
+                    }
+                } else {
+                    let delivery = self.in_flight.remove(&message_id).map(|p| p.delivery);
+                    self.shared
+                        .log
+                        .warn(Some(&message_id), format!("Message rejected: {reason}"));
+                    let event = Event::nack(&message_id, &reason, &cid);
+                    let _ = self.jobs.send(Job::Event(event, delivery));
+                }
+                self.pump(ctx);
+            }
+            TransportReport::DeliveryReport { message_id, status } => {
+                let event = Event::delivery_report(&message_id, status, &cid);
+                let _ = self.jobs.send(Job::Event(event, None));
+            }
+            TransportReport::Status(status) => {
+                self.shared.log.info(
+                    None,
+                    format!(
+                        "Status {}: {} ({})",
+                        status.component, status.status, status.message
+                    ),
+                );
+                let _ = self.jobs.send(Job::Status(status));
+            }
+            TransportReport::Log { level, message } => self.shared.log.log(level, None, message),
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+/// Restart the transport (the API's restart, or a new `config`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RestartTransport;
+
+impl Handler<RestartTransport> for Channel {
+    type Result = ();
+    fn handle(&mut self, _: RestartTransport, ctx: &mut Context<Self>) {
+        self.shared.log.info(None, "Restarting transport");
+        self.stop_transport(true, ctx);
+    }
+}
+
+/// The channel's properties changed: take the new limits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SpecChanged;
+
+impl Handler<SpecChanged> for Channel {
+    type Result = ();
+    fn handle(&mut self, _: SpecChanged, ctx: &mut Context<Self>) {
+        let spec = self.shared.spec();
+        self.bucket = TokenBucket::new(spec.rate_limit_count, spec.rate_limit_window);
+        self.window = spec.window;
+        self.pump(ctx);
+    }
+}
+
+/// Stop the channel: the transport ends, held messages go back to the bus.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopChannel;
+
+impl Handler<StopChannel> for Channel {
+    type Result = ();
+    fn handle(&mut self, _: StopChannel, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Cancel every queued (not yet sent) message; each gets a `rejected` event, reason
+/// `cancelled`. Answers how many were cancelled.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CancelQueued;
+
+impl Handler<CancelQueued> for Channel {
+    type Result = ResponseActFuture<Self, usize>;
+
+    fn handle(&mut self, _: CancelQueued, _ctx: &mut Context<Self>) -> Self::Result {
+        let cid = self.id().to_string();
+        let mut held: Vec<Pending> = self.realtime.drain(..).collect();
+        held.extend(self.bulk.drain(..));
+        self.update_counts();
+        let mut count = 0;
+        for p in held {
+            let event = Event::nack(&p.msg.message_id, "cancelled", &cid);
+            let _ = self.jobs.send(Job::Event(event, Some(p.delivery)));
+            count += 1;
+        }
+        let bus = self.core.bus.clone();
+        let jobs = self.jobs.clone();
+        let log = self.shared.log.clone();
+        Box::pin(
+            async move {
+                for route in [routes::outbound_realtime(&cid), routes::outbound(&cid)] {
+                    match bus.drain(&route).await {
+                        Ok(bodies) => {
+                            for body in bodies {
+                                match Message::from_slice(&body) {
+                                    Ok(msg) => {
+                                        let ev = Event::nack(&msg.message_id, "cancelled", &cid);
+                                        let _ = jobs.send(Job::Event(ev, None));
+                                        count += 1;
+                                    }
+                                    Err(e) => log.warn(
+                                        None,
+                                        format!("Dropped a queued item that is not a message: {e}"),
+                                    ),
+                                }
+                            }
+                        }
+                        Err(e) => log.warn(None, format!("Could not cancel queued messages: {e}")),
+                    }
+                }
+                log.info(None, format!("Cancelled {count} queued messages"));
+                count
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// Marks a message as a session ender when the API asked for it.
+pub fn closes_session(msg: &Message) -> bool {
+    msg.session_event == Some(SessionEvent::Close)
+}
+
+/// Counts one for `label` in the current rate bucket (best effort).
+pub async fn count_rate(core: &Core, cid: &str, label: &str) {
+    let window = core.settings.channel_defaults.metric_window;
+    let _ = core
+        .store
+        .incr_rate(
+            cid,
+            label,
+            rate_bucket(window),
+            Duration::from_secs_f64(window),
+        )
+        .await;
+}

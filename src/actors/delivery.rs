@@ -1,0 +1,252 @@
+//! Delivery: the webhook poster (mo_url, event_url, status_url).
+//!
+//! Each job is POSTed as JSON with Junebug's auth rules (`Authorization: Token <t>` when a
+//! token is set, otherwise HTTP Basic from credentials in the URL, which are removed from the
+//! URL) and retried with jittered exponential backoff until the destination answers 2xx or
+//! `retry_for` has passed. At most `max_per_destination` requests are in flight to one
+//! destination. Every attempt is written to the channel's log, with the URL redacted.
+
+use crate::config::WebhookSettings;
+use crate::logs::ChannelLog;
+use crate::redact;
+use actix::prelude::*;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// What a webhook carries (for logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookKind {
+    Inbound,
+    Event,
+    Status,
+}
+
+impl HookKind {
+    fn noun(self) -> &'static str {
+        match self {
+            HookKind::Inbound => "inbound message",
+            HookKind::Event => "event",
+            HookKind::Status => "status",
+        }
+    }
+}
+
+/// POST `body` to `url`, retrying until accepted.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct PostWebhook {
+    pub kind: HookKind,
+    pub url: String,
+    pub token: Option<String>,
+    pub body: Bytes,
+    pub message_id: Option<String>,
+    pub log: ChannelLog,
+}
+
+/// Values substituted into `{message_id}`, `{channel_id}`, `{event_type}`, `{to}`, `{from}`.
+#[derive(Default)]
+pub struct TemplateVars<'a> {
+    pub message_id: Option<&'a str>,
+    pub channel_id: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub from: Option<&'a str>,
+}
+
+/// A callback URL with its templates filled in (values percent-encoded).
+pub fn expand_url(template: &str, vars: &TemplateVars<'_>) -> String {
+    if !template.contains('{') {
+        return template.to_string();
+    }
+    let enc = |v: Option<&str>| {
+        percent_encoding::utf8_percent_encode(v.unwrap_or(""), percent_encoding::NON_ALPHANUMERIC)
+            .to_string()
+    };
+    template
+        .replace("{message_id}", &enc(vars.message_id))
+        .replace("{channel_id}", &enc(vars.channel_id))
+        .replace("{event_type}", &enc(vars.event_type))
+        .replace("{to}", &enc(vars.to))
+        .replace("{from}", &enc(vars.from))
+}
+
+pub struct Delivery {
+    client: reqwest::Client,
+    settings: WebhookSettings,
+    limits: HashMap<String, Arc<Semaphore>>,
+}
+
+impl Delivery {
+    pub fn new(settings: WebhookSettings) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Delivery {
+            client,
+            settings,
+            limits: HashMap::new(),
+        }
+    }
+
+    fn limit_for(&mut self, url: &url::Url) -> Arc<Semaphore> {
+        let key = format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
+        let n = self.settings.max_per_destination;
+        self.limits
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(n)))
+            .clone()
+    }
+}
+
+impl Actor for Delivery {
+    type Context = Context<Self>;
+}
+
+/// Delay before attempt `attempt + 1` (attempt counts from 1), with ±20 % jitter.
+pub fn backoff(settings: &WebhookSettings, attempt: u32) -> Duration {
+    let base = settings.initial_backoff * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+    let capped = base.min(settings.max_backoff);
+    Duration::from_secs_f64(capped * (0.8 + 0.4 * fastrand::f64()))
+}
+
+impl Handler<PostWebhook> for Delivery {
+    type Result = ();
+
+    fn handle(&mut self, job: PostWebhook, _ctx: &mut Context<Self>) {
+        let shown_url = redact::url(&job.url);
+        let mut target = match url::Url::parse(&job.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            _ => {
+                job.log.log(
+                    crate::logs::ERROR,
+                    job.message_id.as_deref(),
+                    format!(
+                        "Not delivering {} to {shown_url}: not an http(s) URL",
+                        job.kind.noun()
+                    ),
+                );
+                return;
+            }
+        };
+        let user = percent_encoding::percent_decode_str(target.username())
+            .decode_utf8_lossy()
+            .to_string();
+        let password = target.password().map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .to_string()
+        });
+        let _ = target.set_username("");
+        let _ = target.set_password(None);
+        let limit = self.limit_for(&target);
+        let client = self.client.clone();
+        let settings = self.settings.clone();
+        actix_rt::spawn(async move {
+            let started = Instant::now();
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                let mut req = client
+                    .post(target.clone())
+                    .header("Content-Type", "application/json")
+                    .body(job.body.clone());
+                if let Some(token) = &job.token {
+                    req = req.header("Authorization", format!("Token {token}"));
+                } else if !user.is_empty() || password.is_some() {
+                    req = req.basic_auth(&user, password.as_ref());
+                }
+                let outcome = {
+                    let _permit = limit.acquire().await;
+                    match req.send().await {
+                        Ok(resp) if resp.status().is_success() => Ok(resp.status().as_u16()),
+                        Ok(resp) => Err(format!("HTTP {}", resp.status().as_u16())),
+                        Err(e) if e.is_timeout() => Err("timed out".to_string()),
+                        Err(e) if e.is_connect() => Err("connection failed".to_string()),
+                        Err(_) => Err("request failed".to_string()),
+                    }
+                };
+                let mid = job.message_id.as_deref();
+                match outcome {
+                    Ok(status) => {
+                        job.log.info(
+                            mid,
+                            format!(
+                                "Delivered {} to {shown_url}: HTTP {status} (attempt {attempt})",
+                                job.kind.noun()
+                            ),
+                        );
+                        return;
+                    }
+                    Err(why) => {
+                        let delay = backoff(&settings, attempt);
+                        let elapsed = started.elapsed() + delay;
+                        if elapsed.as_secs_f64() > settings.retry_for {
+                            job.log.log(
+                                crate::logs::ERROR,
+                                mid,
+                                format!(
+                                    "Giving up delivering {} to {shown_url}: {why} (attempt {attempt}, retried for {:.0} s)",
+                                    job.kind.noun(),
+                                    started.elapsed().as_secs_f64()
+                                ),
+                            );
+                            return;
+                        }
+                        job.log.warn(
+                            mid,
+                            format!(
+                                "Delivering {} to {shown_url} failed: {why} (attempt {attempt}); retrying in {:.1} s",
+                                job.kind.noun(),
+                                delay.as_secs_f64()
+                            ),
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_filled_and_encoded() {
+        let vars = TemplateVars {
+            message_id: Some("abc"),
+            channel_id: Some("c1"),
+            event_type: Some("submitted"),
+            to: Some("+27 82"),
+            from: None,
+        };
+        assert_eq!(
+            expand_url(
+                "http://h/{channel_id}/{message_id}?t={event_type}&to={to}&f={from}",
+                &vars
+            ),
+            "http://h/c1/abc?t=submitted&to=%2B27%2082&f="
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let s = WebhookSettings::default();
+        let d1 = backoff(&s, 1).as_secs_f64();
+        let d5 = backoff(&s, 5).as_secs_f64();
+        assert!((0.8..=1.2).contains(&d1), "{d1}");
+        assert!((12.8..=19.2).contains(&d5), "{d5}");
+        assert!(backoff(&s, 40).as_secs_f64() <= 360.0);
+    }
+}

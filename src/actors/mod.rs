@@ -1,0 +1,121 @@
+//! The actors: `Engine` (registry and lifecycle), `Channel` (one per channel: queue, rate
+//! limit, window, transport supervision), `Router` (a channel's destination: mo_url,
+//! amqp_queue or an application), `Application` (built-in answerers) and `Delivery`
+//! (webhooks). `Core` is what they and the HTTP API share.
+
+pub mod application;
+pub mod channel;
+pub mod delivery;
+pub mod engine;
+pub mod router;
+
+use crate::bus::Bus;
+use crate::config::Settings;
+use crate::logs::ChannelLog;
+use crate::store::Store;
+use crate::transports::Registry;
+use actix::Addr;
+use parking_lot::RwLock;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+/// Shared by the actors and the HTTP handlers.
+pub struct Core {
+    pub settings: Settings,
+    pub bus: Arc<dyn Bus>,
+    pub store: Arc<dyn Store>,
+    /// The embedded store, when that is the one in use (swept for expired records).
+    pub memory_store: Option<Arc<crate::store::MemoryStore>>,
+    pub registry: Registry,
+    pub delivery: Addr<delivery::Delivery>,
+    pub channels: RwLock<BTreeMap<String, Arc<ChannelShared>>>,
+}
+
+impl Core {
+    pub fn channel(&self, id: &str) -> Option<Arc<ChannelShared>> {
+        self.channels.read().get(id).cloned()
+    }
+}
+
+/// A channel's settings, read from its properties (the API body as stored).
+#[derive(Clone, Debug, Default)]
+pub struct ChannelSpec {
+    pub kind: String,
+    pub config: Value,
+    pub mo_url: Option<String>,
+    pub mo_url_auth_token: Option<String>,
+    pub amqp_queue: Option<String>,
+    pub status_url: Option<String>,
+    pub event_url: Option<String>,
+    pub event_auth_token: Option<String>,
+    pub application: Option<String>,
+    pub rate_limit_count: u64,
+    pub rate_limit_window: u64,
+    pub character_limit: Option<u64>,
+    pub window: usize,
+    /// Junebug: a channel may be sent to only when it has a destination key.
+    pub has_destination: bool,
+}
+
+impl ChannelSpec {
+    pub fn from_props(props: &Value, default_window: usize) -> ChannelSpec {
+        let s = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_string);
+        let n = |k: &str| props.get(k).and_then(Value::as_u64);
+        ChannelSpec {
+            kind: s("type").unwrap_or_default(),
+            config: props.get("config").cloned().unwrap_or(Value::Null),
+            mo_url: s("mo_url"),
+            mo_url_auth_token: s("mo_url_auth_token"),
+            amqp_queue: s("amqp_queue"),
+            status_url: s("status_url"),
+            event_url: s("event_url"),
+            event_auth_token: s("event_auth_token"),
+            application: s("application"),
+            rate_limit_count: n("rate_limit_count").unwrap_or(0),
+            rate_limit_window: n("rate_limit_window").unwrap_or(0),
+            character_limit: n("character_limit"),
+            window: n("window")
+                .map(|w| w.max(1) as usize)
+                .unwrap_or(default_window),
+            has_destination: ["mo_url", "amqp_queue", "application"]
+                .iter()
+                .any(|k| props.get(*k).is_some()),
+        }
+    }
+}
+
+/// What the HTTP API and the actors share about one running channel.
+pub struct ChannelShared {
+    pub id: String,
+    /// The stored properties (as submitted, merged on modify).
+    pub props: RwLock<Value>,
+    pub spec: RwLock<Arc<ChannelSpec>>,
+    pub log: ChannelLog,
+    /// Messages taken off the bus and waiting for the rate limit or window.
+    pub held: AtomicUsize,
+    /// Messages handed to the transport and not yet answered.
+    pub in_flight: AtomicUsize,
+    pub actor: RwLock<Option<Addr<channel::Channel>>>,
+    pub router: RwLock<Option<Addr<router::Router>>>,
+}
+
+impl ChannelShared {
+    pub fn spec(&self) -> Arc<ChannelSpec> {
+        self.spec.read().clone()
+    }
+}
+
+/// Seconds since the epoch as a float.
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// The rate bucket `now` falls in.
+pub fn rate_bucket(window: f64) -> i64 {
+    (now_secs() / window).floor() as i64
+}

@@ -1,0 +1,230 @@
+//! Router: for now, a channel's own destination (Junebug's message forwarder). It consumes
+//! the channel's inbound and event routes and, for each message: stores it, posts it to
+//! `mo_url`/`event_url` (through `Delivery`, which retries), republishes it raw to
+//! `amqp_queue` (`Q.inbound`, `Q.event`), hands inbound to the channel's application, and
+//! counts it in the channel's rates. Inbound `close` is forwarded like any other message.
+
+use super::application::{self, Application};
+use super::channel::count_rate;
+use super::delivery::{HookKind, PostWebhook, TemplateVars, expand_url};
+use super::{ChannelShared, Core};
+use crate::bus::{Delivery, routes};
+use crate::message::{Event, Message};
+use actix::prelude::*;
+use futures::StreamExt;
+use serde_json::Value;
+use std::sync::Arc;
+
+pub struct Router {
+    core: Arc<Core>,
+    shared: Arc<ChannelShared>,
+    app: Option<Addr<Application>>,
+}
+
+impl Router {
+    pub fn new(core: Arc<Core>, shared: Arc<ChannelShared>) -> Router {
+        Router {
+            core,
+            shared,
+            app: None,
+        }
+    }
+}
+
+enum Item {
+    Inbound(Delivery),
+    Event(Delivery),
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let id = self.shared.id.clone();
+        let bus = self.core.bus.clone();
+        let prefetch = self.shared.spec().window.max(20);
+        let fut = async move {
+            let inbound = bus.consume(&routes::inbound(&id), prefetch).await?;
+            let events = bus.consume(&routes::event(&id), prefetch).await?;
+            Ok::<_, crate::bus::BusError>((inbound, events))
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((inbound, events)) => {
+                ctx.add_stream(inbound.map(Item::Inbound));
+                ctx.add_stream(events.map(Item::Event));
+            }
+            Err(e) => {
+                act.shared.log.log(
+                    crate::logs::ERROR,
+                    None,
+                    format!("Cannot consume inbound and events: {e}"),
+                );
+                ctx.stop();
+            }
+        }));
+    }
+}
+
+impl StreamHandler<Item> for Router {
+    fn handle(&mut self, item: Item, ctx: &mut Context<Self>) {
+        let core = self.core.clone();
+        let shared = self.shared.clone();
+        let spec = shared.spec();
+        if let Some(name) = &spec.application {
+            if self.app.is_none() {
+                self.app = application::start(name, core.clone(), shared.clone());
+            }
+        }
+        let app = self.app.clone();
+        // One item at a time, so a channel's messages leave in the order they came.
+        ctx.wait(
+            async move {
+                match item {
+                    Item::Inbound(d) => forward_inbound(&core, &shared, d, app).await,
+                    Item::Event(d) => forward_event(&core, &shared, d).await,
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+async fn forward_inbound(
+    core: &Core,
+    shared: &ChannelShared,
+    d: Delivery,
+    app: Option<Addr<Application>>,
+) {
+    let cid = &shared.id;
+    let msg = match Message::from_slice(&d.body) {
+        Ok(m) => m,
+        Err(e) => {
+            shared.log.log(
+                crate::logs::ERROR,
+                None,
+                format!("Dropping an inbound item that is not a Vumi user message: {e}"),
+            );
+            d.ack();
+            return;
+        }
+    };
+    let spec = shared.spec();
+    let session = msg.session_event.map(|s| s.as_str()).unwrap_or("none");
+    shared.log.info(
+        Some(&msg.message_id),
+        format!(
+            "Inbound message from {} (session {session})",
+            msg.from_addr.as_deref().unwrap_or("?")
+        ),
+    );
+    if let Some(url) = &spec.mo_url {
+        let vars = TemplateVars {
+            message_id: Some(&msg.message_id),
+            channel_id: Some(cid),
+            event_type: None,
+            to: msg.to_addr.as_deref(),
+            from: msg.from_addr.as_deref(),
+        };
+        core.delivery.do_send(PostWebhook {
+            kind: HookKind::Inbound,
+            url: expand_url(url, &vars),
+            token: spec.mo_url_auth_token.clone(),
+            body: serde_json::to_vec(&msg.api_view(cid))
+                .unwrap_or_default()
+                .into(),
+            message_id: Some(msg.message_id.clone()),
+            log: shared.log.clone(),
+        });
+    }
+    if let Some(q) = &spec.amqp_queue {
+        if let Err(e) = core.bus.publish(&routes::inbound(q), d.body.clone()).await {
+            shared.log.warn(
+                Some(&msg.message_id),
+                format!("Could not publish to {q}.inbound: {e}; will retry"),
+            );
+            d.requeue();
+            return;
+        }
+    }
+    if let Some(app) = app {
+        app.do_send(application::Inbound(msg.clone()));
+    }
+    count_rate(core, cid, "inbound").await;
+    d.ack();
+}
+
+async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
+    let cid = &shared.id;
+    let event = match Event::from_slice(&d.body) {
+        Ok(e) => e,
+        Err(e) => {
+            shared.log.log(
+                crate::logs::ERROR,
+                None,
+                format!("Dropping an event item that is not a Vumi event: {e}"),
+            );
+            d.ack();
+            return;
+        }
+    };
+    if let Err(e) = core.store.save_event(cid, &event).await {
+        shared.log.warn(
+            Some(&event.user_message_id),
+            format!("Could not store event: {e}; will retry"),
+        );
+        d.requeue();
+        return;
+    }
+    let spec = shared.spec();
+    let record = core
+        .store
+        .load_outbound(cid, &event.user_message_id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(Value::Null);
+    let field = |k: &str| record.get(k).and_then(Value::as_str).map(str::to_string);
+    let (url, token) = match field("event_url") {
+        Some(url) => (Some(url), field("event_auth_token")),
+        None => (spec.event_url.clone(), spec.event_auth_token.clone()),
+    };
+    let event_type = event.api_event_type();
+    if let (Some(url), Some(event_type)) = (url, event_type) {
+        let vars = TemplateVars {
+            message_id: Some(&event.user_message_id),
+            channel_id: Some(cid),
+            event_type: Some(event_type),
+            to: record.get("to").and_then(Value::as_str),
+            from: record.get("from").and_then(Value::as_str),
+        };
+        core.delivery.do_send(PostWebhook {
+            kind: HookKind::Event,
+            url: expand_url(&url, &vars),
+            token,
+            body: serde_json::to_vec(&event.api_view(cid))
+                .unwrap_or_default()
+                .into(),
+            message_id: Some(event.user_message_id.clone()),
+            log: shared.log.clone(),
+        });
+    }
+    if let Some(q) = &spec.amqp_queue {
+        if let Err(e) = core.bus.publish(&routes::event(q), d.body.clone()).await {
+            shared.log.warn(
+                Some(&event.user_message_id),
+                format!("Could not publish to {q}.event: {e}; will retry"),
+            );
+            d.requeue();
+            return;
+        }
+    }
+    if let Some(label) = event_type {
+        count_rate(core, cid, label).await;
+        shared
+            .log
+            .info(Some(&event.user_message_id), format!("Event {label}"));
+    }
+    d.ack();
+}

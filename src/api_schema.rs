@@ -1,0 +1,269 @@
+//! Junebug's request schemas (`JUNEBUG-API.md` §1.3), checked with Junebug's error texts.
+//!
+//! Junebug validated with Python 2 `jsonschema` (draft 4) and returned one `invalid_body`
+//! entry per violation, with the library's message text (`u'a' is not of type 'integer'`) and
+//! the failing `schema_path`. Clients and operators read those texts, so they are reproduced
+//! here for the few fixed schemas the API has, rather than through a general validator whose
+//! wording would differ.
+
+use serde_json::{Map, Value, json};
+
+/// One schema violation, as Junebug reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchemaError {
+    pub message: String,
+    pub schema_path: Vec<String>,
+}
+
+impl SchemaError {
+    pub fn to_json(&self) -> Value {
+        json!({"type": "invalid_body", "message": self.message, "schema_path": self.schema_path})
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Ty {
+    Str,
+    StrOrNull,
+    Obj,
+    Int0,
+}
+
+const CHANNEL_FIELDS: &[(&str, Ty)] = &[
+    ("type", Ty::Str),
+    ("label", Ty::Str),
+    ("config", Ty::Obj),
+    ("metadata", Ty::Obj),
+    ("status_url", Ty::Str),
+    ("mo_url", Ty::Str),
+    ("mo_url_auth_token", Ty::Str),
+    ("amqp_queue", Ty::Str),
+    ("rate_limit_count", Ty::Int0),
+    ("rate_limit_window", Ty::Int0),
+    ("character_limit", Ty::Int0),
+    // hornbill's own channel keys, same conventions
+    ("event_url", Ty::Str),
+    ("event_auth_token", Ty::Str),
+    ("application", Ty::Str),
+    ("window", Ty::Int0),
+];
+
+const MESSAGE_FIELDS: &[(&str, Ty)] = &[
+    ("to", Ty::Str),
+    ("from", Ty::StrOrNull),
+    ("group", Ty::StrOrNull),
+    ("reply_to", Ty::Str),
+    ("content", Ty::StrOrNull),
+    ("event_url", Ty::Str),
+    ("event_auth_token", Ty::Str),
+    ("priority", Ty::Str),
+    ("channel_data", Ty::Obj),
+];
+
+/// Python 2 `repr()` of a JSON value, as jsonschema put it in its messages.
+pub fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let mut out = String::from("u'");
+            for c in s.chars() {
+                match c {
+                    '\'' => out.push_str("\\'"),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || (0x7f..0x100).contains(&(c as u32)) => {
+                        out.push_str(&format!("\\x{:02x}", c as u32))
+                    }
+                    c if (c as u32) >= 0x100 && (c as u32) < 0x10000 => {
+                        out.push_str(&format!("\\u{:04x}", c as u32))
+                    }
+                    c if (c as u32) >= 0x10000 => out.push_str(&format!("\\U{:08x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+            out
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("{}: {}", py_repr(&Value::String(k.clone())), py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn check_field(name: &str, ty: Ty, v: &Value, nullable: bool, errors: &mut Vec<SchemaError>) {
+    let path = |kw: &str| vec!["properties".to_string(), name.to_string(), kw.to_string()];
+    let type_error = |expected: &str| SchemaError {
+        message: format!("{} is not of type {expected}", py_repr(v)),
+        schema_path: path("type"),
+    };
+    match ty {
+        Ty::Str if nullable => {
+            if !(v.is_string() || v.is_null()) {
+                errors.push(type_error("'string', 'null'"))
+            }
+        }
+        Ty::Str => {
+            if !v.is_string() {
+                errors.push(type_error("'string'"))
+            }
+        }
+        Ty::StrOrNull => {
+            if !(v.is_string() || v.is_null()) {
+                errors.push(type_error("'string', 'null'"))
+            }
+        }
+        Ty::Obj => {
+            if !v.is_object() {
+                errors.push(type_error("'object'"))
+            }
+        }
+        Ty::Int0 => match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => {
+                if n.as_i64().is_some_and(|i| i < 0) {
+                    errors.push(SchemaError {
+                        message: format!("{n} is less than the minimum of 0"),
+                        schema_path: path("minimum"),
+                    })
+                }
+            }
+            _ => errors.push(type_error("'integer'")),
+        },
+    }
+}
+
+fn not_object(v: &Value) -> Vec<SchemaError> {
+    vec![SchemaError {
+        message: format!("{} is not of type 'object'", py_repr(v)),
+        schema_path: vec!["type".into()],
+    }]
+}
+
+fn required(obj: &Map<String, Value>, names: &[&str], errors: &mut Vec<SchemaError>) {
+    for name in names {
+        if !obj.contains_key(*name) {
+            errors.push(SchemaError {
+                message: format!("'{name}' is a required property"),
+                schema_path: vec!["required".into()],
+            });
+        }
+    }
+}
+
+fn sorted(mut errors: Vec<SchemaError>) -> Vec<SchemaError> {
+    errors.sort_by(|a, b| a.message.cmp(&b.message));
+    errors
+}
+
+/// The channel schema: `create` requires `type` and `config`; modify (`create == false`)
+/// requires nothing and lets `mo_url`/`status_url` be null. Extra keys are allowed.
+pub fn validate_channel(body: &Value, create: bool) -> Vec<SchemaError> {
+    let Value::Object(obj) = body else {
+        return not_object(body);
+    };
+    let mut errors = Vec::new();
+    if create {
+        required(obj, &["type", "config"], &mut errors);
+    }
+    for (name, ty) in CHANNEL_FIELDS {
+        if let Some(v) = obj.get(*name) {
+            let nullable = !create
+                && matches!(
+                    *name,
+                    "mo_url" | "status_url" | "event_url" | "event_auth_token" | "application"
+                );
+            check_field(name, *ty, v, nullable, &mut errors);
+        }
+    }
+    sorted(errors)
+}
+
+/// The send schema (channel and destination sends): `content` required, nothing extra.
+pub fn validate_message(body: &Value) -> Vec<SchemaError> {
+    let Value::Object(obj) = body else {
+        return not_object(body);
+    };
+    let mut errors = Vec::new();
+    required(obj, &["content"], &mut errors);
+    for (name, ty) in MESSAGE_FIELDS {
+        if let Some(v) = obj.get(*name) {
+            check_field(name, *ty, v, false, &mut errors);
+        }
+    }
+    let extra: Vec<String> = obj
+        .keys()
+        .filter(|k| !MESSAGE_FIELDS.iter().any(|(n, _)| n == k))
+        .map(|k| py_repr(&Value::String(k.clone())))
+        .collect();
+    if !extra.is_empty() {
+        let verb = if extra.len() == 1 { "was" } else { "were" };
+        errors.push(SchemaError {
+            message: format!(
+                "Additional properties are not allowed ({} {verb} unexpected)",
+                extra.join(", ")
+            ),
+            schema_path: vec!["additionalProperties".into()],
+        });
+    }
+    sorted(errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_2_texts() {
+        let errs = validate_channel(
+            &json!({"label": 5, "rate_limit_count": -3, "character_limit": "many"}),
+            true,
+        );
+        let texts: Vec<_> = errs.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "'config' is a required property",
+                "'type' is a required property",
+                "-3 is less than the minimum of 0",
+                "5 is not of type 'string'",
+                "u'many' is not of type 'integer'",
+            ]
+        );
+        assert_eq!(
+            errs[2].schema_path,
+            vec!["properties", "rate_limit_count", "minimum"]
+        );
+    }
+
+    #[test]
+    fn message_schema() {
+        let errs = validate_message(&json!({"to": "x", "content": "x", "surprise": true}));
+        assert_eq!(
+            errs[0].message,
+            "Additional properties are not allowed (u'surprise' was unexpected)"
+        );
+        assert_eq!(
+            validate_message(&json!({"to": "x", "content": null, "priority": 1}))[0].message,
+            "1 is not of type 'string'"
+        );
+        assert!(validate_message(&json!({"to": "x", "content": null, "from": null})).is_empty());
+        assert_eq!(
+            validate_channel(
+                &json!({"type": "t", "config": {}, "character_limit": true}),
+                true
+            )[0]
+            .message,
+            "True is not of type 'integer'"
+        );
+        assert_eq!(py_repr(&json!("caf\u{e9}")), "u'caf\\xe9'");
+    }
+}

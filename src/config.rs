@@ -1,0 +1,325 @@
+//! Settings: `config.toml` (via the `config` crate) with `HORNBILL__SECTION__KEY` environment
+//! overrides, and the checks `hornbill check-config` reports.
+
+use crate::api_schema;
+use crate::transports::Registry;
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address the HTTP API listens on.
+    pub host: String,
+    /// Port of the HTTP API (0 picks a free one).
+    pub port: u16,
+    /// HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            workers: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusSettings {
+    /// `memory` (embedded). `amqp` arrives with the durable backends.
+    pub kind: String,
+    pub url: Option<String>,
+    /// Most messages one in-memory queue holds before publishes are refused.
+    pub max_queue_length: usize,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        BusSettings {
+            kind: "memory".into(),
+            url: None,
+            max_queue_length: 1_000_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// `memory` (embedded). `redis` arrives with the durable backends.
+    pub kind: String,
+    pub url: Option<String>,
+    /// Reply window in seconds (Junebug's `inbound_message_ttl`).
+    pub inbound_message_ttl: u64,
+    /// Event window in seconds (Junebug's `outbound_message_ttl`).
+    pub outbound_message_ttl: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            kind: "memory".into(),
+            url: None,
+            inbound_message_ttl: 600,
+            outbound_message_ttl: 172_800,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Timeout of one attempt, seconds (Junebug: 10).
+    pub timeout: f64,
+    /// First retry delay, seconds; doubles each attempt.
+    pub initial_backoff: f64,
+    /// Longest delay between two attempts, seconds.
+    pub max_backoff: f64,
+    /// Give up on a delivery this many seconds after its first attempt.
+    pub retry_for: f64,
+    /// Most requests in flight to one destination (scheme, host and port).
+    pub max_per_destination: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            timeout: 10.0,
+            initial_backoff: 1.0,
+            max_backoff: 300.0,
+            retry_for: 4.0 * 3600.0,
+            max_per_destination: 32,
+        }
+    }
+}
+
+impl WebhookSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout.max(0.001))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelDefaults {
+    /// Messages a channel hands to its transport before the first is answered.
+    pub window: usize,
+    /// Rate bucket in seconds (Junebug's `metric_window`).
+    pub metric_window: f64,
+    /// Reply to an expired `reply_to` as a plain send when `to` is given.
+    pub allow_expired_replies: bool,
+    /// Longest pause between two restarts of a failing transport, seconds.
+    pub max_restart_backoff: f64,
+}
+
+impl Default for ChannelDefaults {
+    fn default() -> Self {
+        ChannelDefaults {
+            window: 64,
+            metric_window: 10.0,
+            allow_expired_replies: false,
+            max_restart_backoff: 60.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Default level filter (RUST_LOG overrides it).
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+    /// Entries kept in memory per channel.
+    pub ring_size: usize,
+    /// Cap on `n` for the logs endpoint (Junebug's `max_logs`).
+    pub max_logs: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: "text".into(),
+            ring_size: 1000,
+            max_logs: 100,
+        }
+    }
+}
+
+/// Everything hornbill reads from its config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub bus: BusSettings,
+    pub store: StoreSettings,
+    pub webhooks: WebhookSettings,
+    pub channel_defaults: ChannelDefaults,
+    pub log: LogSettings,
+    /// Channels started at boot: the API's create body, plus an optional fixed `id`.
+    pub channels: Vec<Value>,
+}
+
+/// The problems found in a config file, one line each.
+#[derive(Debug)]
+pub struct ConfigProblems(pub Vec<String>);
+
+impl std::fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.0 {
+            writeln!(f, "- {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigProblems {}
+
+const SECTIONS: &[&str] = &[
+    "server",
+    "bus",
+    "store",
+    "webhooks",
+    "channel_defaults",
+    "log",
+    "channels",
+];
+
+impl Settings {
+    /// Reads `path` (if it exists; `required` makes a missing file an error) and the
+    /// `HORNBILL__*` environment, and checks the result. Every problem is reported, not just
+    /// the first.
+    pub fn load(path: &Path, required: bool) -> Result<Settings, ConfigProblems> {
+        let mut builder = config::Config::builder();
+        if path.exists() || required {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(required),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("HORNBILL")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let raw = builder
+            .build()
+            .map_err(|e| ConfigProblems(vec![e.to_string()]))?;
+        let tree: Value = raw
+            .try_deserialize()
+            .map_err(|e| ConfigProblems(vec![e.to_string()]))?;
+        Settings::from_value(tree)
+    }
+
+    /// Checks a parsed config tree section by section.
+    pub fn from_value(tree: Value) -> Result<Settings, ConfigProblems> {
+        let mut problems = Vec::new();
+        let mut settings = Settings::default();
+        let Value::Object(top) = tree else {
+            return Err(ConfigProblems(vec!["the config is not a table".into()]));
+        };
+        for key in top.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                problems.push(format!(
+                    "unknown section or key `{key}` (known: {})",
+                    SECTIONS.join(", ")
+                ));
+            }
+        }
+        fn section<T: serde::de::DeserializeOwned + Default>(
+            top: &serde_json::Map<String, Value>,
+            name: &str,
+            problems: &mut Vec<String>,
+        ) -> T {
+            match top.get(name) {
+                None => T::default(),
+                Some(v) => serde_json::from_value(v.clone()).unwrap_or_else(|e| {
+                    problems.push(format!("[{name}]: {e}"));
+                    T::default()
+                }),
+            }
+        }
+        settings.server = section(&top, "server", &mut problems);
+        settings.bus = section(&top, "bus", &mut problems);
+        settings.store = section(&top, "store", &mut problems);
+        settings.webhooks = section(&top, "webhooks", &mut problems);
+        settings.channel_defaults = section(&top, "channel_defaults", &mut problems);
+        settings.log = section(&top, "log", &mut problems);
+        settings.channels = section(&top, "channels", &mut problems);
+
+        if settings.bus.kind != "memory" {
+            problems.push(format!(
+                "[bus] kind = {:?}: only \"memory\" is available in this build",
+                settings.bus.kind
+            ));
+        }
+        if settings.store.kind != "memory" {
+            problems.push(format!(
+                "[store] kind = {:?}: only \"memory\" is available in this build",
+                settings.store.kind
+            ));
+        }
+        if !matches!(settings.log.format.as_str(), "text" | "json") {
+            problems.push(format!(
+                "[log] format = {:?}: must be \"text\" or \"json\"",
+                settings.log.format
+            ));
+        }
+        if settings.channel_defaults.window == 0 {
+            problems.push("[channel_defaults] window must be at least 1".into());
+        }
+        if settings.channel_defaults.metric_window <= 0.0 {
+            problems.push("[channel_defaults] metric_window must be above 0".into());
+        }
+        let w = &settings.webhooks;
+        if w.timeout <= 0.0 || w.initial_backoff <= 0.0 || w.max_backoff <= 0.0 {
+            problems
+                .push("[webhooks] timeout, initial_backoff and max_backoff must be above 0".into());
+        }
+        if w.max_per_destination == 0 {
+            problems.push("[webhooks] max_per_destination must be at least 1".into());
+        }
+        let registry = Registry::builtin();
+        let mut ids = std::collections::HashSet::new();
+        for (i, channel) in settings.channels.iter().enumerate() {
+            let at = format!("[[channels]] #{}", i + 1);
+            let mut body = channel.clone();
+            if let Some(obj) = body.as_object_mut() {
+                if let Some(id) = obj.remove("id") {
+                    match id.as_str().map(uuid::Uuid::parse_str) {
+                        Some(Ok(_)) => {
+                            if !ids.insert(id.as_str().unwrap_or_default().to_string()) {
+                                problems.push(format!("{at}: id {id} is used twice"));
+                            }
+                        }
+                        _ => problems.push(format!("{at}: id {id} is not a uuid")),
+                    }
+                }
+            }
+            for e in api_schema::validate_channel(&body, true) {
+                problems.push(format!("{at}: {}", e.message));
+            }
+            if let (Some(t), Some(c)) =
+                (body.get("type").and_then(Value::as_str), body.get("config"))
+            {
+                if let Err(e) = registry.validate(t, c) {
+                    problems.push(format!("{at}: {e}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigProblems(problems))
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Channel endpoints: list, create, get, modify, delete, restart, logs (§1.2 rows 1-7).
+
+use super::State;
+use super::envelope::{ApiError, created, ok, parse_json};
+use crate::actors::engine::{CreateChannel, DeleteChannel, RestartChannel, UpdateChannel};
+use crate::actors::{ChannelShared, Core, rate_bucket};
+use crate::api_schema;
+use crate::bus::routes;
+use crate::message::{Level, StatusEvent};
+use crate::redact;
+use crate::transports::ConfigError;
+use actix_web::{HttpResponse, web};
+use serde_json::{Map, Value, json};
+use std::sync::atomic::Ordering;
+
+/// Junebug's rate labels and the status keys they are shown under.
+pub const RATES: &[(&str, &str)] = &[
+    ("inbound", "inbound_message_rate"),
+    ("outbound", "outbound_message_rate"),
+    ("submitted", "submitted_event_rate"),
+    ("rejected", "rejected_event_rate"),
+    ("delivery_succeeded", "delivery_succeeded_rate"),
+    ("delivery_failed", "delivery_failed_rate"),
+    ("delivery_pending", "delivery_pending_rate"),
+];
+
+/// The `status` object of a channel (§2.1), plus hornbill's queue figures.
+pub async fn status_object(core: &Core, shared: &ChannelShared) -> Value {
+    let cid = &shared.id;
+    let statuses: Vec<StatusEvent> = core.store.load_statuses(cid).await.unwrap_or_default();
+    let worst = statuses
+        .iter()
+        .filter_map(|s| Level::parse(&s.status))
+        .min();
+    let mut components = Map::new();
+    for s in &statuses {
+        components.insert(
+            s.component.clone(),
+            serde_json::to_value(s).unwrap_or(Value::Null),
+        );
+    }
+    let mut out = Map::new();
+    out.insert("status".into(), json!(worst.map(Level::as_str)));
+    out.insert("components".into(), Value::Object(components));
+    let window = core.settings.channel_defaults.metric_window;
+    let bucket = rate_bucket(window) - 1;
+    for (label, key) in RATES {
+        let count = core.store.rate_count(cid, label, bucket).await.unwrap_or(0);
+        let rate = if count == 0 {
+            json!(0)
+        } else {
+            json!(count as f64 / window)
+        };
+        out.insert((*key).into(), rate);
+    }
+    let waiting = core
+        .bus
+        .queue_len(&routes::outbound(cid))
+        .await
+        .unwrap_or(0)
+        + core
+            .bus
+            .queue_len(&routes::outbound_realtime(cid))
+            .await
+            .unwrap_or(0)
+        + shared.held.load(Ordering::Relaxed) as u64;
+    out.insert("queue_length".into(), json!(waiting));
+    out.insert(
+        "in_flight".into(),
+        json!(shared.in_flight.load(Ordering::Relaxed)),
+    );
+    Value::Object(out)
+}
+
+/// The channel object (§2.1): the stored properties, secrets redacted, with id and status.
+pub async fn channel_view(core: &Core, shared: &ChannelShared) -> Value {
+    let props = shared.props.read().clone();
+    let mut view = match redact::channel(&props) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    view.insert("id".into(), json!(shared.id));
+    view.insert("status".into(), status_object(core, shared).await);
+    Value::Object(view)
+}
+
+fn lookup(core: &Core, id: &str) -> Result<std::sync::Arc<ChannelShared>, ApiError> {
+    core.channel(id).ok_or(ApiError::ChannelNotFound)
+}
+
+/// Checks `type` + `config` against the channel types.
+pub fn check_type(core: &Core, kind: &str, config: &Value) -> Result<(), ApiError> {
+    core.registry.validate(kind, config).map_err(|e| match e {
+        ConfigError::UnknownType(..) => ApiError::InvalidChannelType(e.to_string()),
+        ConfigError::Invalid(..) => ApiError::InvalidChannelConfig(e.to_string()),
+    })
+}
+
+/// Checks a destination the channel names itself (hornbill's `application` key).
+fn check_application(props: &Map<String, Value>) -> Result<(), ApiError> {
+    match props.get("application").and_then(Value::as_str) {
+        Some(name) if !crate::actors::application::NAMES.contains(&name) => {
+            Err(ApiError::Usage(format!(
+                "Unknown application {name:?}, must be one of: {}",
+                crate::actors::application::NAMES.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub async fn list(state: web::Data<State>) -> HttpResponse {
+    let ids: Vec<String> = state.core.channels.read().keys().cloned().collect();
+    ok("channels listed", json!(ids))
+}
+
+pub async fn create(state: web::Data<State>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let props = parse_json(&body)?;
+    let errors = api_schema::validate_channel(&props, true);
+    if !errors.is_empty() {
+        return Err(ApiError::Schema(errors));
+    }
+    let map = props.as_object().cloned().unwrap_or_default();
+    let kind = map.get("type").and_then(Value::as_str).unwrap_or_default();
+    check_type(&state.core, kind, map.get("config").unwrap_or(&Value::Null))?;
+    check_application(&map)?;
+    let shared = state
+        .engine
+        .send(CreateChannel { id: None, props })
+        .await??;
+    Ok(created(
+        "channel created",
+        channel_view(&state.core, &shared).await,
+    ))
+}
+
+pub async fn get(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let shared = lookup(&state.core, &path)?;
+    Ok(ok(
+        "channel found",
+        channel_view(&state.core, &shared).await,
+    ))
+}
+
+pub async fn modify(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let changes = parse_json(&body)?;
+    let errors = api_schema::validate_channel(&changes, false);
+    if !errors.is_empty() {
+        return Err(ApiError::Schema(errors));
+    }
+    let shared = lookup(&state.core, &path)?;
+    let changes = changes.as_object().cloned().unwrap_or_default();
+    if changes.contains_key("config") || changes.contains_key("type") {
+        let props = shared.props.read().clone();
+        let kind = changes
+            .get("type")
+            .or(props.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let config = changes
+            .get("config")
+            .or(props.get("config"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        check_type(&state.core, kind, &config)?;
+    }
+    check_application(&changes)?;
+    let shared = state
+        .engine
+        .send(UpdateChannel {
+            id: path.into_inner(),
+            changes,
+        })
+        .await??;
+    Ok(ok(
+        "channel updated",
+        channel_view(&state.core, &shared).await,
+    ))
+}
+
+pub async fn delete(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .engine
+        .send(DeleteChannel(path.into_inner()))
+        .await??;
+    Ok(ok("channel deleted", json!({})))
+}
+
+pub async fn restart(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .engine
+        .send(RestartChannel(path.into_inner()))
+        .await??;
+    Ok(ok("channel restarted", json!({})))
+}
+
+#[derive(serde::Deserialize)]
+pub struct LogsQuery {
+    n: Option<String>,
+}
+
+pub async fn logs(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    query: web::Query<LogsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let shared = lookup(&state.core, &path)?;
+    let max = state.core.settings.log.max_logs;
+    let n = match query.n.as_deref() {
+        None => max,
+        Some(text) => match text.trim().parse::<i64>() {
+            Ok(n) if n <= 0 => 0,
+            Ok(n) => (n as usize).min(max),
+            Err(_) => {
+                return Err(ApiError::Usage(format!(
+                    "n must be an integer, not {text:?}"
+                )));
+            }
+        },
+    };
+    Ok(ok("logs retrieved", json!(shared.log.newest(n))))
+}

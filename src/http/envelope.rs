@@ -1,0 +1,193 @@
+//! Junebug's response envelope (`JUNEBUG-API.md` §1.1) and its error catalogue (§1.4).
+
+use crate::api_schema::SchemaError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Value, json};
+
+/// The werkzeug text Junebug answered unknown paths with.
+pub const NOT_FOUND_TEXT: &str = "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.";
+pub const METHOD_TEXT: &str = "The method is not allowed for the requested URL.";
+
+/// Twisted's reason phrase for a status code.
+pub fn reason(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Request Entity Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => status.canonical_reason().unwrap_or(""),
+    }
+}
+
+/// `{"status", "code", "description", "result"}` as JSON.
+pub fn envelope(status: StatusCode, description: Option<&str>, result: Value) -> HttpResponse {
+    let body = json!({
+        "status": status.as_u16(),
+        "code": reason(status),
+        "description": description,
+        "result": result,
+    });
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+pub fn ok(description: &str, result: Value) -> HttpResponse {
+    envelope(StatusCode::OK, Some(description), result)
+}
+
+pub fn created(description: &str, result: Value) -> HttpResponse {
+    envelope(StatusCode::CREATED, Some(description), result)
+}
+
+/// Every error the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("json decode error: {0}")]
+    JsonDecode(String),
+    #[error("api usage error")]
+    Schema(Vec<SchemaError>),
+    #[error("api usage error: {0}")]
+    Usage(String),
+    #[error("channel not found")]
+    ChannelNotFound,
+    #[error("message not found: {0}")]
+    MessageNotFound(String),
+    #[error("message too long: {0}")]
+    MessageTooLong(String),
+    #[error("invalid channel type: {0}")]
+    InvalidChannelType(String),
+    #[error("invalid channel config: {0}")]
+    InvalidChannelConfig(String),
+    #[error("not found")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("queue unavailable: {0}")]
+    Bus(String),
+    #[error("generic error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, Value) {
+        let err = |t: &str, m: &str| json!({"errors": [{"type": t, "message": m}]});
+        match self {
+            ApiError::JsonDecode(m) => (
+                StatusCode::BAD_REQUEST,
+                "json decode error",
+                err("JsonDecodeError", m),
+            ),
+            ApiError::Schema(errors) => (
+                StatusCode::BAD_REQUEST,
+                "api usage error",
+                json!({"errors": errors.iter().map(SchemaError::to_json).collect::<Vec<_>>()}),
+            ),
+            ApiError::Usage(m) => (
+                StatusCode::BAD_REQUEST,
+                "api usage error",
+                err("ApiUsageError", m),
+            ),
+            ApiError::ChannelNotFound => (
+                StatusCode::NOT_FOUND,
+                "channel not found",
+                err("ChannelNotFound", ""),
+            ),
+            ApiError::MessageNotFound(m) => (
+                StatusCode::BAD_REQUEST,
+                "message not found",
+                err("MessageNotFound", m),
+            ),
+            ApiError::MessageTooLong(m) => (
+                StatusCode::BAD_REQUEST,
+                "message too long",
+                err("MessageTooLong", m),
+            ),
+            ApiError::InvalidChannelType(m) => (
+                StatusCode::BAD_REQUEST,
+                "invalid channel type",
+                err("InvalidChannelType", m),
+            ),
+            ApiError::InvalidChannelConfig(m) => (
+                StatusCode::BAD_REQUEST,
+                "invalid channel config",
+                err("InvalidChannelConfig", m),
+            ),
+            ApiError::NoRoute => (
+                StatusCode::NOT_FOUND,
+                NOT_FOUND_TEXT,
+                json!({"errors": [{"code": 404, "type": "Not Found", "message": format!("404 Not Found: {NOT_FOUND_TEXT}")}]}),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                METHOD_TEXT,
+                json!({"errors": [{"code": 405, "type": "Method Not Allowed", "message": format!("405 Method Not Allowed: {METHOD_TEXT}")}]}),
+            ),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                err("Unauthorized", "This API needs credentials"),
+            ),
+            ApiError::Bus(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "message not sent",
+                err("QueueUnavailable", &format!("Message not sent: {m}")),
+            ),
+            ApiError::Internal(m) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "generic error",
+                err("InternalError", m),
+            ),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, description, result) = self.parts();
+        envelope(status, Some(description), result)
+    }
+}
+
+impl From<crate::actors::engine::EngineError> for ApiError {
+    fn from(e: crate::actors::engine::EngineError) -> Self {
+        match e {
+            crate::actors::engine::EngineError::NotFound => ApiError::ChannelNotFound,
+            crate::actors::engine::EngineError::Store(s) => ApiError::Internal(s.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(e: actix::MailboxError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Parses a request body as JSON (any content type), as Junebug did.
+pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::JsonDecode(
+            "No JSON object could be decoded".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::JsonDecode(e.to_string()))
+}

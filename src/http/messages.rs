@@ -1,0 +1,166 @@
+//! Sending and message status (§1.2 rows 8-9, §3.3), and cancelling queued messages.
+
+use super::State;
+use super::envelope::{ApiError, created, ok, parse_json};
+use crate::actors::channel::{CancelQueued, count_rate};
+use crate::api_schema::{self, py_repr};
+use crate::bus::{BusError, routes};
+use crate::message::{Message, SessionEvent};
+use actix_web::{HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+fn session_event(v: Option<&Value>) -> Option<SessionEvent> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+pub async fn send(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let core = &state.core;
+    let request = parse_json(&body)?;
+    let errors = api_schema::validate_message(&request);
+    if !errors.is_empty() {
+        return Err(ApiError::Schema(errors));
+    }
+    let cid = path.into_inner();
+    let shared = core.channel(&cid).ok_or(ApiError::ChannelNotFound)?;
+    let spec = shared.spec();
+    if !spec.has_destination {
+        return Err(ApiError::Usage(
+            "This channel has no \"mo_url\" or \"amqp_queue\"".into(),
+        ));
+    }
+    let req = request.as_object().cloned().unwrap_or_default();
+    let text = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
+    let (to, reply_to) = (text("to"), text("reply_to"));
+    if to.is_none() && reply_to.is_none() {
+        return Err(ApiError::Usage(
+            "Either \"to\" or \"reply_to\" must be specified".into(),
+        ));
+    }
+    let content = text("content");
+    let mut channel_data: Map<String, Value> = match req.get("channel_data") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    let continue_session = channel_data.remove("continue_session");
+    let explicit_session = session_event(channel_data.remove("session_event").as_ref());
+
+    let original = match &reply_to {
+        Some(rid) => match core.store.load_inbound(&cid, rid).await? {
+            Some(m) => Some(m),
+            None if core.settings.channel_defaults.allow_expired_replies && to.is_some() => None,
+            None => {
+                return Err(ApiError::MessageNotFound(format!(
+                    "Inbound message with id {rid} not found"
+                )));
+            }
+        },
+        None => None,
+    };
+    let is_reply = original.is_some();
+    let mut msg = match original {
+        Some(orig) => {
+            let close = continue_session == Some(Value::Bool(false));
+            let mut m = orig.reply(content, close);
+            if let Some(ev) = explicit_session {
+                m.session_event = Some(ev);
+            }
+            m
+        }
+        None => {
+            let mut m = Message::new(to, text("from"), content);
+            m.group = text("group");
+            m.session_event = explicit_session;
+            m.transport_name = Some(cid.clone());
+            m.transport_type = Some(
+                core.registry
+                    .get(&spec.kind)
+                    .map(|f| f.transport_type(&spec.config))
+                    .unwrap_or_else(|_| spec.kind.clone()),
+            );
+            m
+        }
+    };
+    msg.helper_metadata = channel_data;
+    if let Some(c) = continue_session {
+        msg.extra.insert("continue_session".into(), c);
+    }
+    if let (Some(limit), Some(content)) = (spec.character_limit, &msg.content) {
+        let length = content.chars().count() as u64;
+        if length > limit {
+            return Err(ApiError::MessageTooLong(format!(
+                "Message content {} is of length {length}, which is greater than the character limit of {limit}",
+                py_repr(&Value::String(content.clone()))
+            )));
+        }
+    }
+    let view = msg.api_view(&cid);
+    // The outbound record: the request merged with the message object, so it keeps
+    // event_url, event_auth_token and priority for the events that follow.
+    let mut record = req.clone();
+    if let Value::Object(v) = &view {
+        for (k, val) in v {
+            record.insert(k.clone(), val.clone());
+        }
+    }
+    core.store
+        .save_outbound(&cid, &msg.message_id, &Value::Object(record))
+        .await?;
+    let realtime = match req.get("priority").and_then(Value::as_str) {
+        Some(p) => p.eq_ignore_ascii_case("realtime"),
+        None => is_reply,
+    };
+    let route = if realtime {
+        routes::outbound_realtime(&cid)
+    } else {
+        routes::outbound(&cid)
+    };
+    core.bus
+        .publish(&route, msg.to_bytes())
+        .await
+        .map_err(|e| match e {
+            BusError::QueueFull(_) | BusError::Unavailable(_) => ApiError::Bus(e.to_string()),
+        })?;
+    count_rate(core, &cid, "outbound").await;
+    Ok(created("message submitted", view))
+}
+
+pub async fn status(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (cid, mid) = path.into_inner();
+    state.core.channel(&cid).ok_or(ApiError::ChannelNotFound)?;
+    let mut events = state.core.store.load_events(&cid, &mid).await?;
+    events.retain(|e| e.api_event_type().is_some());
+    events.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    let views: Vec<Value> = events.iter().map(|e| e.api_view(&cid)).collect();
+    let last = events.last();
+    Ok(ok(
+        "message status",
+        json!({
+            "id": mid,
+            "last_event_type": last.and_then(|e| e.api_event_type()),
+            "last_event_timestamp": last.map(|e| e.timestamp),
+            "events": views,
+        }),
+    ))
+}
+
+/// `DELETE /channels/{id}/messages/`: cancels every message still queued on the channel.
+pub async fn cancel(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let shared = state.core.channel(&path).ok_or(ApiError::ChannelNotFound)?;
+    let actor = shared
+        .actor
+        .read()
+        .clone()
+        .ok_or(ApiError::ChannelNotFound)?;
+    let cancelled = actor.send(CancelQueued).await?;
+    Ok(ok("messages cancelled", json!({"cancelled": cancelled})))
+}

@@ -1,0 +1,110 @@
+//! hornbill: a multi-channel text-messaging engine with a Junebug-compatible HTTP API.
+//!
+//! One process holds channels (connections to providers), their routers and applications as
+//! supervised actix actors, joined by a bus and a store (embedded in memory by default). See
+//! `DESIGN.md` in the shared folder for the architecture; `serve` is the entry point, shaped
+//! so that tests start a real server on a free port.
+
+pub mod actors;
+pub mod api_schema;
+pub mod bus;
+pub mod config;
+pub mod http;
+pub mod logs;
+pub mod message;
+pub mod redact;
+pub mod store;
+pub mod transports;
+
+use actix::Actor;
+use actix_web::{App, HttpServer, web};
+use actors::Core;
+use actors::delivery::Delivery;
+use actors::engine::{CreateChannel, Engine};
+use config::Settings;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use transports::Registry;
+
+/// A started server: its address, and a handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: actix_web::dev::ServerHandle,
+    pub server: actix_web::dev::Server,
+    pub core: Arc<Core>,
+}
+
+/// Starts hornbill inside the current actix `System`: backends, engine, the channels of the
+/// store and of the config file, and the HTTP API on `listener`. Await `Running::server` to
+/// run until stopped.
+pub async fn start(
+    settings: Settings,
+    registry: Registry,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<Running> {
+    let ttls = store::Ttls {
+        inbound: Duration::from_secs(settings.store.inbound_message_ttl),
+        outbound: Duration::from_secs(settings.store.outbound_message_ttl),
+    };
+    let memory_store = Arc::new(store::MemoryStore::new(ttls));
+    let bus: Arc<dyn bus::Bus> = Arc::new(bus::MemoryBus::new(settings.bus.max_queue_length));
+    let delivery = Delivery::new(settings.webhooks.clone()).start();
+    let core = Arc::new(Core {
+        store: memory_store.clone(),
+        memory_store: Some(memory_store),
+        bus,
+        registry,
+        delivery,
+        channels: Default::default(),
+        settings: settings.clone(),
+    });
+    let engine = Engine::new(core.clone()).start();
+
+    for (id, props) in core.store.load_channels().await? {
+        engine
+            .send(CreateChannel {
+                id: Some(id),
+                props,
+            })
+            .await??;
+    }
+    for entry in &settings.channels {
+        let mut props = entry.clone();
+        let id = props
+            .as_object_mut()
+            .and_then(|m| m.remove("id"))
+            .and_then(|v| v.as_str().map(str::to_string));
+        if let Value::Object(_) = props {
+            engine.send(CreateChannel { id, props }).await??;
+        }
+    }
+
+    let state = web::Data::new(http::State {
+        core: core.clone(),
+        engine,
+    });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(1 << 20))
+            .configure(http::configure)
+    })
+    .listen(listener)?;
+    if let Some(w) = settings.server.workers {
+        server = server.workers(w.max(1));
+    }
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("the server has no address"))?;
+    let server = server.disable_signals().shutdown_timeout(5).run();
+    Ok(Running {
+        addr,
+        handle: server.handle(),
+        server,
+        core,
+    })
+}

@@ -1,0 +1,427 @@
+//! Vumi message and event types (`VUMI-WIRE.md`), and their Junebug API views
+//! (`JUNEBUG-API.md` §2.2, §2.3).
+//!
+//! These are the one message shape every part of hornbill passes around, on the in-memory bus
+//! and on RabbitMQ alike. Required nullable fields are always emitted (as `null`), unknown keys
+//! are kept in `extra` and written back unchanged, ids are 32 lower-case hex digits and
+//! timestamps are naive UTC `YYYY-MM-DD HH:MM:SS.ffffff`.
+
+use chrono::{NaiveDateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value, json};
+use std::fmt;
+
+/// The only message version Vumi accepts.
+pub const MESSAGE_VERSION: &str = "20110921";
+const TIMESTAMP_OUT: &str = "%Y-%m-%d %H:%M:%S%.6f";
+const TIMESTAMP_IN: &str = "%Y-%m-%d %H:%M:%S%.f";
+
+/// A fresh Vumi id: a uuid4 as 32 lower-case hex digits.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A Vumi timestamp: naive UTC, written with exactly six fractional digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub NaiveDateTime);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Timestamp(Utc::now().naive_utc())
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        NaiveDateTime::parse_from_str(text, TIMESTAMP_IN)
+            .ok()
+            .map(Timestamp)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format(TIMESTAMP_OUT))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "timestamp {text:?} is not 'YYYY-MM-DD HH:MM:SS.ffffff'"
+            ))
+        })
+    }
+}
+
+/// `session_event` of a user message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionEvent {
+    New,
+    Resume,
+    Close,
+}
+
+impl SessionEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEvent::New => "new",
+            SessionEvent::Resume => "resume",
+            SessionEvent::Close => "close",
+        }
+    }
+}
+
+fn user_message_type() -> String {
+    "user_message".into()
+}
+fn event_message_type() -> String {
+    "event".into()
+}
+fn version() -> String {
+    MESSAGE_VERSION.into()
+}
+
+/// A Vumi `user_message` (TransportUserMessage).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    #[serde(default = "version")]
+    pub message_version: String,
+    #[serde(default = "user_message_type")]
+    pub message_type: String,
+    pub message_id: String,
+    pub timestamp: Timestamp,
+    #[serde(default)]
+    pub routing_metadata: Map<String, Value>,
+    #[serde(default)]
+    pub helper_metadata: Map<String, Value>,
+    #[serde(default)]
+    pub to_addr: Option<String>,
+    #[serde(default)]
+    pub from_addr: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    #[serde(default)]
+    pub session_event: Option<SessionEvent>,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub transport_name: Option<String>,
+    #[serde(default)]
+    pub transport_type: Option<String>,
+    #[serde(default)]
+    pub transport_metadata: Map<String, Value>,
+    /// Keys Vumi peers add that hornbill does not interpret (`continue_session`,
+    /// `to_addr_type`, `__cache__`, ...): kept and written back.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Message {
+    /// A new message with a fresh id and the current time, everything else empty.
+    pub fn new(
+        to_addr: Option<String>,
+        from_addr: Option<String>,
+        content: Option<String>,
+    ) -> Self {
+        Message {
+            message_version: version(),
+            message_type: user_message_type(),
+            message_id: new_id(),
+            timestamp: Timestamp::now(),
+            routing_metadata: Map::new(),
+            helper_metadata: Map::new(),
+            to_addr,
+            from_addr,
+            group: None,
+            provider: None,
+            in_reply_to: None,
+            session_event: None,
+            content,
+            transport_name: None,
+            transport_type: None,
+            transport_metadata: Map::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Parses a user message and checks what Vumi checks (version and type).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, WireError> {
+        let msg: Message = serde_json::from_slice(bytes)?;
+        check_header(&msg.message_version, &msg.message_type, "user_message")?;
+        Ok(msg)
+    }
+
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        // Serialising a struct of strings and maps cannot fail.
+        bytes::Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Junebug's non-standard top-level `continue_session`, if present.
+    pub fn continue_session(&self) -> Option<bool> {
+        self.extra.get("continue_session").and_then(Value::as_bool)
+    }
+
+    /// The reply Vumi's `reply()` builds: addresses swapped, transport fields copied.
+    pub fn reply(&self, content: Option<String>, close: bool) -> Message {
+        let mut reply = Message::new(self.from_addr.clone(), self.to_addr.clone(), content);
+        reply.group = self.group.clone();
+        reply.provider = self.provider.clone();
+        reply.in_reply_to = Some(self.message_id.clone());
+        reply.transport_name = self.transport_name.clone();
+        reply.transport_type = self.transport_type.clone();
+        reply.transport_metadata = self.transport_metadata.clone();
+        reply.helper_metadata = self.helper_metadata.clone();
+        if let Some(endpoint) = self.routing_metadata.get("endpoint_name") {
+            reply
+                .routing_metadata
+                .insert("endpoint_name".into(), endpoint.clone());
+        }
+        if close {
+            reply.session_event = Some(SessionEvent::Close);
+        }
+        reply
+    }
+
+    /// The nine-key message object of the Junebug API (§2.2).
+    pub fn api_view(&self, channel_id: &str) -> Value {
+        let mut data = self.helper_metadata.clone();
+        if let Some(ev) = self.session_event {
+            data.insert("session_event".into(), Value::from(ev.as_str()));
+        }
+        if let Some(cont) = self.extra.get("continue_session") {
+            data.insert("continue_session".into(), cont.clone());
+        }
+        json!({
+            "to": self.to_addr,
+            "from": self.from_addr,
+            "group": self.group,
+            "message_id": self.message_id,
+            "channel_id": channel_id,
+            "timestamp": self.timestamp,
+            "reply_to": self.in_reply_to,
+            "content": self.content,
+            "channel_data": data,
+        })
+    }
+}
+
+/// `event_type` of a Vumi event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Ack,
+    Nack,
+    DeliveryReport,
+}
+
+/// `delivery_status` of a delivery report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Failed,
+    Delivered,
+}
+
+/// A Vumi `event` (TransportEvent): ack, nack or delivery report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(default = "version")]
+    pub message_version: String,
+    #[serde(default = "event_message_type")]
+    pub message_type: String,
+    pub event_id: String,
+    pub event_type: EventType,
+    pub user_message_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nack_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_status: Option<DeliveryStatus>,
+    pub timestamp: Timestamp,
+    #[serde(default)]
+    pub routing_metadata: Map<String, Value>,
+    #[serde(default)]
+    pub helper_metadata: Map<String, Value>,
+    #[serde(default)]
+    pub transport_name: Option<String>,
+    #[serde(default)]
+    pub transport_metadata: Map<String, Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Event {
+    fn base(event_type: EventType, user_message_id: &str, transport_name: &str) -> Event {
+        Event {
+            message_version: version(),
+            message_type: event_message_type(),
+            event_id: new_id(),
+            event_type,
+            user_message_id: user_message_id.to_string(),
+            sent_message_id: None,
+            nack_reason: None,
+            delivery_status: None,
+            timestamp: Timestamp::now(),
+            routing_metadata: Map::new(),
+            helper_metadata: Map::new(),
+            transport_name: Some(transport_name.to_string()),
+            transport_metadata: Map::new(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn ack(user_message_id: &str, sent_message_id: &str, transport_name: &str) -> Event {
+        let mut e = Event::base(EventType::Ack, user_message_id, transport_name);
+        e.sent_message_id = Some(sent_message_id.to_string());
+        e
+    }
+
+    pub fn nack(user_message_id: &str, reason: &str, transport_name: &str) -> Event {
+        let mut e = Event::base(EventType::Nack, user_message_id, transport_name);
+        e.nack_reason = Some(reason.to_string());
+        e
+    }
+
+    pub fn delivery_report(
+        user_message_id: &str,
+        status: DeliveryStatus,
+        transport_name: &str,
+    ) -> Event {
+        let mut e = Event::base(EventType::DeliveryReport, user_message_id, transport_name);
+        e.delivery_status = Some(status);
+        e
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, WireError> {
+        let ev: Event = serde_json::from_slice(bytes)?;
+        check_header(&ev.message_version, &ev.message_type, "event")?;
+        Ok(ev)
+    }
+
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        bytes::Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Junebug's `event_type` for this event (§2.3); `None` means "not posted".
+    pub fn api_event_type(&self) -> Option<&'static str> {
+        match (self.event_type, self.delivery_status) {
+            (EventType::Ack, _) => Some("submitted"),
+            (EventType::Nack, _) => Some("rejected"),
+            (EventType::DeliveryReport, Some(DeliveryStatus::Pending)) => Some("delivery_pending"),
+            (EventType::DeliveryReport, Some(DeliveryStatus::Failed)) => Some("delivery_failed"),
+            (EventType::DeliveryReport, Some(DeliveryStatus::Delivered)) => {
+                Some("delivery_succeeded")
+            }
+            (EventType::DeliveryReport, None) => None,
+        }
+    }
+
+    /// The event object posted to `event_url` and listed in message status (§2.3).
+    pub fn api_view(&self, channel_id: &str) -> Value {
+        let details = match self.event_type {
+            EventType::Nack => json!({"reason": self.nack_reason}),
+            _ => json!({}),
+        };
+        json!({
+            "event_type": self.api_event_type(),
+            "message_id": self.user_message_id,
+            "channel_id": channel_id,
+            "timestamp": self.timestamp,
+            "event_details": details,
+        })
+    }
+}
+
+/// A message that is not a valid Vumi message.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported message_version {0:?} (expected \"20110921\")")]
+    Version(String),
+    #[error("message_type {found:?} where {expected:?} was expected")]
+    Type {
+        found: String,
+        expected: &'static str,
+    },
+}
+
+fn check_header(version: &str, found: &str, expected: &'static str) -> Result<(), WireError> {
+    if version != MESSAGE_VERSION {
+        return Err(WireError::Version(version.to_string()));
+    }
+    if found != expected {
+        return Err(WireError::Type {
+            found: found.to_string(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// A Junebug/Vumi status event (§2.5): one component's latest state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub component: String,
+    pub channel_id: String,
+    pub status: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    #[serde(default)]
+    pub details: Map<String, Value>,
+}
+
+impl StatusEvent {
+    pub fn new(channel_id: &str, component: &str, level: Level, kind: &str, message: &str) -> Self {
+        StatusEvent {
+            component: component.into(),
+            channel_id: channel_id.into(),
+            status: level.as_str().into(),
+            kind: kind.into(),
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+}
+
+/// A component's health level, worst first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Down,
+    Degraded,
+    Ok,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Down => "down",
+            Level::Degraded => "degraded",
+            Level::Ok => "ok",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Level> {
+        match text {
+            "down" => Some(Level::Down),
+            "degraded" => Some(Level::Degraded),
+            "ok" => Some(Level::Ok),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The store: channel definitions, message and event records, statuses and rate counters.
+//!
+//! Keys follow Junebug's Redis layout (`JUNEBUG-API.md` §3.5) in every implementation, so the
+//! in-memory store and the Redis store behave alike and a hornbill pointed at a Junebug's Redis
+//! finds its channels. TTLs are sliding: every read or write of a record renews it.
+
+pub mod memory;
+
+use crate::message::{Event, Message, StatusEvent};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("corrupt record at {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// Record lifetimes (Junebug's defaults: 600 s inbound, 172800 s outbound).
+#[derive(Clone, Copy, Debug)]
+pub struct Ttls {
+    pub inbound: Duration,
+    pub outbound: Duration,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Saves a channel definition (`channels` set + `{cid}:properties`).
+    async fn save_channel(&self, id: &str, properties: &Value) -> Result<(), StoreError>;
+    async fn delete_channel(&self, id: &str) -> Result<(), StoreError>;
+    /// Every saved channel definition, by id.
+    async fn load_channels(&self) -> Result<Vec<(String, Value)>, StoreError>;
+
+    /// `{cid}:inbound_messages:{mid}`, field `message`.
+    async fn save_inbound(&self, cid: &str, msg: &Message) -> Result<(), StoreError>;
+    async fn load_inbound(&self, cid: &str, mid: &str) -> Result<Option<Message>, StoreError>;
+
+    /// `{cid}:outbound_messages:{mid}`, field `message` (the API record with its extras).
+    async fn save_outbound(&self, cid: &str, mid: &str, record: &Value) -> Result<(), StoreError>;
+    async fn load_outbound(&self, cid: &str, mid: &str) -> Result<Option<Value>, StoreError>;
+    /// Adds field `{event_id}` to the outbound record's hash.
+    async fn save_event(&self, cid: &str, event: &Event) -> Result<(), StoreError>;
+    async fn load_events(&self, cid: &str, mid: &str) -> Result<Vec<Event>, StoreError>;
+
+    /// `{cid}:status`, one field per component; never expires.
+    async fn save_status(&self, status: &StatusEvent) -> Result<(), StoreError>;
+    async fn load_statuses(&self, cid: &str) -> Result<Vec<StatusEvent>, StoreError>;
+
+    /// Counts one for `label` in the bucket `floor(now / window)`.
+    async fn incr_rate(
+        &self,
+        cid: &str,
+        label: &str,
+        bucket: i64,
+        window: Duration,
+    ) -> Result<(), StoreError>;
+    async fn rate_count(&self, cid: &str, label: &str, bucket: i64) -> Result<u64, StoreError>;
+
+    fn kind(&self) -> &'static str;
+}
+
+/// Junebug's key names.
+pub mod keys {
+    pub const CHANNELS: &str = "channels";
+    pub fn properties(cid: &str) -> String {
+        format!("{cid}:properties")
+    }
+    pub fn status(cid: &str) -> String {
+        format!("{cid}:status")
+    }
+    pub fn inbound(cid: &str, mid: &str) -> String {
+        format!("{cid}:inbound_messages:{mid}")
+    }
+    pub fn outbound(cid: &str, mid: &str) -> String {
+        format!("{cid}:outbound_messages:{mid}")
+    }
+    pub fn rate(cid: &str, label: &str, bucket: i64) -> String {
+        format!("{cid}:{label}:{bucket}")
+    }
+}

@@ -1,0 +1,211 @@
+//! Channel types. A transport is the protocol driver of one channel: it starts from the
+//! channel's `config`, takes outbound messages from its channel, and reports inbound messages,
+//! acks, nacks, delivery reports and status changes back up.
+//!
+//! A transport runs as one task that its channel supervises: when the task returns an error
+//! or panics, the channel requeues what was in flight and starts it again with backoff.
+//! Adding a channel type: a module here with a config struct (`deny_unknown_fields`), a pure
+//! protocol layer, and a `TransportFactory`; then one line in `Registry::builtin`.
+
+pub mod telnet;
+
+use crate::message::{DeliveryStatus, Message, StatusEvent};
+use futures::future::LocalBoxFuture;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What a channel asks of its transport.
+#[derive(Debug)]
+pub enum TransportCommand {
+    /// Send this message; answer with `Ack` or `Nack` for its `message_id`.
+    Send(Message),
+}
+
+/// What a transport tells its channel.
+#[derive(Debug)]
+pub enum TransportReport {
+    /// A message from a user (transport fields are filled in by the channel).
+    Inbound(Message),
+    /// The provider accepted the message.
+    Ack {
+        message_id: String,
+        sent_message_id: String,
+    },
+    /// The provider refused the message. `retry` means: try again later (throttling, a
+    /// dropped connection), not a final answer.
+    Nack {
+        message_id: String,
+        reason: String,
+        retry: bool,
+    },
+    /// A delivery report for a message sent earlier.
+    DeliveryReport {
+        message_id: String,
+        status: DeliveryStatus,
+    },
+    /// A component's state changed.
+    Status(StatusEvent),
+    /// A line for the channel log.
+    Log { level: u8, message: String },
+}
+
+/// What a running transport is given.
+pub struct TransportContext {
+    pub channel_id: String,
+    pub commands: mpsc::Receiver<TransportCommand>,
+    pub reports: mpsc::UnboundedSender<TransportReport>,
+}
+
+impl TransportContext {
+    pub fn report(&self, report: TransportReport) {
+        // The channel only goes away after stopping the transport.
+        let _ = self.reports.send(report);
+    }
+
+    pub fn status(&self, component: &str, level: crate::message::Level, kind: &str, msg: &str) {
+        self.report(TransportReport::Status(StatusEvent::new(
+            &self.channel_id,
+            component,
+            level,
+            kind,
+            msg,
+        )));
+    }
+}
+
+/// Why a transport stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One channel type.
+pub trait TransportFactory: Send + Sync + 'static {
+    /// The API `type` string.
+    fn name(&self) -> &'static str;
+    /// Vumi `transport_type` of its messages (`telnet`, `sms`, `ussd`, ...).
+    fn transport_type(&self, config: &Value) -> String;
+    /// Checks a `config` object; the error text is shown to the API client.
+    fn validate(&self, config: &Value) -> Result<(), String>;
+    /// Keys of `config` whose values are secrets (redacted in every response and log).
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The running transport. Ends with `Ok` when its command channel closes.
+    fn start(
+        &self,
+        config: &Value,
+        ctx: TransportContext,
+    ) -> LocalBoxFuture<'static, Result<(), TransportError>>;
+}
+
+/// Why a channel type/config pair was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Invalid channel type {0}, must be one of: {1}")]
+    UnknownType(String, String),
+    #[error("Invalid config for channel type {0}: {1}")]
+    Invalid(String, String),
+}
+
+/// The channel types this server knows.
+#[derive(Clone)]
+pub struct Registry {
+    types: BTreeMap<&'static str, Arc<dyn TransportFactory>>,
+}
+
+impl Registry {
+    /// The built-in channel types.
+    pub fn builtin() -> Registry {
+        let mut r = Registry {
+            types: BTreeMap::new(),
+        };
+        r.register(Arc::new(telnet::TelnetFactory));
+        r
+    }
+
+    /// Adds (or replaces) a channel type, e.g. one an embedding program brings.
+    pub fn register(&mut self, factory: Arc<dyn TransportFactory>) {
+        self.types.insert(factory.name(), factory);
+    }
+
+    pub fn get(&self, name: &str) -> Result<Arc<dyn TransportFactory>, ConfigError> {
+        self.types.get(name).cloned().ok_or_else(|| {
+            ConfigError::UnknownType(
+                crate::api_schema::py_repr(&Value::String(name.into())),
+                self.names().join(", "),
+            )
+        })
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.types.keys().copied().collect()
+    }
+
+    pub fn validate(&self, name: &str, config: &Value) -> Result<(), ConfigError> {
+        self.get(name)?
+            .validate(config)
+            .map_err(|e| ConfigError::Invalid(name.into(), e))
+    }
+}
+
+/// Parses a Twisted server endpoint (`tcp:PORT`, `tcp:PORT:interface=ADDR`,
+/// `tcp:port=PORT`) into an address to bind.
+pub fn parse_server_endpoint(endpoint: &str) -> Result<std::net::SocketAddr, String> {
+    let mut parts = endpoint.split(':');
+    if parts.next() != Some("tcp") {
+        return Err(format!(
+            "endpoint {endpoint:?} is not of the form \"tcp:PORT\""
+        ));
+    }
+    let mut port = None;
+    let mut interface = "0.0.0.0".to_string();
+    for (i, part) in parts.enumerate() {
+        if let Some(v) = part.strip_prefix("port=") {
+            port = v.parse::<u16>().ok();
+        } else if let Some(v) = part.strip_prefix("interface=") {
+            interface = v.to_string();
+        } else if i == 0 {
+            port = part.parse::<u16>().ok();
+        } else {
+            return Err(format!("endpoint {endpoint:?}: unknown option {part:?}"));
+        }
+    }
+    let port = port.ok_or_else(|| format!("endpoint {endpoint:?} has no valid port"))?;
+    format!("{interface}:{port}")
+        .parse()
+        .or_else(|_| format!("[{interface}]:{port}").parse())
+        .map_err(|_| format!("endpoint {endpoint:?}: bad interface {interface:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_server_endpoint("tcp:9001").unwrap().to_string(),
+            "0.0.0.0:9001"
+        );
+        assert_eq!(
+            parse_server_endpoint("tcp:port=9001:interface=127.0.0.1")
+                .unwrap()
+                .to_string(),
+            "127.0.0.1:9001"
+        );
+        assert!(parse_server_endpoint("udp:9001").is_err());
+        assert!(parse_server_endpoint("tcp:nope").is_err());
+    }
+
+    #[test]
+    fn unknown_type_lists_the_known_ones() {
+        let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
+        assert_eq!(e, "Invalid channel type u'pigeon', must be one of: telnet");
+    }
+}

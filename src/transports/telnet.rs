@@ -1,0 +1,339 @@
+//! Channel type `telnet`: Junebug's (Vumi's `TelnetServerTransport`) line-based TCP server.
+//!
+//! Config: `twisted_endpoint` ("tcp:PORT", required), `to_addr` (the address users write to;
+//! default the server's `ip:port`), `transport_type` (default `telnet`). Every connection is a
+//! user whose address is its `ip:port`: connecting sends an inbound with session_event `new`
+//! and no content, each line a `resume` with the line, and the connection closing (by either
+//! side) a `close`. An outbound message to a connected address is written as one line; with
+//! session_event `close` the connection is closed after it.
+
+use super::{
+    TransportCommand, TransportContext, TransportError, TransportFactory, TransportReport,
+    parse_server_endpoint,
+};
+use crate::message::{Level, Message, SessionEvent};
+use futures::StreamExt;
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
+
+/// Longest line a user may send (bytes); a longer one ends the connection.
+const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelnetConfig {
+    pub twisted_endpoint: String,
+    #[serde(default)]
+    pub to_addr: Option<String>,
+    #[serde(default)]
+    pub transport_type: Option<String>,
+    // Vumi worker keys Junebug configs may carry; accepted and ignored.
+    #[serde(default)]
+    pub transport_name: Option<Value>,
+    #[serde(default)]
+    pub worker_name: Option<Value>,
+    #[serde(default)]
+    pub publish_status: Option<Value>,
+}
+
+pub struct TelnetFactory;
+
+fn parse(config: &Value) -> Result<TelnetConfig, String> {
+    let cfg: TelnetConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
+    parse_server_endpoint(&cfg.twisted_endpoint)?;
+    Ok(cfg)
+}
+
+impl TransportFactory for TelnetFactory {
+    fn name(&self) -> &'static str {
+        "telnet"
+    }
+
+    fn transport_type(&self, config: &Value) -> String {
+        config
+            .get("transport_type")
+            .and_then(Value::as_str)
+            .unwrap_or("telnet")
+            .to_string()
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), String> {
+        parse(config).map(|_| ())
+    }
+
+    fn start(
+        &self,
+        config: &Value,
+        ctx: TransportContext,
+    ) -> LocalBoxFuture<'static, Result<(), TransportError>> {
+        let cfg = parse(config);
+        let transport_type = self.transport_type(config);
+        Box::pin(async move {
+            let cfg = cfg.map_err(TransportError::Other)?;
+            run(cfg, transport_type, ctx).await
+        })
+    }
+}
+
+enum ClientCmd {
+    Write {
+        text: Option<String>,
+        close: bool,
+        done: oneshot::Sender<std::io::Result<()>>,
+    },
+}
+
+type Clients = Rc<RefCell<HashMap<String, mpsc::UnboundedSender<ClientCmd>>>>;
+
+/// Aborts the connection tasks when the transport ends, so a stopped channel holds no sockets.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+async fn run(
+    cfg: TelnetConfig,
+    transport_type: String,
+    mut ctx: TransportContext,
+) -> Result<(), TransportError> {
+    let addr = parse_server_endpoint(&cfg.twisted_endpoint).map_err(TransportError::Other)?;
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            ctx.status(
+                "telnet",
+                Level::Down,
+                "bind_failed",
+                &format!("Cannot listen on {}: {e}", cfg.twisted_endpoint),
+            );
+            return Err(e.into());
+        }
+    };
+    ctx.status(
+        "telnet",
+        Level::Ok,
+        "listening",
+        &format!("Listening on {}", cfg.twisted_endpoint),
+    );
+    let clients: Clients = Rc::default();
+    let mut tasks = Tasks(Vec::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        ctx.report(TransportReport::Log { level: 30, message: format!("Accept failed: {e}") });
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                tasks.0.retain(|t| !t.is_finished());
+                let to_addr = cfg.to_addr.clone().unwrap_or_else(|| {
+                    stream.local_addr().map(|a| a.to_string()).unwrap_or_default()
+                });
+                let (tx, rx) = mpsc::unbounded_channel();
+                let user = peer.to_string();
+                clients.borrow_mut().insert(user.clone(), tx);
+                let conn = Connection {
+                    user,
+                    to_addr,
+                    transport_type: transport_type.clone(),
+                    reports: ctx.reports.clone(),
+                    clients: clients.clone(),
+                };
+                tasks.0.push(tokio::task::spawn_local(conn.run(stream, rx)));
+            }
+            command = ctx.commands.recv() => match command {
+                None => return Ok(()),
+                Some(TransportCommand::Send(msg)) => send(&ctx, &clients, msg),
+            }
+        }
+    }
+}
+
+fn send(ctx: &TransportContext, clients: &Clients, msg: Message) {
+    let to = msg.to_addr.clone().unwrap_or_default();
+    let Some(client) = clients.borrow().get(&to).cloned() else {
+        ctx.report(TransportReport::Nack {
+            message_id: msg.message_id,
+            reason: format!("No telnet user is connected as {to:?}"),
+            retry: false,
+        });
+        return;
+    };
+    let (done, answer) = oneshot::channel();
+    let close = msg.session_event == Some(SessionEvent::Close);
+    let cmd = ClientCmd::Write {
+        text: msg.content.clone(),
+        close,
+        done,
+    };
+    let reports = ctx.reports.clone();
+    let message_id = msg.message_id;
+    if client.send(cmd).is_err() {
+        let _ = reports.send(TransportReport::Nack {
+            message_id,
+            reason: format!("Telnet user {to:?} has disconnected"),
+            retry: false,
+        });
+        return;
+    }
+    tokio::task::spawn_local(async move {
+        let report = match answer.await {
+            Ok(Ok(())) => TransportReport::Ack {
+                sent_message_id: message_id.clone(),
+                message_id,
+            },
+            Ok(Err(e)) => TransportReport::Nack {
+                message_id,
+                reason: format!("Write to telnet user {to:?} failed: {e}"),
+                retry: false,
+            },
+            Err(_) => TransportReport::Nack {
+                message_id,
+                reason: format!("Telnet user {to:?} has disconnected"),
+                retry: false,
+            },
+        };
+        let _ = reports.send(report);
+    });
+}
+
+struct Connection {
+    user: String,
+    to_addr: String,
+    transport_type: String,
+    reports: mpsc::UnboundedSender<TransportReport>,
+    clients: Clients,
+}
+
+impl Connection {
+    fn inbound(&self, content: Option<String>, event: SessionEvent) {
+        let mut msg = Message::new(Some(self.to_addr.clone()), Some(self.user.clone()), content);
+        msg.session_event = Some(event);
+        msg.transport_type = Some(self.transport_type.clone());
+        let _ = self.reports.send(TransportReport::Inbound(msg));
+    }
+
+    async fn run(self, stream: TcpStream, mut cmds: mpsc::UnboundedReceiver<ClientCmd>) {
+        let _ = stream.set_nodelay(true);
+        let (reader, mut writer) = stream.into_split();
+        let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), vec![], MAX_LINE);
+        let mut lines = FramedRead::new(reader, codec);
+        self.inbound(None, SessionEvent::New);
+        loop {
+            tokio::select! {
+                line = lines.next() => match line {
+                    Some(Ok(bytes)) => self.inbound(Some(decode_line(&bytes)), SessionEvent::Resume),
+                    Some(Err(e)) => {
+                        let _ = self.reports.send(TransportReport::Log {
+                            level: 30,
+                            message: format!("Closing telnet user {}: {e}", self.user),
+                        });
+                        break;
+                    }
+                    None => break,
+                },
+                cmd = cmds.recv() => match cmd {
+                    None => break,
+                    Some(ClientCmd::Write { text, close, done }) => {
+                        let result = match text {
+                            Some(text) => {
+                                let mut out = text.lines().collect::<Vec<_>>().join("\r\n");
+                                out.push_str("\r\n");
+                                writer.write_all(out.as_bytes()).await
+                            }
+                            None => Ok(()),
+                        };
+                        let failed = result.is_err();
+                        let _ = done.send(result);
+                        if close || failed {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        self.clients.borrow_mut().remove(&self.user);
+        let _ = writer.shutdown().await;
+        self.inbound(None, SessionEvent::Close);
+    }
+}
+
+/// A received line as text: telnet commands (IAC ...) and the trailing CR removed, invalid
+/// UTF-8 replaced.
+pub fn decode_line(raw: &[u8]) -> String {
+    const IAC: u8 = 255;
+    const SB: u8 = 250;
+    const SE: u8 = 240;
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == IAC && i + 1 < raw.len() {
+            match raw[i + 1] {
+                IAC => {
+                    out.push(IAC);
+                    i += 2;
+                }
+                SB => {
+                    let end = raw[i + 2..]
+                        .windows(2)
+                        .position(|w| w == [IAC, SE])
+                        .map(|p| i + 2 + p + 2);
+                    i = end.unwrap_or(raw.len());
+                }
+                251..=254 => i += 3,
+                _ => i += 2,
+            }
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    text.trim_end_matches(['\r', '\n']).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_lose_telnet_commands_and_cr() {
+        assert_eq!(decode_line(b"hello\r"), "hello");
+        assert_eq!(decode_line(b"\xff\xfb\x01hi\xff\xff"), "hi\u{fffd}");
+        assert_eq!(decode_line(b"a\xff\xfa\x18\x01\xff\xf0b"), "ab");
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let f = TelnetFactory;
+        assert!(
+            f.validate(&serde_json::json!({"twisted_endpoint": "tcp:9001"}))
+                .is_ok()
+        );
+        assert!(
+            f.validate(&serde_json::json!({"twisted_endpoint": "tcp:x"}))
+                .is_err()
+        );
+        let e = f
+            .validate(&serde_json::json!({"twisted_endpoint": "tcp:1", "password": "s3cret"}))
+            .unwrap_err();
+        assert!(e.contains("password") && !e.contains("s3cret"), "{e}");
+    }
+}
