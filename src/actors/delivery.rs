@@ -61,9 +61,14 @@ pub fn expand_url(template: &str, vars: &TemplateVars<'_>) -> String {
     if !template.contains('{') {
         return template.to_string();
     }
+    // Everything but RFC 3986's unreserved characters is encoded.
+    const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
     let enc = |v: Option<&str>| {
-        percent_encoding::utf8_percent_encode(v.unwrap_or(""), percent_encoding::NON_ALPHANUMERIC)
-            .to_string()
+        percent_encoding::utf8_percent_encode(v.unwrap_or(""), COMPONENT).to_string()
     };
     template
         .replace("{message_id}", &enc(vars.message_id))

@@ -1,0 +1,416 @@
+//! Test harness: a real hornbill process on a free port, an API client that checks Junebug's
+//! envelope, a webhook receiver (wiremock), and telnet users on real sockets.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A hornbill process, killed when dropped. Its stdout and stderr are kept for inspection.
+pub struct Server {
+    pub url: String,
+    child: Child,
+    pub output: Arc<Mutex<String>>,
+    _dir: TempDir,
+}
+
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!("hornbill-test-{}", uuid_like()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_hornbill")
+}
+
+/// Webhook timings short enough for tests.
+pub const FAST_WEBHOOKS: &str = "[webhooks]\ninitial_backoff = 0.2\nmax_backoff = 1.0\n";
+
+impl Server {
+    /// Starts `hornbill serve --config <file>` where the file is `[server] port = 0` plus
+    /// `extra` TOML.
+    pub fn start(extra: &str) -> Server {
+        Server::start_with_env(extra, &[])
+    }
+
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Server {
+        let dir = TempDir::new();
+        let path = dir.0.join("config.toml");
+        let text = if extra.contains("[server]") {
+            extra.to_string()
+        } else {
+            format!("[server]\nport = 0\nworkers = 2\n{extra}")
+        };
+        std::fs::write(&path, text).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start hornbill");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let out2 = output.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                out2.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out3 = output.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                if let Some(url) = line.trim().strip_prefix("hornbill listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+                out3.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "hornbill did not start; output:\n{}",
+                    output.lock().unwrap()
+                );
+            }
+        };
+        Server {
+            url,
+            child,
+            output,
+            _dir: dir,
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        Api {
+            base: self.url.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `hornbill <args>` to completion: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run hornbill");
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    out.stdout.as_slice().read_to_string(&mut stdout).unwrap();
+    out.stderr.as_slice().read_to_string(&mut stderr).unwrap();
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// One API answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// Checks Junebug's envelope and returns the body.
+    pub fn envelope(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "unexpected HTTP status: {}", self.text);
+        let keys: Vec<&String> = self.body.as_object().expect("object").keys().collect();
+        assert_eq!(keys.len(), 4, "envelope keys: {}", self.text);
+        assert_eq!(self.body["status"], json!(status), "{}", self.text);
+        &self.body
+    }
+
+    /// A success envelope with `description`; returns `result`.
+    pub fn ok(&self, status: u16, description: &str) -> Value {
+        let body = self.envelope(status);
+        assert_eq!(body["description"], json!(description), "{}", self.text);
+        body["result"].clone()
+    }
+
+    /// An error envelope: the exact body expected (status, code, description, errors).
+    pub fn error(&self, status: u16, code: &str, description: &str) -> Vec<Value> {
+        let body = self.envelope(status);
+        assert_eq!(body["code"], json!(code), "{}", self.text);
+        assert_eq!(body["description"], json!(description), "{}", self.text);
+        body["result"]["errors"]
+            .as_array()
+            .expect("errors list")
+            .clone()
+    }
+}
+
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn raw(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{}", self.base, path));
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.raw("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.raw("POST", path, Some(&body.to_string())).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.raw("DELETE", path, None).await
+    }
+
+    /// Creates a channel; returns its id.
+    pub async fn create(&self, body: Value) -> String {
+        let result = self
+            .post("/channels/", body)
+            .await
+            .ok(201, "channel created");
+        result["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn send(&self, cid: &str, body: Value) -> Value {
+        self.post(&format!("/channels/{cid}/messages/"), body)
+            .await
+            .ok(201, "message submitted")
+    }
+
+    pub async fn logs(&self, cid: &str) -> Vec<Value> {
+        let r = self.get(&format!("/channels/{cid}/logs?n=1000")).await;
+        r.ok(200, "logs retrieved").as_array().unwrap().clone()
+    }
+
+    pub async fn channel(&self, cid: &str) -> Value {
+        self.get(&format!("/channels/{cid}"))
+            .await
+            .ok(200, "channel found")
+    }
+}
+
+/// A port nobody listens on right now (below the ephemeral range).
+pub fn free_port() -> u16 {
+    loop {
+        let port = 20000 + (fastrand::u16(..) % 12000);
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A telnet channel body on a free port: (body, port).
+pub fn telnet_body(mo_url: &str) -> (Value, u16) {
+    let port = free_port();
+    (
+        json!({
+            "type": "telnet",
+            "config": {"twisted_endpoint": format!("tcp:{port}"), "to_addr": "*120#"},
+            "mo_url": mo_url,
+        }),
+        port,
+    )
+}
+
+/// A user connected to a telnet channel.
+pub struct User {
+    pub address: String,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    pub lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    pub closed: Arc<Mutex<bool>>,
+}
+
+impl User {
+    pub async fn connect(port: u16) -> User {
+        let end = Instant::now() + WAIT;
+        let stream = loop {
+            match TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > end => panic!("cannot connect to {port}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let address = stream.local_addr().unwrap().to_string();
+        let (reader, writer) = stream.into_split();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let closed = Arc::new(Mutex::new(false));
+        let (l2, c2) = (lines.clone(), closed.clone());
+        tokio::spawn(async move {
+            let mut r = tokio::io::BufReader::new(reader).lines();
+            while let Ok(Some(line)) = r.next_line().await {
+                l2.lock()
+                    .unwrap()
+                    .push((Instant::now(), line.trim().to_string()));
+            }
+            *c2.lock().unwrap() = true;
+        });
+        User {
+            address,
+            writer,
+            lines,
+            closed,
+        }
+    }
+
+    pub async fn say(&mut self, text: &str) {
+        self.writer
+            .write_all(format!("{text}\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Waits for a line; returns when it arrived.
+    pub async fn wait_line(&self, text: &str) -> Instant {
+        let end = Instant::now() + WAIT + WAIT;
+        loop {
+            if let Some((at, _)) = self.lines.lock().unwrap().iter().find(|(_, l)| l == text) {
+                return *at;
+            }
+            assert!(
+                Instant::now() < end,
+                "line {text:?} never arrived; got {:?}",
+                self.received()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn received(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    pub async fn wait_closed(&self) -> bool {
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end {
+            if *self.closed.lock().unwrap() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+/// Polls `check` until it gives `Some`, or fails after `WAIT`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + WAIT + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Requests a wiremock server got, as (path, headers, JSON body).
+pub async fn hits(mock: &wiremock::MockServer) -> Vec<(String, Option<String>, Value)> {
+    mock.received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            let auth = r
+                .headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap_or("").to_string());
+            let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            (r.url.path().to_string(), auth, body)
+        })
+        .collect()
+}
+
+/// Waits for a webhook whose JSON satisfies `pred`.
+pub async fn wait_hit(
+    mock: &wiremock::MockServer,
+    what: &str,
+    pred: impl Fn(&str, &Value) -> bool,
+) -> (String, Option<String>, Value) {
+    eventually(what, || async {
+        hits(mock).await.into_iter().find(|(p, _, b)| pred(p, b))
+    })
+    .await
+}
+
+/// A receiver that answers 200 to everything.
+pub async fn receiver() -> wiremock::MockServer {
+    let mock = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("{}"))
+        .mount(&mock)
+        .await;
+    mock
+}

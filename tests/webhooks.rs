@@ -1,0 +1,128 @@
+//! Webhooks: retries with backoff, auth, URL templates, channel defaults, status_url, and
+//! every attempt in the channel log.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use wiremock::matchers::{any, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test]
+async fn inbound_is_retried_until_accepted_and_each_attempt_is_logged() {
+    let mock = MockServer::start().await;
+    Mock::given(path("/mo"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&mock)
+        .await;
+    let server = Server::start(FAST_WEBHOOKS);
+    let api = server.api();
+    let (body, port) = telnet_body(&format!("{}/mo", mock.uri()));
+    let cid = api.create(body).await;
+    let _user = User::connect(port).await;
+    let all = eventually("a delivery after 3 failures", || async {
+        let h = hits(&mock).await;
+        (h.len() >= 4).then_some(h)
+    })
+    .await;
+    let ids: Vec<&Value> = all.iter().map(|(_, _, b)| &b["message_id"]).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "a retry must resend the same message"
+    );
+    let logs = api.logs(&cid).await;
+    let attempts: Vec<&str> = logs
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.contains("inbound message to"))
+        .collect();
+    assert_eq!(attempts.len(), 4, "{attempts:?}");
+    assert!(attempts[0].contains("HTTP 200 (attempt 4)"), "{attempts:?}");
+    assert!(
+        attempts[3].contains("HTTP 503 (attempt 1); retrying in"),
+        "{attempts:?}"
+    );
+    let warn = logs
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().contains("attempt 1"))
+        .unwrap();
+    assert_eq!(warn["level"], 30);
+    assert_eq!(warn["message_id"], ids[0].clone());
+}
+
+#[tokio::test]
+async fn credentials_in_urls_become_basic_auth_and_templates_are_filled() {
+    let mock = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let port = free_port();
+    let base = mock.uri().replace("http://", "http://alice:s3cr%40t@");
+    let cid = api
+        .create(json!({
+            "type": "telnet",
+            "config": {"twisted_endpoint": format!("tcp:{port}"), "to_addr": "*1#"},
+            "mo_url": format!("{base}/mo/{{channel_id}}/{{from}}"),
+            // a channel-level default for sends that name no event_url
+            "event_url": format!("{}/ev/{{event_type}}/{{message_id}}?to={{to}}", mock.uri()),
+            "event_auth_token": "chan-token",
+        }))
+        .await;
+    let user = User::connect(port).await;
+    let encoded_from = user.address.replace(':', "%3A");
+    let (path, auth, _) = wait_hit(&mock, "inbound at the templated URL", |p, _| {
+        p.starts_with("/mo/")
+    })
+    .await;
+    assert_eq!(path, format!("/mo/{cid}/{encoded_from}"));
+    // "alice:s3cr@t" in base64
+    assert_eq!(auth.as_deref(), Some("Basic YWxpY2U6czNjckB0"));
+
+    let sent = api
+        .send(&cid, json!({"to": user.address, "content": "x"}))
+        .await;
+    let mid = sent["message_id"].as_str().unwrap().to_string();
+    let (path, auth, event) = wait_hit(&mock, "event at the channel default", |p, _| {
+        p.starts_with("/ev/")
+    })
+    .await;
+    assert_eq!(path, format!("/ev/submitted/{mid}"));
+    assert_eq!(auth.as_deref(), Some("Token chan-token"));
+    assert_eq!(event["message_id"], json!(mid));
+    let got = mock.received_requests().await.unwrap();
+    let ev = got
+        .iter()
+        .find(|r| r.url.path().starts_with("/ev/"))
+        .unwrap();
+    assert_eq!(ev.url.query(), Some(format!("to={encoded_from}").as_str()));
+}
+
+#[tokio::test]
+async fn status_changes_are_posted_to_status_url() {
+    let mock = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let (mut body, _) = telnet_body(&mock.uri());
+    body["status_url"] = json!(format!("{}/status", mock.uri()));
+    let cid = api.create(body).await;
+    let (_, _, status) = wait_hit(&mock, "telnet status", |p, b| {
+        p == "/status" && b["component"] == "telnet"
+    })
+    .await;
+    assert_eq!(
+        status,
+        json!({"component": "telnet", "channel_id": cid, "status": "ok", "type": "listening",
+               "message": status["message"], "details": {}})
+    );
+    let channel = api.channel(&cid).await;
+    assert_eq!(channel["status"]["status"], "ok");
+    assert_eq!(
+        channel["status"]["components"]["telnet"]["type"],
+        "listening"
+    );
+}
