@@ -6,7 +6,7 @@
 //! are kept in `extra` and written back unchanged, ids are 32 lower-case hex digits and
 //! timestamps are naive UTC `YYYY-MM-DD HH:MM:SS.ffffff`.
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::{NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use std::fmt;
@@ -26,8 +26,12 @@ pub fn new_id() -> String {
 pub struct Timestamp(pub NaiveDateTime);
 
 impl Timestamp {
+    /// Now, at the microsecond precision of the wire format (so a message equals itself
+    /// after a round trip).
     pub fn now() -> Self {
-        Timestamp(Utc::now().naive_utc())
+        let now = Utc::now().naive_utc();
+        let micros = now.and_utc().timestamp_subsec_micros();
+        Timestamp(now.with_nanosecond(micros * 1000).unwrap_or(now))
     }
 
     pub fn parse(text: &str) -> Option<Self> {

@@ -1,0 +1,128 @@
+//! One contract for each backend trait, run against every implementation (the embedded ones
+//! here; the RabbitMQ and Redis ones join this file with the durable backends).
+
+use futures::StreamExt;
+use hornbill::bus::{Bus, MemoryBus};
+use hornbill::message::{Event, Level, Message, StatusEvent};
+use hornbill::store::{MemoryStore, Store, Ttls};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn next(s: &mut hornbill::bus::DeliveryStream) -> Option<hornbill::bus::Delivery> {
+    tokio::time::timeout(Duration::from_millis(300), s.next()).await.ok().flatten()
+}
+
+async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
+    let route = format!("{prefix}.outbound");
+    bus.drain(&route).await.unwrap();
+    for i in 0..5 {
+        bus.publish(&route, format!("m{i}").into()).await.unwrap();
+    }
+    assert_eq!(bus.queue_len(&route).await.unwrap(), 5);
+    let mut s = bus.consume(&route, 2).await.unwrap();
+    let a = next(&mut s).await.unwrap();
+    let b = next(&mut s).await.unwrap();
+    assert_eq!((&a.body[..], &b.body[..]), (&b"m0"[..], &b"m1"[..]));
+    assert!(next(&mut s).await.is_none(), "prefetch 2 must hold back the third");
+    a.ack();
+    let c = next(&mut s).await.unwrap();
+    assert_eq!(&c.body[..], b"m2");
+    // Unsettled deliveries come back, marked as redelivered.
+    drop(b);
+    let again = next(&mut s).await.unwrap();
+    assert_eq!(&again.body[..], b"m1");
+    assert!(again.redelivered);
+    again.requeue();
+    c.ack();
+    let again = next(&mut s).await.unwrap();
+    assert_eq!(&again.body[..], b"m1");
+    again.ack();
+    let rest: Vec<_> = bus.drain(&route).await.unwrap();
+    // m3 is delivered (prefetch) or waiting; whatever waits is drained.
+    assert!(rest.len() <= 2);
+    drop(s);
+    // Publishing to a route nobody consumes yet keeps the message.
+    let late = format!("{prefix}.late");
+    bus.drain(&late).await.unwrap();
+    bus.publish(&late, "kept".into()).await.unwrap();
+    let mut s = bus.consume(&late, 10).await.unwrap();
+    let d = next(&mut s).await.unwrap();
+    assert_eq!(&d.body[..], b"kept");
+    d.ack();
+}
+
+async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
+    let cid = format!("c-{}", uuid_hex());
+    store.save_channel(&cid, &json!({"type": "telnet", "x": [1]})).await.unwrap();
+    let all = store.load_channels().await.unwrap();
+    assert!(all.iter().any(|(id, p)| *id == cid && p["x"] == json!([1])));
+    store.delete_channel(&cid).await.unwrap();
+    assert!(!store.load_channels().await.unwrap().iter().any(|(id, _)| *id == cid));
+
+    let msg = Message::new(Some("to".into()), Some("from".into()), Some("hi".into()));
+    store.save_inbound(&cid, &msg).await.unwrap();
+    assert_eq!(store.load_inbound(&cid, &msg.message_id).await.unwrap(), Some(msg.clone()));
+    assert_eq!(store.load_inbound("other", &msg.message_id).await.unwrap(), None);
+
+    store.save_outbound(&cid, "m1", &json!({"event_url": "http://x"})).await.unwrap();
+    assert_eq!(store.load_outbound(&cid, "m1").await.unwrap().unwrap()["event_url"], "http://x");
+    let e1 = Event::ack("m1", "s1", &cid);
+    let e2 = Event::nack("m1", "no", &cid);
+    store.save_event(&cid, &e1).await.unwrap();
+    store.save_event(&cid, &e2).await.unwrap();
+    let mut events = store.load_events(&cid, "m1").await.unwrap();
+    events.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    assert_eq!(events, vec![e1, e2]);
+    assert!(store.load_events(&cid, "nope").await.unwrap().is_empty());
+
+    let s1 = StatusEvent::new(&cid, "smpp", Level::Down, "connection_lost", "lost");
+    let s2 = StatusEvent::new(&cid, "smpp", Level::Ok, "bound", "bound");
+    store.save_status(&s1).await.unwrap();
+    store.save_status(&s2).await.unwrap();
+    assert_eq!(store.load_statuses(&cid).await.unwrap(), vec![s2]);
+
+    for _ in 0..3 {
+        store.incr_rate(&cid, "outbound", 7, Duration::from_secs(10)).await.unwrap();
+    }
+    assert_eq!(store.rate_count(&cid, "outbound", 7).await.unwrap(), 3);
+    assert_eq!(store.rate_count(&cid, "outbound", 8).await.unwrap(), 0);
+
+    if short_ttl {
+        // TTLs are sliding: a read renews the record.
+        let m = Message::new(None, None, None);
+        store.save_inbound(&cid, &m).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(store.load_inbound(&cid, &m.message_id).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(store.load_inbound(&cid, &m.message_id).await.unwrap().is_some(), "the read renewed it");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(store.load_inbound(&cid, &m.message_id).await.unwrap().is_none(), "expired");
+    }
+}
+
+fn uuid_hex() -> String {
+    hornbill::message::new_id()
+}
+
+#[tokio::test]
+async fn memory_bus_keeps_the_contract() {
+    bus_contract(Arc::new(MemoryBus::new(1000)), "contract").await;
+}
+
+#[tokio::test]
+async fn memory_bus_refuses_publishes_past_its_bound() {
+    let bus = MemoryBus::new(2);
+    bus.publish("q", "a".into()).await.unwrap();
+    bus.publish("q", "b".into()).await.unwrap();
+    assert!(bus.publish("q", "c".into()).await.is_err());
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_contract() {
+    let ttls = Ttls {
+        inbound: Duration::from_secs(1),
+        outbound: Duration::from_secs(60),
+    };
+    store_contract(Arc::new(MemoryStore::new(ttls)), true).await;
+}

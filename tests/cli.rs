@@ -1,0 +1,91 @@
+//! The command line: serve with a config file, environment overrides, channels at boot,
+//! and check-config reporting every problem.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn channels_in_the_config_start_at_boot_and_env_overrides_apply() {
+    let port = free_port();
+    let config = format!(
+        r#"[server]
+port = 1
+[[channels]]
+id = "7c0b9a52-43a4-4a44-8f0e-6f3fd8a6e2a1"
+type = "telnet"
+label = "boot"
+application = "echo"
+config = {{ twisted_endpoint = "tcp:{port}", to_addr = "echo" }}
+"#
+    );
+    // port = 1 in the file cannot be bound; the environment moves it to a free one.
+    let server = Server::start_with_env(&config, &[("HORNBILL__SERVER__PORT", "0")]);
+    let api = server.api();
+    let ids = api.get("/channels").await.ok(200, "channels listed");
+    assert_eq!(ids, json!(["7c0b9a52-43a4-4a44-8f0e-6f3fd8a6e2a1"]));
+    let ch = api.channel("7c0b9a52-43a4-4a44-8f0e-6f3fd8a6e2a1").await;
+    assert_eq!(ch["label"], "boot");
+    let mut user = User::connect(port).await;
+    user.say("ping").await;
+    user.wait_line("ping").await;
+}
+
+#[test]
+fn check_config_reports_every_problem() {
+    let dir = TempDir::new();
+    let path = dir.0.join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+port = "eighty"
+[bus]
+kind = "carrier-pigeon"
+[surprise]
+x = 1
+[[channels]]
+type = "telnet"
+config = { twisted_endpoint = "udp:9" }
+rate_limit_count = -1
+[[channels]]
+type = "fax"
+config = {}
+"#,
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(&["check-config", path.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "6 problem(s)",
+        "unknown section or key `surprise`",
+        "[server]: invalid type: string \"eighty\"",
+        "[bus] kind = \"carrier-pigeon\"",
+        "[[channels]] #1: -1 is less than the minimum of 0",
+        "[[channels]] #1: Invalid config for channel type telnet",
+        "[[channels]] #2: Invalid channel type u'fax', must be one of: telnet",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+
+    let (code, out, _) = run_cli(
+        &["check-config", concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("OK (1 channel(s) defined)"), "{out}");
+
+    let (code, _, err) = run_cli(&["check-config", "/nonexistent/hornbill.toml"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not found"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_the_problems() {
+    let dir = TempDir::new();
+    let path = dir.0.join("bad.toml");
+    std::fs::write(&path, "[log]\nformat = \"xml\"\n").unwrap();
+    let (code, _, err) = run_cli(&["serve", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("[log] format = \"xml\""), "{err}");
+}
