@@ -17,6 +17,11 @@ pub struct ServerSettings {
     pub port: u16,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// When set, every API request (but `/health`) needs `Authorization: Token <auth_token>`.
+    pub auth_token: Option<String>,
+    /// When both are set, every API request (but `/health`) may use HTTP Basic with these.
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -25,6 +30,9 @@ impl Default for ServerSettings {
             host: "127.0.0.1".into(),
             port: 8080,
             workers: None,
+            auth_token: None,
+            username: None,
+            password: None,
         }
     }
 }
@@ -256,6 +264,9 @@ impl Settings {
         settings.log = section(&top, "log", &mut problems);
         settings.channels = section(&top, "channels", &mut problems);
 
+        if settings.server.username.is_some() != settings.server.password.is_some() {
+            problems.push("[server] username and password must be set together".into());
+        }
         if settings.bus.kind != "memory" {
             problems.push(format!(
                 "[bus] kind = {:?}: only \"memory\" is available in this build",
@@ -293,16 +304,16 @@ impl Settings {
         for (i, channel) in settings.channels.iter().enumerate() {
             let at = format!("[[channels]] #{}", i + 1);
             let mut body = channel.clone();
-            if let Some(obj) = body.as_object_mut() {
-                if let Some(id) = obj.remove("id") {
-                    match id.as_str().map(uuid::Uuid::parse_str) {
-                        Some(Ok(_)) => {
-                            if !ids.insert(id.as_str().unwrap_or_default().to_string()) {
-                                problems.push(format!("{at}: id {id} is used twice"));
-                            }
+            if let Some(obj) = body.as_object_mut()
+                && let Some(id) = obj.remove("id")
+            {
+                match id.as_str().map(uuid::Uuid::parse_str) {
+                    Some(Ok(_)) => {
+                        if !ids.insert(id.as_str().unwrap_or_default().to_string()) {
+                            problems.push(format!("{at}: id {id} is used twice"));
                         }
-                        _ => problems.push(format!("{at}: id {id} is not a uuid")),
                     }
+                    _ => problems.push(format!("{at}: id {id} is not a uuid")),
                 }
             }
             for e in api_schema::validate_channel(&body, true) {
@@ -310,10 +321,9 @@ impl Settings {
             }
             if let (Some(t), Some(c)) =
                 (body.get("type").and_then(Value::as_str), body.get("config"))
+                && let Err(e) = registry.validate(t, c)
             {
-                if let Err(e) = registry.validate(t, c) {
-                    problems.push(format!("{at}: {e}"));
-                }
+                problems.push(format!("{at}: {e}"));
             }
         }
         if problems.is_empty() {

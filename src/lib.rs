@@ -84,11 +84,13 @@ pub async fn start(
     let state = web::Data::new(http::State {
         core: core.clone(),
         engine,
+        credentials: http::accepted_credentials(&settings.server),
     });
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(1 << 20))
+            .wrap(actix_web::middleware::from_fn(http::require_auth))
             .configure(http::configure)
     })
     .listen(listener)?;

@@ -59,10 +59,10 @@ pub fn channel(props: &Value) -> Value {
     let mut out = props.clone();
     if let Value::Object(map) = &mut out {
         for key in SECRET_KEYS {
-            if let Some(v) = map.get_mut(*key) {
-                if !v.is_null() {
-                    *v = Value::String(MARK.into());
-                }
+            if let Some(v) = map.get_mut(*key)
+                && !v.is_null()
+            {
+                *v = Value::String(MARK.into());
             }
         }
         for key in URL_KEYS {

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn next(s: &mut hornbill::bus::DeliveryStream) -> Option<hornbill::bus::Delivery> {
-    tokio::time::timeout(Duration::from_millis(300), s.next()).await.ok().flatten()
+    tokio::time::timeout(Duration::from_millis(300), s.next())
+        .await
+        .ok()
+        .flatten()
 }
 
 async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
@@ -24,7 +27,10 @@ async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
     let a = next(&mut s).await.unwrap();
     let b = next(&mut s).await.unwrap();
     assert_eq!((&a.body[..], &b.body[..]), (&b"m0"[..], &b"m1"[..]));
-    assert!(next(&mut s).await.is_none(), "prefetch 2 must hold back the third");
+    assert!(
+        next(&mut s).await.is_none(),
+        "prefetch 2 must hold back the third"
+    );
     a.ack();
     let c = next(&mut s).await.unwrap();
     assert_eq!(&c.body[..], b"m2");
@@ -54,25 +60,47 @@ async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
 
 async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
     let cid = format!("c-{}", uuid_hex());
-    store.save_channel(&cid, &json!({"type": "telnet", "x": [1]})).await.unwrap();
+    store
+        .save_channel(&cid, &json!({"type": "telnet", "x": [1]}))
+        .await
+        .unwrap();
     let all = store.load_channels().await.unwrap();
     assert!(all.iter().any(|(id, p)| *id == cid && p["x"] == json!([1])));
     store.delete_channel(&cid).await.unwrap();
-    assert!(!store.load_channels().await.unwrap().iter().any(|(id, _)| *id == cid));
+    assert!(
+        !store
+            .load_channels()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(id, _)| *id == cid)
+    );
 
     let msg = Message::new(Some("to".into()), Some("from".into()), Some("hi".into()));
     store.save_inbound(&cid, &msg).await.unwrap();
-    assert_eq!(store.load_inbound(&cid, &msg.message_id).await.unwrap(), Some(msg.clone()));
-    assert_eq!(store.load_inbound("other", &msg.message_id).await.unwrap(), None);
+    assert_eq!(
+        store.load_inbound(&cid, &msg.message_id).await.unwrap(),
+        Some(msg.clone())
+    );
+    assert_eq!(
+        store.load_inbound("other", &msg.message_id).await.unwrap(),
+        None
+    );
 
-    store.save_outbound(&cid, "m1", &json!({"event_url": "http://x"})).await.unwrap();
-    assert_eq!(store.load_outbound(&cid, "m1").await.unwrap().unwrap()["event_url"], "http://x");
+    store
+        .save_outbound(&cid, "m1", &json!({"event_url": "http://x"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_outbound(&cid, "m1").await.unwrap().unwrap()["event_url"],
+        "http://x"
+    );
     let e1 = Event::ack("m1", "s1", &cid);
     let e2 = Event::nack("m1", "no", &cid);
     store.save_event(&cid, &e1).await.unwrap();
     store.save_event(&cid, &e2).await.unwrap();
     let mut events = store.load_events(&cid, "m1").await.unwrap();
-    events.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    events.sort_by_key(|a| a.timestamp);
     assert_eq!(events, vec![e1, e2]);
     assert!(store.load_events(&cid, "nope").await.unwrap().is_empty());
 
@@ -83,7 +111,10 @@ async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
     assert_eq!(store.load_statuses(&cid).await.unwrap(), vec![s2]);
 
     for _ in 0..3 {
-        store.incr_rate(&cid, "outbound", 7, Duration::from_secs(10)).await.unwrap();
+        store
+            .incr_rate(&cid, "outbound", 7, Duration::from_secs(10))
+            .await
+            .unwrap();
     }
     assert_eq!(store.rate_count(&cid, "outbound", 7).await.unwrap(), 3);
     assert_eq!(store.rate_count(&cid, "outbound", 8).await.unwrap(), 0);
@@ -93,11 +124,31 @@ async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
         let m = Message::new(None, None, None);
         store.save_inbound(&cid, &m).await.unwrap();
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert!(store.load_inbound(&cid, &m.message_id).await.unwrap().is_some());
+        assert!(
+            store
+                .load_inbound(&cid, &m.message_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert!(store.load_inbound(&cid, &m.message_id).await.unwrap().is_some(), "the read renewed it");
+        assert!(
+            store
+                .load_inbound(&cid, &m.message_id)
+                .await
+                .unwrap()
+                .is_some(),
+            "the read renewed it"
+        );
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert!(store.load_inbound(&cid, &m.message_id).await.unwrap().is_none(), "expired");
+        assert!(
+            store
+                .load_inbound(&cid, &m.message_id)
+                .await
+                .unwrap()
+                .is_none(),
+            "expired"
+        );
     }
 }
 

@@ -69,7 +69,10 @@ config = {}
     }
 
     let (code, out, _) = run_cli(
-        &["check-config", concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")],
+        &[
+            "check-config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"),
+        ],
         &[],
     );
     assert_eq!(code, 0);
@@ -88,4 +91,24 @@ fn serve_refuses_a_bad_config_with_the_problems() {
     let (code, _, err) = run_cli(&["serve", "--config", path.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
     assert!(err.contains("[log] format = \"xml\""), "{err}");
+}
+
+#[tokio::test]
+async fn the_api_can_require_a_token_or_basic_credentials() {
+    let server = Server::start(
+        "[server]\nport = 0\nauth_token = \"api-tok\"\nusername = \"ops\"\npassword = \"pw\"\n",
+    );
+    let api = server.api();
+    let r = api.get("/channels/").await;
+    r.error(401, "Unauthorized", "unauthorized");
+    api.get("/health").await.ok(200, "health ok");
+    let with = |h: &str| {
+        api.http
+            .get(format!("{}/channels/", api.base))
+            .header("Authorization", h.to_string())
+            .send()
+    };
+    assert_eq!(with("Token api-tok").await.unwrap().status(), 200);
+    assert_eq!(with("Basic b3BzOnB3").await.unwrap().status(), 200);
+    assert_eq!(with("Token wrong").await.unwrap().status(), 401);
 }

@@ -10,7 +10,11 @@ fn golden(name: &str) -> Value {
 
 #[test]
 fn a_vumi_user_message_round_trips_with_unknown_keys() {
-    let text = std::fs::read(format!("{}/tests/golden/user_message.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read(format!(
+        "{}/tests/golden/user_message.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let msg = Message::from_slice(&text).unwrap();
     assert_eq!(msg.content.as_deref(), Some("caf\u{e9} \u{1F600}"));
     assert_eq!(msg.session_event, Some(SessionEvent::Resume));
@@ -27,9 +31,22 @@ fn a_new_message_has_every_required_field_with_nulls() {
     let v: Value = serde_json::from_slice(&msg.to_bytes()).unwrap();
     let obj = v.as_object().unwrap();
     for key in [
-        "to_addr", "from_addr", "in_reply_to", "session_event", "content", "transport_name",
-        "transport_type", "transport_metadata", "group", "provider", "helper_metadata",
-        "routing_metadata", "message_version", "message_type", "message_id", "timestamp",
+        "to_addr",
+        "from_addr",
+        "in_reply_to",
+        "session_event",
+        "content",
+        "transport_name",
+        "transport_type",
+        "transport_metadata",
+        "group",
+        "provider",
+        "helper_metadata",
+        "routing_metadata",
+        "message_version",
+        "message_type",
+        "message_id",
+        "timestamp",
     ] {
         assert!(obj.contains_key(key), "missing {key}: {v}");
     }
@@ -38,7 +55,12 @@ fn a_new_message_has_every_required_field_with_nulls() {
     assert_eq!(v["message_version"], "20110921");
     assert_eq!(v["message_type"], "user_message");
     let id = v["message_id"].as_str().unwrap();
-    assert!(id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        id.len() == 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
     let ts = v["timestamp"].as_str().unwrap();
     assert_eq!(ts.len(), 26, "{ts}");
     assert!(Timestamp::parse(ts).is_some());
@@ -46,7 +68,11 @@ fn a_new_message_has_every_required_field_with_nulls() {
 
 #[test]
 fn events_round_trip_and_map_to_junebug_types() {
-    let text = std::fs::read(format!("{}/tests/golden/ack.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read(format!(
+        "{}/tests/golden/ack.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let ev = Event::from_slice(&text).unwrap();
     assert_eq!(ev.api_event_type(), Some("submitted"));
     let back: Value = serde_json::from_slice(&ev.to_bytes()).unwrap();
@@ -59,7 +85,10 @@ fn events_round_trip_and_map_to_junebug_types() {
     let v: Value = serde_json::from_slice(&nack.to_bytes()).unwrap();
     assert_eq!(v["nack_reason"], "ESME_RINVDSTADR");
     assert!(v.get("sent_message_id").is_none());
-    assert_eq!(nack.api_view("ch")["event_details"], json!({"reason": "ESME_RINVDSTADR"}));
+    assert_eq!(
+        nack.api_view("ch")["event_details"],
+        json!({"reason": "ESME_RINVDSTADR"})
+    );
     for (status, name) in [
         (DeliveryStatus::Pending, "delivery_pending"),
         (DeliveryStatus::Failed, "delivery_failed"),
@@ -83,7 +112,11 @@ fn wrong_versions_and_types_are_refused() {
 
 #[test]
 fn replies_follow_vumi_reply_rules() {
-    let text = std::fs::read(format!("{}/tests/golden/user_message.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = std::fs::read(format!(
+        "{}/tests/golden/user_message.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let orig = Message::from_slice(&text).unwrap();
     let reply = orig.reply(Some("thanks".into()), true);
     assert_eq!(reply.to_addr.as_deref(), Some("+27831234567"));

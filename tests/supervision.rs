@@ -29,7 +29,11 @@ impl TransportFactory for Crashy {
     fn validate(&self, _: &Value) -> Result<(), String> {
         Ok(())
     }
-    fn start(&self, _: &Value, mut ctx: TransportContext) -> LocalBoxFuture<'static, Result<(), TransportError>> {
+    fn start(
+        &self,
+        _: &Value,
+        mut ctx: TransportContext,
+    ) -> LocalBoxFuture<'static, Result<(), TransportError>> {
         let delivered = self.delivered.clone();
         let healed = self.healed.clone();
         self.starts.fetch_add(1, Ordering::SeqCst);
@@ -70,28 +74,38 @@ async fn a_panicking_transport_recovers_without_losing_messages() {
     actix_web::rt::spawn(running.server);
 
     let mock = receiver().await;
-    let a = api.create(json!({"type": "crashy", "config": {}, "mo_url": mock.uri()})).await;
+    let a = api
+        .create(json!({"type": "crashy", "config": {}, "mo_url": mock.uri()}))
+        .await;
     let (body, port) = telnet_body(&mock.uri());
     let b = api.create(body).await;
     let user = User::connect(port).await;
 
     let ev = format!("{}/ev", mock.uri());
-    let boom = api.send(&a, json!({"to": "1", "content": "boom", "event_url": ev})).await;
-    api.send(&a, json!({"to": "1", "content": "after", "event_url": ev})).await;
+    let boom = api
+        .send(&a, json!({"to": "1", "content": "boom", "event_url": ev}))
+        .await;
+    api.send(&a, json!({"to": "1", "content": "after", "event_url": ev}))
+        .await;
     eventually("channel A down", || async {
         let st = api.channel(&a).await["status"].clone();
-        (st["components"]["transport"]["status"] == "down" && crashy.starts.load(Ordering::SeqCst) >= 2)
+        (st["components"]["transport"]["status"] == "down"
+            && crashy.starts.load(Ordering::SeqCst) >= 2)
             .then_some(())
     })
     .await;
     // Channel B is not affected while A crashes and restarts.
-    api.send(&b, json!({"to": user.address, "content": "still flowing"})).await;
+    api.send(&b, json!({"to": user.address, "content": "still flowing"}))
+        .await;
     user.wait_line("still flowing").await;
     assert!(crashy.delivered.lock().unwrap().is_empty());
 
     crashy.healed.store(true, Ordering::SeqCst);
     let boom_id = boom["message_id"].clone();
-    wait_hit(&mock, "boom submitted", |p, b| p == "/ev" && b["message_id"] == boom_id).await;
+    wait_hit(&mock, "boom submitted", |p, b| {
+        p == "/ev" && b["message_id"] == boom_id
+    })
+    .await;
     eventually("both delivered", || async {
         let d = crashy.delivered.lock().unwrap().clone();
         (d.len() >= 2).then_some(())
@@ -122,13 +136,17 @@ async fn a_telnet_channel_whose_port_is_taken_recovers_when_it_is_freed() {
     let cid = api.create(body).await;
     eventually("bind failure reported", || async {
         let st = api.channel(&cid).await["status"].clone();
-        (st["status"] == "down" && st["components"]["telnet"]["type"] == "bind_failed").then_some(())
+        (st["status"] == "down" && st["components"]["telnet"]["type"] == "bind_failed")
+            .then_some(())
     })
     .await;
     drop(squatter);
     let user = User::connect(port).await;
     let addr = user.address.clone();
-    wait_hit(&mock, "new session after recovery", |_, b| b["from"] == json!(addr)).await;
+    wait_hit(&mock, "new session after recovery", |_, b| {
+        b["from"] == json!(addr)
+    })
+    .await;
     let st = api.channel(&cid).await["status"].clone();
     assert_eq!(st["status"], "ok", "{st}");
 }

@@ -77,8 +77,8 @@ impl TokenBucket {
 /// Work that must happen in order: inbound and events are stored and published one after
 /// another, so a user's lines reach the destination in the order they were typed.
 enum Job {
-    Inbound(Message),
-    Event(Event, Option<Delivery>),
+    Inbound(Box<Message>),
+    Event(Box<Event>, Option<Delivery>),
     Status(StatusEvent),
 }
 
@@ -195,7 +195,7 @@ impl Channel {
         };
         // What the transport held goes back to the front of its queue, in order.
         let mut held: Vec<Pending> = self.in_flight.drain().map(|(_, p)| p).collect();
-        held.sort_by(|a, b| b.msg.timestamp.cmp(&a.msg.timestamp));
+        held.sort_by_key(|p| std::cmp::Reverse(p.msg.timestamp));
         for p in held {
             if p.realtime {
                 self.realtime.push_front(p)
@@ -275,19 +275,19 @@ impl Channel {
             if self.realtime.is_empty() && self.bulk.is_empty() {
                 break;
             }
-            if let Some(bucket) = &mut self.bucket {
-                if !bucket.try_take() {
-                    let wait = bucket.wait();
-                    let at = Instant::now() + wait;
-                    if self.pump_at.is_none_or(|t| t <= Instant::now()) {
-                        self.pump_at = Some(at);
-                        ctx.run_later(wait, |act, ctx| {
-                            act.pump_at = None;
-                            act.pump(ctx)
-                        });
-                    }
-                    break;
+            if let Some(bucket) = &mut self.bucket
+                && !bucket.try_take()
+            {
+                let wait = bucket.wait();
+                let at = Instant::now() + wait;
+                if self.pump_at.is_none_or(|t| t <= Instant::now()) {
+                    self.pump_at = Some(at);
+                    ctx.run_later(wait, |act, ctx| {
+                        act.pump_at = None;
+                        act.pump(ctx)
+                    });
                 }
+                break;
             }
             let p = match self.realtime.pop_front() {
                 Some(p) => p,
@@ -498,7 +498,7 @@ impl StreamHandler<TransportReport> for Channel {
             } => {
                 let delivery = self.in_flight.remove(&message_id).map(|p| p.delivery);
                 let event = Event::ack(&message_id, &sent_message_id, &cid);
-                let _ = self.jobs.send(Job::Event(event, delivery));
+                let _ = self.jobs.send(Job::Event(Box::new(event), delivery));
                 self.pump(ctx);
             }
             TransportReport::Nack {
@@ -527,13 +527,13 @@ impl StreamHandler<TransportReport> for Channel {
                         .log
                         .warn(Some(&message_id), format!("Message rejected: {reason}"));
                     let event = Event::nack(&message_id, &reason, &cid);
-                    let _ = self.jobs.send(Job::Event(event, delivery));
+                    let _ = self.jobs.send(Job::Event(Box::new(event), delivery));
                 }
                 self.pump(ctx);
             }
             TransportReport::DeliveryReport { message_id, status } => {
                 let event = Event::delivery_report(&message_id, status, &cid);
-                let _ = self.jobs.send(Job::Event(event, None));
+                let _ = self.jobs.send(Job::Event(Box::new(event), None));
             }
             TransportReport::Status(status) => {
                 self.shared.log.info(
@@ -609,7 +609,9 @@ impl Handler<CancelQueued> for Channel {
         let mut count = 0;
         for p in held {
             let event = Event::nack(&p.msg.message_id, "cancelled", &cid);
-            let _ = self.jobs.send(Job::Event(event, Some(p.delivery)));
+            let _ = self
+                .jobs
+                .send(Job::Event(Box::new(event), Some(p.delivery)));
             count += 1;
         }
         let bus = self.core.bus.clone();
@@ -624,7 +626,7 @@ impl Handler<CancelQueued> for Channel {
                                 match Message::from_slice(&body) {
                                     Ok(msg) => {
                                         let ev = Event::nack(&msg.message_id, "cancelled", &cid);
-                                        let _ = jobs.send(Job::Event(ev, None));
+                                        let _ = jobs.send(Job::Event(Box::new(ev), None));
                                         count += 1;
                                     }
                                     Err(e) => log.warn(

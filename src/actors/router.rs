@@ -70,10 +70,10 @@ impl StreamHandler<Item> for Router {
         let core = self.core.clone();
         let shared = self.shared.clone();
         let spec = shared.spec();
-        if let Some(name) = &spec.application {
-            if self.app.is_none() {
-                self.app = application::start(name, core.clone(), shared.clone());
-            }
+        if let Some(name) = &spec.application
+            && self.app.is_none()
+        {
+            self.app = application::start(name, core.clone(), shared.clone());
         }
         let app = self.app.clone();
         // One item at a time, so a channel's messages leave in the order they came.
@@ -138,15 +138,15 @@ async fn forward_inbound(
             log: shared.log.clone(),
         });
     }
-    if let Some(q) = &spec.amqp_queue {
-        if let Err(e) = core.bus.publish(&routes::inbound(q), d.body.clone()).await {
-            shared.log.warn(
-                Some(&msg.message_id),
-                format!("Could not publish to {q}.inbound: {e}; will retry"),
-            );
-            d.requeue();
-            return;
-        }
+    if let Some(q) = &spec.amqp_queue
+        && let Err(e) = core.bus.publish(&routes::inbound(q), d.body.clone()).await
+    {
+        shared.log.warn(
+            Some(&msg.message_id),
+            format!("Could not publish to {q}.inbound: {e}; will retry"),
+        );
+        d.requeue();
+        return;
     }
     if let Some(app) = app {
         app.do_send(application::Inbound(msg.clone()));
@@ -210,15 +210,15 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
             log: shared.log.clone(),
         });
     }
-    if let Some(q) = &spec.amqp_queue {
-        if let Err(e) = core.bus.publish(&routes::event(q), d.body.clone()).await {
-            shared.log.warn(
-                Some(&event.user_message_id),
-                format!("Could not publish to {q}.event: {e}; will retry"),
-            );
-            d.requeue();
-            return;
-        }
+    if let Some(q) = &spec.amqp_queue
+        && let Err(e) = core.bus.publish(&routes::event(q), d.body.clone()).await
+    {
+        shared.log.warn(
+            Some(&event.user_message_id),
+            format!("Could not publish to {q}.event: {e}; will retry"),
+        );
+        d.requeue();
+        return;
     }
     if let Some(label) = event_type {
         count_rate(core, cid, label).await;

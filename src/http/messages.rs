@@ -136,7 +136,7 @@ pub async fn status(
     state.core.channel(&cid).ok_or(ApiError::ChannelNotFound)?;
     let mut events = state.core.store.load_events(&cid, &mid).await?;
     events.retain(|e| e.api_event_type().is_some());
-    events.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    events.sort_by_key(|a| a.timestamp);
     let views: Vec<Value> = events.iter().map(|e| e.api_view(&cid)).collect();
     let last = events.last();
     Ok(ok(

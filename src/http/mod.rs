@@ -8,7 +8,11 @@ pub mod messages;
 use crate::actors::Core;
 use crate::actors::engine::Engine;
 use actix::Addr;
-use actix_web::{HttpResponse, web};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, web};
+use base64::Engine as _;
 use envelope::ApiError;
 use std::sync::Arc;
 
@@ -16,6 +20,48 @@ use std::sync::Arc;
 pub struct State {
     pub core: Arc<Core>,
     pub engine: Addr<Engine>,
+    /// `Authorization` header values that open the API; empty: no auth (Junebug's default).
+    pub credentials: Vec<String>,
+}
+
+/// The `Authorization` values that open the API, if it is protected (`[server]` auth_token,
+/// or username and password).
+pub fn accepted_credentials(settings: &crate::config::ServerSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(t) = &settings.auth_token {
+        out.push(format!("Token {t}"));
+    }
+    if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        out.push(format!("Basic {encoded}"));
+    }
+    out
+}
+
+/// Refuses requests without accepted credentials when the API is protected.
+pub async fn require_auth(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let allowed = req
+        .app_data::<web::Data<State>>()
+        .map(|s| s.credentials.clone())
+        .unwrap_or_default();
+    let path = req.path();
+    if !allowed.is_empty() && path != "/health" && path != "/health/" {
+        let given = req
+            .headers()
+            .get("Authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !allowed.iter().any(|a| a == given) {
+            let resp = ApiError::Unauthorized.error_response();
+            return Ok(req.into_response(resp).map_into_right_body());
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -27,7 +27,7 @@ pub enum TransportCommand {
 #[derive(Debug)]
 pub enum TransportReport {
     /// A message from a user (transport fields are filled in by the channel).
-    Inbound(Message),
+    Inbound(Box<Message>),
     /// The provider accepted the message.
     Ack {
         message_id: String,

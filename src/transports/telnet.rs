@@ -227,7 +227,7 @@ impl Connection {
         let mut msg = Message::new(Some(self.to_addr.clone()), Some(self.user.clone()), content);
         msg.session_event = Some(event);
         msg.transport_type = Some(self.transport_type.clone());
-        let _ = self.reports.send(TransportReport::Inbound(msg));
+        let _ = self.reports.send(TransportReport::Inbound(Box::new(msg)));
     }
 
     async fn run(self, stream: TcpStream, mut cmds: mpsc::UnboundedReceiver<ClientCmd>) {
