@@ -43,6 +43,8 @@ impl ChannelLog {
     /// secrets (URLs go through `redact::url`).
     pub fn log(&self, level: u8, message_id: Option<&str>, message: impl Into<String>) {
         let message = message.into();
+        // Per-message INFO entries would flood the process log of a busy server: they go to
+        // the channel log, and to the process log only at debug level.
         match level {
             l if l >= ERROR => {
                 tracing::error!(channel = %self.id, message_id, "{message}")
@@ -50,7 +52,10 @@ impl ChannelLog {
             l if l >= WARNING => {
                 tracing::warn!(channel = %self.id, message_id, "{message}")
             }
-            _ => tracing::info!(channel = %self.id, message_id, "{message}"),
+            _ if message_id.is_some() => {
+                tracing::debug!(channel = %self.id, message_id, "{message}")
+            }
+            _ => tracing::info!(channel = %self.id, "{message}"),
         }
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

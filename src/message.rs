@@ -13,7 +13,6 @@ use std::fmt;
 
 /// The only message version Vumi accepts.
 pub const MESSAGE_VERSION: &str = "20110921";
-const TIMESTAMP_OUT: &str = "%Y-%m-%d %H:%M:%S%.6f";
 const TIMESTAMP_IN: &str = "%Y-%m-%d %H:%M:%S%.f";
 
 /// A fresh Vumi id: a uuid4 as 32 lower-case hex digits.
@@ -43,7 +42,20 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format(TIMESTAMP_OUT))
+        // By hand: chrono's format() re-parses its pattern on every call (hot path).
+        use chrono::Datelike;
+        let t = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond() / 1000 % 1_000_000
+        )
     }
 }
 

@@ -79,7 +79,14 @@ async fn health() -> HttpResponse {
 /// Registers every route on an actix-web `App`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let na = || web::to(method_not_allowed);
+    // actix-router tries patterns in order, each a regex: the send path, the hot one, first.
     cfg.service(
+        web::resource(["/channels/{id}/messages/", "/channels/{id}/messages"])
+            .route(web::post().to(messages::send))
+            .route(web::delete().to(messages::cancel))
+            .default_service(na()),
+    )
+    .service(
         web::resource(["/channels", "/channels/"])
             .route(web::get().to(channels::list))
             .route(web::post().to(channels::create))
@@ -100,12 +107,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/channels/{id}/logs")
             .route(web::get().to(channels::logs))
-            .default_service(na()),
-    )
-    .service(
-        web::resource(["/channels/{id}/messages/", "/channels/{id}/messages"])
-            .route(web::post().to(messages::send))
-            .route(web::delete().to(messages::cancel))
             .default_service(na()),
     )
     .service(

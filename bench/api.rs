@@ -1,0 +1,225 @@
+//! Load generator for the HTTP API on the embedded default (run by `bench/run.sh`).
+//!
+//! Starts the release `hornbill` binary on a free port with a telnet channel whose one user
+//! is the sink, then:
+//! 1. saturation: `CLIENTS` keep-alive clients send `TOTAL` messages as fast as they are
+//!    answered; reports accepted msg/s, end-to-end msg/s (API -> telnet sink, all lines
+//!    received) and accept latency percentiles;
+//! 2. paced: 1,000 msg/s for `PACED_SECS` s; reports p50/p99 accept latency;
+//! 3. the server's peak RSS (VmHWM).
+//!
+//! Environment: BENCH_TOTAL (default 100000), BENCH_CLIENTS (64), BENCH_PACED_SECS (10).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is taken from the command line.
+    let total = env_usize("BENCH_TOTAL", 100_000);
+    let clients = env_usize("BENCH_CLIENTS", 64);
+    let paced_secs = env_usize("BENCH_PACED_SECS", 10);
+
+    let dir = std::env::temp_dir().join(format!("hornbill-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "[server]\nport = 0\n[log]\nlevel = \"warn\"\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hornbill"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start hornbill");
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("hornbill listening on ")
+        .expect("listening line")
+        .to_string();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let sink = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::any())
+            .respond_with(wiremock::ResponseTemplate::new(200))
+            .mount(&sink)
+            .await;
+        let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let created: serde_json::Value = http
+            .post(format!("{base}/channels/"))
+            .body(
+                serde_json::json!({"type": "telnet", "mo_url": sink.uri(),
+                    "config": {"twisted_endpoint": format!("tcp:{port}")}})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cid = created["result"]["id"].as_str().unwrap().to_string();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let user = stream.local_addr().unwrap().to_string();
+        let received = Arc::new(AtomicUsize::new(0));
+        let r2 = received.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stream).lines();
+            while let Ok(Some(_)) = lines.next_line().await {
+                r2.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let url = format!("{base}/channels/{cid}/messages/");
+        let body = serde_json::json!({"to": user, "content": "bench message, about the size of an SMS"}).to_string();
+
+        // 1. saturation
+        let next = Arc::new(AtomicUsize::new(0));
+        let cpu_before = cpu_secs(pid);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (http, url, body, next) = (http.clone(), url.clone(), body.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0usize;
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    let t = Instant::now();
+                    match http.post(&url).body(body.clone()).send().await {
+                        Ok(r) if r.status().as_u16() == 201 => {
+                            let _ = r.bytes().await;
+                            lat.push(t.elapsed().as_micros() as u64);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        let mut lat = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await.unwrap();
+            lat.extend(l);
+            errors += e;
+        }
+        let accept_secs = start.elapsed().as_secs_f64();
+        let accepted = lat.len();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while received.load(Ordering::Relaxed) < accepted && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let e2e_secs = start.elapsed().as_secs_f64();
+        let delivered = received.load(Ordering::Relaxed);
+        let cpu_used = cpu_secs(pid) - cpu_before;
+        lat.sort_unstable();
+        println!("saturation: {clients} keep-alive clients, {total} messages");
+        println!("  accepted: {accepted} in {accept_secs:.2} s = {:.0} msg/s ({errors} errors)", accepted as f64 / accept_secs);
+        println!("  end-to-end (API -> telnet sink): {delivered} in {e2e_secs:.2} s = {:.0} msg/s", delivered as f64 / e2e_secs);
+        println!(
+            "  accept latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            percentile(&lat, 1.0)
+        );
+        println!(
+            "  server CPU: {cpu_used:.2} s over {e2e_secs:.2} s ({:.0} us per message; the load generator shares the 2 cores)",
+            cpu_used * 1e6 / delivered.max(1) as f64
+        );
+
+        // 2. paced at 1,000 msg/s
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut handles = Vec::with_capacity(paced_secs * 1000);
+        let before = received.load(Ordering::Relaxed);
+        for _ in 0..paced_secs * 1000 {
+            tick.tick().await;
+            let (http, url, body) = (http.clone(), url.clone(), body.clone());
+            handles.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let ok = matches!(http.post(&url).body(body).send().await, Ok(r) if r.status().as_u16() == 201);
+                (ok, t.elapsed().as_micros() as u64)
+            }));
+        }
+        let mut paced = Vec::new();
+        let mut failed = 0;
+        for h in handles {
+            let (ok, l) = h.await.unwrap();
+            if ok { paced.push(l) } else { failed += 1 }
+        }
+        paced.sort_unstable();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while received.load(Ordering::Relaxed) < before + paced.len() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        println!("paced: 1000 msg/s for {paced_secs} s");
+        println!(
+            "  accept latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({failed} failed)",
+            percentile(&paced, 0.5),
+            percentile(&paced, 0.99),
+            percentile(&paced, 1.0)
+        );
+        println!("  delivered to the sink: {}", received.load(Ordering::Relaxed) - before);
+    });
+    println!("server peak RSS: {:.1} MB", peak_rss_mb(pid));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
