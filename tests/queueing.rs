@@ -110,3 +110,45 @@ async fn cancelling_rejects_every_queued_message() {
     assert_eq!(status["queue_length"], 0);
     assert_eq!(user.received(), vec!["c0"]);
 }
+
+#[tokio::test]
+async fn status_rates_follow_traffic() {
+    let mock = receiver().await;
+    let server = Server::start("[channel_defaults]\nmetric_window = 1.0\n");
+    let api = server.api();
+    let (body, port) = telnet_body(&mock.uri());
+    let cid = api.create(body).await;
+    let status = api.channel(&cid).await["status"].clone();
+    for key in [
+        "inbound_message_rate",
+        "outbound_message_rate",
+        "submitted_event_rate",
+        "rejected_event_rate",
+        "delivery_succeeded_rate",
+        "delivery_failed_rate",
+        "delivery_pending_rate",
+    ] {
+        assert_eq!(status[key], 0, "{key} before traffic: {status}");
+    }
+    let user = User::connect(port).await;
+    let rates = eventually("rates after traffic", || async {
+        for i in 0..5 {
+            api.send(
+                &cid,
+                json!({"to": user.address, "content": format!("r{i}")}),
+            )
+            .await;
+        }
+        api.send(&cid, json!({"to": "nobody", "content": "x"}))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let st = api.channel(&cid).await["status"].clone();
+        (st["outbound_message_rate"].as_f64().unwrap_or(0.0) >= 6.0
+            && st["submitted_event_rate"].as_f64().unwrap_or(0.0) >= 5.0
+            && st["rejected_event_rate"].as_f64().unwrap_or(0.0) >= 1.0
+            && st["inbound_message_rate"].as_f64().unwrap_or(0.0) >= 1.0)
+            .then_some(st)
+    })
+    .await;
+    assert_eq!(rates["status"], "ok");
+}

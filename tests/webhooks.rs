@@ -126,3 +126,43 @@ async fn status_changes_are_posted_to_status_url() {
         "listening"
     );
 }
+
+#[tokio::test]
+async fn at_most_max_per_destination_requests_are_in_flight() {
+    let mock = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_millis(400)))
+        .mount(&mock)
+        .await;
+    let server = Server::start("[webhooks]\nmax_per_destination = 2\n");
+    let api = server.api();
+    let (body, port) = telnet_body(&format!("{}/mo", mock.uri()));
+    let cid = api.create(body).await;
+    let started = std::time::Instant::now();
+    // Six connections: six `new` sessions, posted two at a time.
+    let mut users = vec![];
+    for _ in 0..6 {
+        users.push(User::connect(port).await);
+    }
+    eventually("six deliveries", || async {
+        (hits(&mock).await.len() >= 6).then_some(())
+    })
+    .await;
+    let first_batch = started.elapsed();
+    eventually("all answered", || async {
+        let logs = api.logs(&cid).await;
+        (logs
+            .iter()
+            .filter(|e| e["message"].as_str().unwrap().contains("HTTP 200"))
+            .count()
+            >= 6)
+            .then_some(())
+    })
+    .await;
+    let all = started.elapsed().as_secs_f64();
+    // 6 requests of 0.4 s, 2 at a time: at least 3 rounds (1.2 s); all at once would be 0.4 s.
+    assert!(
+        all >= 1.15,
+        "6 deliveries, 2 at a time, finished in {all:.2} s (first batch {first_batch:?})"
+    );
+}
