@@ -89,7 +89,6 @@ pub async fn start(
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(1 << 20))
             .wrap(actix_web::middleware::from_fn(http::require_auth))
             .configure(http::configure)
     })

@@ -213,3 +213,20 @@ async fn send_errors() {
     let r = api.get(&format!("/channels/{cid}/logs?n=lots")).await;
     r.error(400, "Bad Request", "api usage error");
 }
+
+#[tokio::test]
+async fn an_oversized_body_gets_the_envelope() {
+    let server = Server::start("");
+    let api = server.api();
+    let big = format!("{{\"label\": \"{}\"}}", "x".repeat(2 << 20));
+    let r = api.raw("POST", "/channels/", Some(&big)).await;
+    let errors = r.error(400, "Bad Request", "json decode error");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than"),
+        "{}",
+        r.text
+    );
+}

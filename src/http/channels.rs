@@ -1,7 +1,7 @@
 //! Channel endpoints: list, create, get, modify, delete, restart, logs (§1.2 rows 1-7).
 
 use super::State;
-use super::envelope::{ApiError, created, ok, parse_json};
+use super::envelope::{ApiError, Body, created, ok, parse_json};
 use crate::actors::engine::{CreateChannel, DeleteChannel, RestartChannel, UpdateChannel};
 use crate::actors::{ChannelShared, Core, rate_bucket};
 use crate::api_schema;
@@ -114,7 +114,7 @@ pub async fn list(state: web::Data<State>) -> HttpResponse {
     ok("channels listed", json!(ids))
 }
 
-pub async fn create(state: web::Data<State>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpResponse, ApiError> {
     let props = parse_json(&body)?;
     let errors = api_schema::validate_channel(&props, true);
     if !errors.is_empty() {
@@ -148,7 +148,7 @@ pub async fn get(
 pub async fn modify(
     state: web::Data<State>,
     path: web::Path<String>,
-    body: web::Bytes,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
     let changes = parse_json(&body)?;
     let errors = api_schema::validate_channel(&changes, false);
@@ -207,19 +207,17 @@ pub async fn restart(
     Ok(ok("channel restarted", json!({})))
 }
 
-#[derive(serde::Deserialize)]
-pub struct LogsQuery {
-    n: Option<String>,
-}
-
 pub async fn logs(
     state: web::Data<State>,
     path: web::Path<String>,
-    query: web::Query<LogsQuery>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let shared = lookup(&state.core, &path)?;
     let max = state.core.settings.log.max_logs;
-    let n = match query.n.as_deref() {
+    let n_param = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "n")
+        .map(|(_, v)| v.into_owned());
+    let n = match n_param.as_deref() {
         None => max,
         Some(text) => match text.trim().parse::<i64>() {
             Ok(n) if n <= 0 => 0,

@@ -191,3 +191,37 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     }
     serde_json::from_slice(body).map_err(|e| ApiError::JsonDecode(e.to_string()))
 }
+
+/// Largest request body the API reads.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// A request body read whole, with the API's own error for one that is too large or broken
+/// (actix-web's `Bytes` extractor answers those outside the envelope).
+pub struct Body(pub bytes::Bytes);
+
+impl actix_web::FromRequest for Body {
+    type Error = ApiError;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Body, ApiError>>;
+
+    fn from_request(
+        _req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        use futures::StreamExt;
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut buf = bytes::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::JsonDecode(format!("could not read the body: {e}")))?;
+                if buf.len() + chunk.len() > MAX_BODY {
+                    return Err(ApiError::JsonDecode(format!(
+                        "body larger than {MAX_BODY} bytes"
+                    )));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(Body(buf.freeze()))
+        })
+    }
+}

@@ -1,7 +1,7 @@
 //! Sending and message status (§1.2 rows 8-9, §3.3), and cancelling queued messages.
 
 use super::State;
-use super::envelope::{ApiError, created, ok, parse_json};
+use super::envelope::{ApiError, Body, created, ok, parse_json};
 use crate::actors::channel::{CancelQueued, count_rate};
 use crate::api_schema::{self, py_repr};
 use crate::bus::{BusError, routes};
@@ -16,7 +16,7 @@ fn session_event(v: Option<&Value>) -> Option<SessionEvent> {
 pub async fn send(
     state: web::Data<State>,
     path: web::Path<String>,
-    body: web::Bytes,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
     let core = &state.core;
     let request = parse_json(&body)?;
