@@ -4,23 +4,10 @@
 mod common;
 use common::*;
 use serde_json::json;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[tokio::test]
 async fn secrets_stay_out_of_responses_and_logs() {
-    let mock = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&mock)
-        .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200))
-        .with_priority(2)
-        .mount(&mock)
-        .await;
+    let mock = flaky_receiver(1, 500).await;
     let server = Server::start(FAST_WEBHOOKS);
     let api = server.api();
     let secrets = [

@@ -4,23 +4,12 @@
 mod common;
 use common::*;
 use serde_json::{Value, json};
-use wiremock::matchers::{any, path};
+use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[tokio::test]
 async fn inbound_is_retried_until_accepted_and_each_attempt_is_logged() {
-    let mock = MockServer::start().await;
-    Mock::given(path("/mo"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(3)
-        .with_priority(1)
-        .mount(&mock)
-        .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200))
-        .with_priority(2)
-        .mount(&mock)
-        .await;
+    let mock = flaky_receiver(3, 503).await;
     let server = Server::start(FAST_WEBHOOKS);
     let api = server.api();
     let (body, port) = telnet_body(&format!("{}/mo", mock.uri()));

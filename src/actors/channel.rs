@@ -9,7 +9,7 @@
 //! backoff, while every other channel carries on.
 
 use super::delivery::{HookKind, PostWebhook};
-use super::{ChannelShared, Core, rate_bucket};
+use super::{ChannelShared, Core, rate_bucket, retry};
 use crate::bus::{Delivery, routes};
 use crate::message::{Event, Level, Message, SessionEvent, StatusEvent};
 use crate::transports::{TransportCommand, TransportReport};
@@ -379,31 +379,6 @@ async fn run_jobs(
                         log: shared.log.clone(),
                     });
                 }
-            }
-        }
-    }
-}
-
-async fn retry<F, Fut, E>(shared: &ChannelShared, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match f().await {
-            Ok(()) => return,
-            Err(e) => {
-                shared.log.warn(
-                    None,
-                    format!(
-                        "Could not {what}: {e}; retrying in {:.1} s",
-                        delay.as_secs_f64()
-                    ),
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
     }

@@ -20,6 +20,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 /// Shared by the actors and the HTTP handlers.
 pub struct Core {
@@ -118,4 +119,32 @@ pub fn now_secs() -> f64 {
 /// The rate bucket `now` falls in.
 pub fn rate_bucket(window: f64) -> i64 {
     (now_secs() / window).floor() as i64
+}
+
+/// Runs `f` until it succeeds, waiting longer after each failure (100 ms doubling to 10 s)
+/// and logging each failure on the channel: backends that are down hold work up, they do
+/// not lose it.
+pub async fn retry<F, Fut, E>(shared: &ChannelShared, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(()) => return,
+            Err(e) => {
+                shared.log.warn(
+                    None,
+                    format!(
+                        "Could not {what}: {e}; retrying in {:.1} s",
+                        delay.as_secs_f64()
+                    ),
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@
 use super::application::{self, Application};
 use super::channel::count_rate;
 use super::delivery::{HookKind, PostWebhook, TemplateVars, expand_url};
-use super::{ChannelShared, Core};
+use super::{ChannelShared, Core, retry};
 use crate::bus::{Delivery, routes};
 use crate::message::{Event, Message};
 use actix::prelude::*;
@@ -138,15 +138,12 @@ async fn forward_inbound(
             log: shared.log.clone(),
         });
     }
-    if let Some(q) = &spec.amqp_queue
-        && let Err(e) = core.bus.publish(&routes::inbound(q), d.body.clone()).await
-    {
-        shared.log.warn(
-            Some(&msg.message_id),
-            format!("Could not publish to {q}.inbound: {e}; will retry"),
-        );
-        d.requeue();
-        return;
+    if let Some(q) = &spec.amqp_queue {
+        let route = routes::inbound(q);
+        retry(shared, &format!("publish to {route}"), || {
+            core.bus.publish(&route, d.body.clone())
+        })
+        .await;
     }
     if let Some(app) = app {
         app.do_send(application::Inbound(msg.clone()));
@@ -169,14 +166,10 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
             return;
         }
     };
-    if let Err(e) = core.store.save_event(cid, &event).await {
-        shared.log.warn(
-            Some(&event.user_message_id),
-            format!("Could not store event: {e}; will retry"),
-        );
-        d.requeue();
-        return;
-    }
+    retry(shared, "store the event", || {
+        core.store.save_event(cid, &event)
+    })
+    .await;
     let spec = shared.spec();
     let record = core
         .store
@@ -210,15 +203,12 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
             log: shared.log.clone(),
         });
     }
-    if let Some(q) = &spec.amqp_queue
-        && let Err(e) = core.bus.publish(&routes::event(q), d.body.clone()).await
-    {
-        shared.log.warn(
-            Some(&event.user_message_id),
-            format!("Could not publish to {q}.event: {e}; will retry"),
-        );
-        d.requeue();
-        return;
+    if let Some(q) = &spec.amqp_queue {
+        let route = routes::event(q);
+        retry(shared, &format!("publish to {route}"), || {
+            core.bus.publish(&route, d.body.clone())
+        })
+        .await;
     }
     if let Some(label) = event_type {
         count_rate(core, cid, label).await;

@@ -414,3 +414,20 @@ pub async fn receiver() -> wiremock::MockServer {
         .await;
     mock
 }
+
+/// A receiver that answers `status` to the first `n` requests, then 200.
+pub async fn flaky_receiver(n: u64, status: u16) -> wiremock::MockServer {
+    let mock = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(status))
+        .up_to_n_times(n)
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&mock)
+        .await;
+    mock
+}
