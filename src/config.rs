@@ -40,11 +40,28 @@ impl Default for ServerSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusSettings {
-    /// `memory` (embedded). `amqp` arrives with the durable backends.
+    /// `memory` (embedded, nothing survives a restart) or `amqp` (RabbitMQ).
     pub kind: String,
+    /// AMQP URL (default `amqp://guest:guest@127.0.0.1:5672/%2f`).
     pub url: Option<String>,
     /// Most messages one in-memory queue holds before publishes are refused.
     pub max_queue_length: usize,
+}
+
+impl BusSettings {
+    pub fn amqp_url(&self) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    }
+}
+
+impl StoreSettings {
+    pub fn redis_url(&self) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| "redis://127.0.0.1:6379/0".into())
+    }
 }
 
 impl Default for BusSettings {
@@ -60,9 +77,12 @@ impl Default for BusSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
-    /// `memory` (embedded). `redis` arrives with the durable backends.
+    /// `memory` (embedded, nothing survives a restart) or `redis`.
     pub kind: String,
+    /// Redis URL (default `redis://127.0.0.1:6379/0`).
     pub url: Option<String>,
+    /// Prepended (with ":") to every Redis key, as Junebug's `redis.key_prefix`.
+    pub key_prefix: Option<String>,
     /// Reply window in seconds (Junebug's `inbound_message_ttl`).
     pub inbound_message_ttl: u64,
     /// Event window in seconds (Junebug's `outbound_message_ttl`).
@@ -74,6 +94,7 @@ impl Default for StoreSettings {
         StoreSettings {
             kind: "memory".into(),
             url: None,
+            key_prefix: None,
             inbound_message_ttl: 600,
             outbound_message_ttl: 172_800,
         }
@@ -267,15 +288,15 @@ impl Settings {
         if settings.server.username.is_some() != settings.server.password.is_some() {
             problems.push("[server] username and password must be set together".into());
         }
-        if settings.bus.kind != "memory" {
+        if !matches!(settings.bus.kind.as_str(), "memory" | "amqp") {
             problems.push(format!(
-                "[bus] kind = {:?}: only \"memory\" is available in this build",
+                "[bus] kind = {:?}: must be \"memory\" or \"amqp\"",
                 settings.bus.kind
             ));
         }
-        if settings.store.kind != "memory" {
+        if !matches!(settings.store.kind.as_str(), "memory" | "redis") {
             problems.push(format!(
-                "[store] kind = {:?}: only \"memory\" is available in this build",
+                "[store] kind = {:?}: must be \"memory\" or \"redis\"",
                 settings.store.kind
             ));
         }

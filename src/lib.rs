@@ -48,12 +48,37 @@ pub async fn start(
         inbound: Duration::from_secs(settings.store.inbound_message_ttl),
         outbound: Duration::from_secs(settings.store.outbound_message_ttl),
     };
-    let memory_store = Arc::new(store::MemoryStore::new(ttls));
-    let bus: Arc<dyn bus::Bus> = Arc::new(bus::MemoryBus::new(settings.bus.max_queue_length));
+    let wait = Duration::from_secs(30);
+    let (store, memory_store): (Arc<dyn store::Store>, _) = match settings.store.kind.as_str() {
+        "redis" => {
+            let url = settings.store.redis_url();
+            let redis =
+                store::RedisStore::connect(&url, settings.store.key_prefix.as_deref(), ttls, wait)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot reach Redis at {}: {e}", redact::url(&url))
+                    })?;
+            (Arc::new(redis), None)
+        }
+        _ => {
+            let memory = Arc::new(store::MemoryStore::new(ttls));
+            (memory.clone(), Some(memory))
+        }
+    };
+    let bus: Arc<dyn bus::Bus> = match settings.bus.kind.as_str() {
+        "amqp" => {
+            let url = settings.bus.amqp_url();
+            let amqp = bus::AmqpBus::connect(&url, wait).await.map_err(|e| {
+                anyhow::anyhow!("cannot reach RabbitMQ at {}: {e}", redact::url(&url))
+            })?;
+            Arc::new(amqp)
+        }
+        _ => Arc::new(bus::MemoryBus::new(settings.bus.max_queue_length)),
+    };
     let delivery = Delivery::new(settings.webhooks.clone()).start();
     let core = Arc::new(Core {
-        store: memory_store.clone(),
-        memory_store: Some(memory_store),
+        store,
+        memory_store,
         bus,
         registry,
         delivery,

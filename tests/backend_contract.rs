@@ -17,6 +17,8 @@ async fn next(s: &mut hornbill::bus::DeliveryStream) -> Option<hornbill::bus::De
 }
 
 async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
+    // Each run uses its own routes (the broker outlives test runs).
+    let prefix = &format!("{prefix}-{}", uuid_hex());
     let route = format!("{prefix}.outbound");
     bus.drain(&route).await.unwrap();
     for i in 0..5 {
@@ -56,7 +58,48 @@ async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
     let d = next(&mut s).await.unwrap();
     assert_eq!(&d.body[..], b"kept");
     d.ack();
+    // Twenty consumers' worth of concurrent publishes all arrive, each once.
+    let many = format!("{prefix}.many");
+    let publishes = (0..200).map(|i| {
+        let bus = bus.clone();
+        let many = many.clone();
+        async move { bus.publish(&many, format!("n{i}").into()).await }
+    });
+    for r in futures::future::join_all(publishes).await {
+        r.unwrap();
+    }
+    let mut s = bus.consume(&many, 50).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(d) = next(&mut s).await {
+        assert!(seen.insert(d.body.clone()), "delivered twice");
+        d.ack();
+        if seen.len() == 200 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 200);
+    for route in [route, late, many, format!("{prefix}.outbound")] {
+        cleanup(bus.as_ref(), &route).await;
+    }
 }
+
+/// Removes a test route from the broker (the bus has no delete; a plain client does it).
+async fn cleanup(bus: &dyn Bus, route: &str) {
+    if bus.kind() != "amqp" {
+        return;
+    }
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let _ = ch
+        .queue_delete(route.into(), lapin::options::QueueDeleteOptions::default())
+        .await;
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const REDIS: &str = "redis://127.0.0.1:6379/0";
 
 async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
     let cid = format!("c-{}", uuid_hex());
@@ -176,4 +219,60 @@ async fn memory_store_keeps_the_contract() {
         outbound: Duration::from_secs(60),
     };
     store_contract(Arc::new(MemoryStore::new(ttls)), true).await;
+}
+
+#[actix_web::test]
+async fn amqp_bus_keeps_the_contract() {
+    let bus = hornbill::bus::AmqpBus::connect(AMQP, Duration::from_secs(10))
+        .await
+        .unwrap();
+    bus_contract(Arc::new(bus), "contract").await;
+}
+
+#[actix_web::test]
+async fn redis_store_keeps_the_contract() {
+    let ttls = Ttls {
+        inbound: Duration::from_secs(1),
+        outbound: Duration::from_secs(60),
+    };
+    let prefix = format!("test-{}", uuid_hex());
+    let store =
+        hornbill::store::RedisStore::connect(REDIS, Some(&prefix), ttls, Duration::from_secs(10))
+            .await
+            .unwrap();
+    store_contract(Arc::new(store), true).await;
+}
+
+async fn webhooks_contract(store: Arc<dyn Store>) {
+    let id = uuid_hex();
+    store
+        .save_webhook(&id, &json!({"url": "http://x", "attempt": 1}))
+        .await
+        .unwrap();
+    let all = store.load_webhooks().await.unwrap();
+    assert!(all.iter().any(|(i, j)| *i == id && j["attempt"] == 1));
+    store.delete_webhook(&id).await.unwrap();
+    assert!(
+        !store
+            .load_webhooks()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(i, _)| *i == id)
+    );
+}
+
+#[actix_web::test]
+async fn both_stores_keep_pending_webhooks() {
+    let ttls = Ttls {
+        inbound: Duration::from_secs(60),
+        outbound: Duration::from_secs(60),
+    };
+    webhooks_contract(Arc::new(MemoryStore::new(ttls))).await;
+    let prefix = format!("test-{}", uuid_hex());
+    let redis =
+        hornbill::store::RedisStore::connect(REDIS, Some(&prefix), ttls, Duration::from_secs(10))
+            .await
+            .unwrap();
+    webhooks_contract(Arc::new(redis)).await;
 }

@@ -8,12 +8,14 @@
 //! - a consumer gets at most `prefetch` unacknowledged deliveries at a time;
 //! - a delivery that is dropped or requeued without `ack` is delivered again.
 
+pub mod amqp;
 pub mod memory;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+pub use amqp::AmqpBus;
 pub use memory::MemoryBus;
 
 /// Why the bus refused an operation.
@@ -94,6 +96,10 @@ pub trait Bus: Send + Sync + 'static {
     async fn drain(&self, route: &str) -> Result<Vec<Bytes>, BusError>;
     /// Short name for logs and status ("memory", "amqp").
     fn kind(&self) -> &'static str;
+    /// `None` while the bus works; the reason while it does not (connection lost, ...).
+    fn trouble(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The route names of a channel (or any Vumi transport name).

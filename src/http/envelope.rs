@@ -71,8 +71,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("unauthorized")]
     Unauthorized,
-    #[error("queue unavailable: {0}")]
-    Bus(String),
+    #[error("queue full: {0}")]
+    QueueFull(String),
+    #[error("amqp connection error: {0}")]
+    BusUnavailable(String),
+    #[error("store unavailable: {0}")]
+    Store(String),
     #[error("generic error: {0}")]
     Internal(String),
 }
@@ -136,10 +140,23 @@ impl ApiError {
                 "unauthorized",
                 err("Unauthorized", "This API needs credentials"),
             ),
-            ApiError::Bus(m) => (
+            ApiError::QueueFull(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "message not sent",
-                err("QueueUnavailable", &format!("Message not sent: {m}")),
+                err("QueueFull", &format!("Message not sent: {m}")),
+            ),
+            ApiError::BusUnavailable(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "amqp connection error",
+                err(
+                    "AmqpConnectionError",
+                    "Message not sent, AMQP connection error.",
+                ),
+            ),
+            ApiError::Store(m) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "generic error",
+                err("StoreUnavailable", m),
             ),
             ApiError::Internal(m) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -165,14 +182,14 @@ impl From<crate::actors::engine::EngineError> for ApiError {
     fn from(e: crate::actors::engine::EngineError) -> Self {
         match e {
             crate::actors::engine::EngineError::NotFound => ApiError::ChannelNotFound,
-            crate::actors::engine::EngineError::Store(s) => ApiError::Internal(s.to_string()),
+            crate::actors::engine::EngineError::Store(s) => ApiError::Store(s.to_string()),
         }
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::Store(e.to_string())
     }
 }
 

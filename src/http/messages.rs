@@ -122,7 +122,8 @@ pub async fn send(
         .publish(&route, msg.to_bytes())
         .await
         .map_err(|e| match e {
-            BusError::QueueFull(_) | BusError::Unavailable(_) => ApiError::Bus(e.to_string()),
+            BusError::QueueFull(_) => ApiError::QueueFull(e.to_string()),
+            BusError::Unavailable(_) => ApiError::BusUnavailable(e.to_string()),
         })?;
     count_rate(core, &cid, "outbound").await;
     Ok(created("message submitted", view))

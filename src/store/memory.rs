@@ -268,6 +268,34 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn save_webhook(&self, id: &str, job: &Value) -> Result<(), StoreError> {
+        self.hset(keys::WEBHOOKS, id, job.to_string(), None);
+        Ok(())
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+        let mut map = self.map.lock();
+        if let Some(Entry {
+            data: Data::Hash(h),
+            ..
+        }) = map.get_mut(keys::WEBHOOKS)
+        {
+            h.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn load_webhooks(&self) -> Result<Vec<(String, Value)>, StoreError> {
+        self.hgetall(keys::WEBHOOKS, None)
+            .into_iter()
+            .map(|(id, text)| {
+                serde_json::from_str(&text)
+                    .map(|v| (id, v))
+                    .map_err(|e| corrupt(keys::WEBHOOKS, e))
+            })
+            .collect()
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }

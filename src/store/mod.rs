@@ -5,12 +5,14 @@
 //! finds its channels. TTLs are sliding: every read or write of a record renews it.
 
 pub mod memory;
+pub mod redis;
 
 use crate::message::{Event, Message, StatusEvent};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::time::Duration;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     async fn rate_count(&self, cid: &str, label: &str, bucket: i64) -> Result<u64, StoreError>;
 
+    /// Pending webhook deliveries (hornbill's own key), so retries survive a restart.
+    async fn save_webhook(&self, id: &str, job: &Value) -> Result<(), StoreError>;
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError>;
+    async fn load_webhooks(&self) -> Result<Vec<(String, Value)>, StoreError>;
+
     fn kind(&self) -> &'static str;
 }
 
@@ -82,4 +89,6 @@ pub mod keys {
     pub fn rate(cid: &str, label: &str, bucket: i64) -> String {
         format!("{cid}:{label}:{bucket}")
     }
+    /// hornbill's pending webhooks: a hash of job id -> job JSON.
+    pub const WEBHOOKS: &str = "hornbill:webhooks";
 }
