@@ -75,7 +75,7 @@ pub async fn start(
         }
         _ => Arc::new(bus::MemoryBus::new(settings.bus.max_queue_length)),
     };
-    let delivery = Delivery::new(settings.webhooks.clone()).start();
+    let delivery = Delivery::new(settings.webhooks.clone(), store.clone()).start();
     let core = Arc::new(Core {
         store,
         memory_store,
@@ -104,6 +104,20 @@ pub async fn start(
         if let Value::Object(_) = props {
             engine.send(CreateChannel { id, props }).await??;
         }
+    }
+
+    // Webhooks saved by an earlier run (Redis store) are tried again.
+    let saved = core.store.load_webhooks().await?;
+    let resumed = actors::delivery::saved_jobs(saved, |cid| {
+        core.channel(cid)
+            .map(|c| c.log.clone())
+            .unwrap_or_else(|| logs::ChannelLog::new(cid, 10))
+    });
+    if !resumed.is_empty() {
+        tracing::info!(count = resumed.len(), "Resuming saved webhook deliveries.");
+    }
+    for job in resumed {
+        core.delivery.do_send(job);
     }
 
     let state = web::Data::new(http::State {

@@ -75,6 +75,11 @@ impl ChannelLog {
         ring.push_back(entry);
     }
 
+    /// The channel (or router) this log belongs to.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     pub fn info(&self, message_id: Option<&str>, message: impl Into<String>) {
         self.log(INFO, message_id, message)
     }

@@ -5,6 +5,10 @@
 //! URL) and retried with jittered exponential backoff until the destination answers 2xx or
 //! `retry_for` has passed. At most `max_per_destination` requests are in flight to one
 //! destination. Every attempt is written to the channel's log, with the URL redacted.
+//!
+//! Each job is saved in the store (`hornbill:webhooks` in Redis) before it is accepted and
+//! removed once it is settled, so with the Redis store pending deliveries survive a restart:
+//! `resume_pending` starts them again.
 
 use crate::config::WebhookSettings;
 use crate::logs::ChannelLog;
@@ -13,7 +17,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// What a webhook carries (for logs).
@@ -25,6 +29,22 @@ pub enum HookKind {
 }
 
 impl HookKind {
+    fn name(self) -> &'static str {
+        match self {
+            HookKind::Inbound => "inbound",
+            HookKind::Event => "event",
+            HookKind::Status => "status",
+        }
+    }
+
+    fn from_name(name: &str) -> HookKind {
+        match name {
+            "inbound" => HookKind::Inbound,
+            "status" => HookKind::Status,
+            _ => HookKind::Event,
+        }
+    }
+
     fn noun(self) -> &'static str {
         match self {
             HookKind::Inbound => "inbound message",
@@ -34,9 +54,9 @@ impl HookKind {
     }
 }
 
-/// POST `body` to `url`, retrying until accepted.
+/// POST `body` to `url`, retrying until accepted. Answers once the job is saved.
 #[derive(Message, Clone)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), crate::store::StoreError>")]
 pub struct PostWebhook {
     pub kind: HookKind,
     pub url: String,
@@ -44,6 +64,60 @@ pub struct PostWebhook {
     pub body: Bytes,
     pub message_id: Option<String>,
     pub log: ChannelLog,
+}
+
+/// A saved job, as the store keeps it.
+fn job_json(job: &PostWebhook, first: f64) -> serde_json::Value {
+    serde_json::json!({
+        "channel_id": job.log.id(),
+        "kind": job.kind.name(),
+        "url": job.url,
+        "token": job.token,
+        "body": String::from_utf8_lossy(&job.body),
+        "message_id": job.message_id,
+        "first_attempt": first,
+    })
+}
+
+/// A job saved by an earlier run, to be started again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResumeWebhook {
+    pub id: String,
+    pub job: PostWebhook,
+    pub first_attempt: f64,
+}
+
+/// Reads the saved jobs back (`log_for` finds each channel's log).
+pub fn saved_jobs(
+    saved: Vec<(String, serde_json::Value)>,
+    log_for: impl Fn(&str) -> ChannelLog,
+) -> Vec<ResumeWebhook> {
+    saved
+        .into_iter()
+        .filter_map(|(id, v)| {
+            let s = |k: &str| {
+                v.get(k)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string)
+            };
+            Some(ResumeWebhook {
+                job: PostWebhook {
+                    kind: HookKind::from_name(&s("kind")?),
+                    url: s("url")?,
+                    token: s("token"),
+                    body: Bytes::from(s("body")?),
+                    message_id: s("message_id"),
+                    log: log_for(&s("channel_id")?),
+                },
+                first_attempt: v
+                    .get("first_attempt")
+                    .and_then(serde_json::Value::as_f64)
+                    .unwrap_or_else(crate::actors::now_secs),
+                id,
+            })
+        })
+        .collect()
 }
 
 /// Values substituted into `{message_id}`, `{channel_id}`, `{event_type}`, `{to}`, `{from}`.
@@ -82,10 +156,11 @@ pub struct Delivery {
     client: reqwest::Client,
     settings: WebhookSettings,
     limits: HashMap<String, Arc<Semaphore>>,
+    store: Arc<dyn crate::store::Store>,
 }
 
 impl Delivery {
-    pub fn new(settings: WebhookSettings) -> Self {
+    pub fn new(settings: WebhookSettings, store: Arc<dyn crate::store::Store>) -> Self {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -95,6 +170,7 @@ impl Delivery {
             client,
             settings,
             limits: HashMap::new(),
+            store,
         }
     }
 
@@ -125,10 +201,50 @@ pub fn backoff(settings: &WebhookSettings, attempt: u32) -> Duration {
 }
 
 impl Handler<PostWebhook> for Delivery {
+    type Result = ResponseActFuture<Self, Result<(), crate::store::StoreError>>;
+
+    fn handle(&mut self, job: PostWebhook, _ctx: &mut Context<Self>) -> Self::Result {
+        let id = crate::message::new_id();
+        let first = crate::actors::now_secs();
+        let saved = job_json(&job, first);
+        let store = self.store.clone();
+        Box::pin(
+            async move { store.save_webhook(&id, &saved).await.map(|()| id) }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let id = res?;
+                    act.attempt(id, job, first);
+                    Ok(())
+                }),
+        )
+    }
+}
+
+impl Handler<ResumeWebhook> for Delivery {
     type Result = ();
 
-    fn handle(&mut self, job: PostWebhook, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, r: ResumeWebhook, _ctx: &mut Context<Self>) {
+        r.job.log.info(
+            r.job.message_id.as_deref(),
+            format!(
+                "Resuming the delivery of a {} saved before a restart",
+                r.job.kind.noun()
+            ),
+        );
+        self.attempt(r.id, r.job, r.first_attempt);
+    }
+}
+
+impl Delivery {
+    /// Tries `job` until it is accepted or its time is up, then forgets the saved copy.
+    fn attempt(&mut self, id: String, job: PostWebhook, first: f64) {
         let shown_url = redact::url(&job.url);
+        let store = self.store.clone();
+        let forget = move || {
+            actix_rt::spawn(async move {
+                let _ = store.delete_webhook(&id).await;
+            });
+        };
         let mut target = match url::Url::parse(&job.url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => u,
             _ => {
@@ -140,6 +256,7 @@ impl Handler<PostWebhook> for Delivery {
                         job.kind.noun()
                     ),
                 );
+                forget();
                 return;
             }
         };
@@ -157,7 +274,6 @@ impl Handler<PostWebhook> for Delivery {
         let client = self.client.clone();
         let settings = self.settings.clone();
         actix_rt::spawn(async move {
-            let started = Instant::now();
             let mut attempt = 0u32;
             loop {
                 attempt += 1;
@@ -190,21 +306,23 @@ impl Handler<PostWebhook> for Delivery {
                                 job.kind.noun()
                             ),
                         );
+                        forget();
                         return;
                     }
                     Err(why) => {
                         let delay = backoff(&settings, attempt);
-                        let elapsed = started.elapsed() + delay;
-                        if elapsed.as_secs_f64() > settings.retry_for {
+                        let elapsed = crate::actors::now_secs() - first + delay.as_secs_f64();
+                        if elapsed > settings.retry_for {
                             job.log.log(
                                 crate::logs::ERROR,
                                 mid,
                                 format!(
                                     "Giving up delivering {} to {shown_url}: {why} (attempt {attempt}, retried for {:.0} s)",
                                     job.kind.noun(),
-                                    started.elapsed().as_secs_f64()
+                                    crate::actors::now_secs() - first
                                 ),
                             );
+                            forget();
                             return;
                         }
                         job.log.warn(

@@ -125,6 +125,8 @@ impl Handler<UpdateChannel> for Engine {
             }
         }
         let new_config = msg.changes.contains_key("config") || msg.changes.contains_key("type");
+        let new_queue = msg.changes.contains_key("amqp_queue");
+        let core = self.core.clone();
         let store = self.core.store.clone();
         let window = self.core.settings.channel_defaults.window;
         Box::pin(
@@ -136,6 +138,13 @@ impl Handler<UpdateChannel> for Engine {
                     actor.do_send(channel::SpecChanged);
                     if new_config {
                         actor.do_send(channel::RestartTransport);
+                    }
+                }
+                if new_queue {
+                    // The router consumes `amqp_queue`: a new one means a new router.
+                    let fresh = Router::new(core, shared.clone()).start();
+                    if let Some(old) = shared.router.write().replace(fresh) {
+                        old.do_send(StopRouter);
                     }
                 }
                 shared.log.info(None, "Channel updated");

@@ -34,6 +34,8 @@ impl Router {
 enum Item {
     Inbound(Delivery),
     Event(Delivery),
+    /// A message a Vumi application published on `amqp_queue`'s `.outbound`.
+    Reply(Delivery),
 }
 
 impl Actor for Router {
@@ -42,16 +44,25 @@ impl Actor for Router {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let id = self.shared.id.clone();
         let bus = self.core.bus.clone();
-        let prefetch = self.shared.spec().window.max(20);
+        let spec = self.shared.spec();
+        let prefetch = spec.window.max(20);
+        let queue = spec.amqp_queue.clone();
         let fut = async move {
             let inbound = bus.consume(&routes::inbound(&id), prefetch).await?;
             let events = bus.consume(&routes::event(&id), prefetch).await?;
-            Ok::<_, crate::bus::BusError>((inbound, events))
+            let replies = match queue {
+                Some(q) => Some(bus.consume(&routes::outbound(&q), prefetch).await?),
+                None => None,
+            };
+            Ok::<_, crate::bus::BusError>((inbound, events, replies))
         };
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((inbound, events)) => {
+            Ok((inbound, events, replies)) => {
                 ctx.add_stream(inbound.map(Item::Inbound));
                 ctx.add_stream(events.map(Item::Event));
+                if let Some(replies) = replies {
+                    ctx.add_stream(replies.map(Item::Reply));
+                }
             }
             Err(e) => {
                 act.shared.log.log(
@@ -82,6 +93,7 @@ impl StreamHandler<Item> for Router {
                 match item {
                     Item::Inbound(d) => forward_inbound(&core, &shared, d, app).await,
                     Item::Event(d) => forward_event(&core, &shared, d).await,
+                    Item::Reply(d) => forward_reply(&core, &shared, d).await,
                 }
             }
             .into_actor(self),
@@ -127,16 +139,21 @@ async fn forward_inbound(
             to: msg.to_addr.as_deref(),
             from: msg.from_addr.as_deref(),
         };
-        core.delivery.do_send(PostWebhook {
-            kind: HookKind::Inbound,
-            url: expand_url(url, &vars),
-            token: spec.mo_url_auth_token.clone(),
-            body: serde_json::to_vec(&msg.api_view(cid))
-                .unwrap_or_default()
-                .into(),
-            message_id: Some(msg.message_id.clone()),
-            log: shared.log.clone(),
-        });
+        queue_webhook(
+            core,
+            shared,
+            PostWebhook {
+                kind: HookKind::Inbound,
+                url: expand_url(url, &vars),
+                token: spec.mo_url_auth_token.clone(),
+                body: serde_json::to_vec(&msg.api_view(cid))
+                    .unwrap_or_default()
+                    .into(),
+                message_id: Some(msg.message_id.clone()),
+                log: shared.log.clone(),
+            },
+        )
+        .await;
     }
     if let Some(q) = &spec.amqp_queue {
         let route = routes::inbound(q);
@@ -192,16 +209,21 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
             to: record.get("to").and_then(Value::as_str),
             from: record.get("from").and_then(Value::as_str),
         };
-        core.delivery.do_send(PostWebhook {
-            kind: HookKind::Event,
-            url: expand_url(&url, &vars),
-            token,
-            body: serde_json::to_vec(&event.api_view(cid))
-                .unwrap_or_default()
-                .into(),
-            message_id: Some(event.user_message_id.clone()),
-            log: shared.log.clone(),
-        });
+        queue_webhook(
+            core,
+            shared,
+            PostWebhook {
+                kind: HookKind::Event,
+                url: expand_url(&url, &vars),
+                token,
+                body: serde_json::to_vec(&event.api_view(cid))
+                    .unwrap_or_default()
+                    .into(),
+                message_id: Some(event.user_message_id.clone()),
+                log: shared.log.clone(),
+            },
+        )
+        .await;
     }
     if let Some(q) = &spec.amqp_queue {
         let route = routes::event(q);
@@ -217,4 +239,52 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
             .info(Some(&event.user_message_id), format!("Event {label}"));
     }
     d.ack();
+}
+
+/// Junebug's AMQP integration: what a Vumi application publishes to `Q.outbound` goes to
+/// the channel unchanged (replies on the realtime route), bypassing the API's checks.
+async fn forward_reply(core: &Core, shared: &ChannelShared, d: Delivery) {
+    let cid = &shared.id;
+    let msg = match Message::from_slice(&d.body) {
+        Ok(m) => m,
+        Err(e) => {
+            shared.log.log(
+                crate::logs::ERROR,
+                None,
+                format!("Dropping an item from amqp_queue that is not a Vumi user message: {e}"),
+            );
+            d.ack();
+            return;
+        }
+    };
+    let route = if msg.in_reply_to.is_some() {
+        routes::outbound_realtime(cid)
+    } else {
+        routes::outbound(cid)
+    };
+    retry(shared, &format!("publish to {route}"), || {
+        core.bus.publish(&route, d.body.clone())
+    })
+    .await;
+    count_rate(core, cid, "outbound").await;
+    shared
+        .log
+        .info(Some(&msg.message_id), "Outbound message from amqp_queue");
+    d.ack();
+}
+
+/// Hands a webhook to `Delivery`, which saves it before answering; retried while the store
+/// is away, so the bus delivery is acknowledged only once the webhook is safe.
+async fn queue_webhook(core: &Core, shared: &ChannelShared, job: PostWebhook) {
+    retry(shared, "save the webhook", || {
+        let (job, delivery) = (job.clone(), core.delivery.clone());
+        async move {
+            match delivery.send(job).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await;
 }
