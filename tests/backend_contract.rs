@@ -43,9 +43,15 @@ async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
     assert!(again.redelivered);
     again.requeue();
     c.ack();
-    let again = next(&mut s).await.unwrap();
-    assert_eq!(&again.body[..], b"m1");
-    again.ack();
+    // Requeued and acked settle concurrently: m1 comes back among the next two.
+    let x = next(&mut s).await.unwrap();
+    let y = next(&mut s).await.unwrap();
+    assert!(
+        &x.body[..] == b"m1" || &y.body[..] == b"m1",
+        "m1 was not delivered again"
+    );
+    x.ack();
+    y.ack();
     let rest: Vec<_> = bus.drain(&route).await.unwrap();
     // m3 is delivered (prefetch) or waiting; whatever waits is drained.
     assert!(rest.len() <= 2);

@@ -104,6 +104,12 @@ pub struct Channel {
     restart_now: bool,
     stopping: bool,
     pump_at: Option<Instant>,
+    /// Since when the provider has been asking to retry later (reset by an ack).
+    unavailable_since: Option<Instant>,
+    /// No sending before this (the provider asked to retry later).
+    paused_until: Option<Instant>,
+    /// Messages the provider asked to retry, put back in order when the pause ends.
+    retry_later: Vec<Pending>,
     reports_tx: mpsc::UnboundedSender<TransportReport>,
     reports_rx: Option<mpsc::UnboundedReceiver<TransportReport>>,
     jobs: mpsc::UnboundedSender<Job>,
@@ -129,6 +135,9 @@ impl Channel {
             restart_now: false,
             stopping: false,
             pump_at: None,
+            unavailable_since: None,
+            paused_until: None,
+            retry_later: Vec::new(),
             reports_tx,
             reports_rx: Some(reports_rx),
             jobs,
@@ -194,16 +203,8 @@ impl Channel {
             return;
         };
         // What the transport held goes back to the front of its queue, in order.
-        let mut held: Vec<Pending> = self.in_flight.drain().map(|(_, p)| p).collect();
-        held.sort_by_key(|p| std::cmp::Reverse(p.msg.timestamp));
-        for p in held {
-            if p.realtime {
-                self.realtime.push_front(p)
-            } else {
-                self.bulk.push_front(p)
-            }
-        }
-        self.update_counts();
+        let held: Vec<Pending> = self.in_flight.drain().map(|(_, p)| p).collect();
+        self.requeue_in_order(held);
         if self.stopping {
             return;
         }
@@ -257,9 +258,10 @@ impl Channel {
     }
 
     fn update_counts(&self) {
-        self.shared
-            .held
-            .store(self.realtime.len() + self.bulk.len(), Ordering::Relaxed);
+        self.shared.held.store(
+            self.realtime.len() + self.bulk.len() + self.retry_later.len(),
+            Ordering::Relaxed,
+        );
         self.shared
             .in_flight
             .store(self.in_flight.len(), Ordering::Relaxed);
@@ -271,6 +273,10 @@ impl Channel {
             self.update_counts();
             return;
         };
+        if self.paused_until.is_some_and(|t| t > Instant::now()) {
+            self.update_counts();
+            return;
+        }
         while self.in_flight.len() < self.window {
             if self.realtime.is_empty() && self.bulk.is_empty() {
                 break;
@@ -309,6 +315,19 @@ impl Channel {
                     }
                     break;
                 }
+            }
+        }
+        self.update_counts();
+    }
+
+    /// Puts messages back at the front of their queues, oldest first.
+    fn requeue_in_order(&mut self, mut held: Vec<Pending>) {
+        held.sort_by_key(|p| std::cmp::Reverse(p.msg.timestamp));
+        for p in held {
+            if p.realtime {
+                self.realtime.push_front(p)
+            } else {
+                self.bulk.push_front(p)
             }
         }
         self.update_counts();
@@ -471,6 +490,7 @@ impl StreamHandler<TransportReport> for Channel {
                 message_id,
                 sent_message_id,
             } => {
+                self.unavailable_since = None;
                 let delivery = self.in_flight.remove(&message_id).map(|p| p.delivery);
                 let event = Event::ack(&message_id, &sent_message_id, &cid);
                 let _ = self.jobs.send(Job::Event(Box::new(event), delivery));
@@ -483,18 +503,29 @@ impl StreamHandler<TransportReport> for Channel {
             } => {
                 if retry {
                     if let Some(p) = self.in_flight.remove(&message_id) {
-                        self.shared.log.warn(
-                            Some(&message_id),
-                            format!("Provider asked to retry later: {reason}"),
-                        );
-                        ctx.run_later(Duration::from_secs(1), move |act, ctx| {
-                            if p.realtime {
-                                act.realtime.push_front(p)
-                            } else {
-                                act.bulk.push_front(p)
-                            }
-                            act.pump(ctx);
-                        });
+                        // The provider is unavailable: the message goes back to the front
+                        // and the channel pauses, longer the longer the outage (0.5 s to 30 s).
+                        let since = *self.unavailable_since.get_or_insert_with(Instant::now);
+                        let delay = since
+                            .elapsed()
+                            .clamp(Duration::from_millis(500), Duration::from_secs(30));
+                        if self.paused_until.is_none_or(|t| t <= Instant::now()) {
+                            self.shared.log.warn(
+                                Some(&message_id),
+                                format!(
+                                    "Provider asked to retry later: {reason}; pausing {:.1} s",
+                                    delay.as_secs_f64()
+                                ),
+                            );
+                            self.paused_until = Some(Instant::now() + delay);
+                            ctx.run_later(delay, |act, ctx| {
+                                act.paused_until = None;
+                                let held = std::mem::take(&mut act.retry_later);
+                                act.requeue_in_order(held);
+                                act.pump(ctx);
+                            });
+                        }
+                        self.retry_later.push(p);
                     }
                 } else {
                     let delivery = self.in_flight.remove(&message_id).map(|p| p.delivery);
@@ -580,6 +611,7 @@ impl Handler<CancelQueued> for Channel {
         let cid = self.id().to_string();
         let mut held: Vec<Pending> = self.realtime.drain(..).collect();
         held.extend(self.bulk.drain(..));
+        held.append(&mut self.retry_later);
         self.update_counts();
         let mut count = 0;
         for p in held {

@@ -8,6 +8,7 @@
 //! protocol layer, and a `TransportFactory`; then one line in `Registry::builtin`.
 
 pub mod telnet;
+pub mod webhook;
 
 use crate::message::{DeliveryStatus, Message, StatusEvent};
 use futures::future::LocalBoxFuture;
@@ -126,6 +127,7 @@ impl Registry {
             types: BTreeMap::new(),
         };
         r.register(Arc::new(telnet::TelnetFactory));
+        r.register(Arc::new(webhook::WebhookFactory));
         r
     }
 
@@ -206,6 +208,9 @@ mod tests {
     #[test]
     fn unknown_type_lists_the_known_ones() {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
-        assert_eq!(e, "Invalid channel type u'pigeon', must be one of: telnet");
+        assert_eq!(
+            e,
+            "Invalid channel type u'pigeon', must be one of: telnet, webhook"
+        );
     }
 }
