@@ -39,6 +39,20 @@ pub async fn status_object(core: &Core, shared: &ChannelShared) -> Value {
             serde_json::to_value(s).unwrap_or(Value::Null),
         );
     }
+    // The broker is every channel's concern: shown live, not stored.
+    let mut worst = worst;
+    if core.bus.kind() == "amqp" {
+        let (level, kind, text) = match core.bus.trouble() {
+            None => (Level::Ok, "connected", "Connected to RabbitMQ".to_string()),
+            Some(t) => (Level::Down, "connection_lost", t),
+        };
+        let broker = StatusEvent::new(cid, "broker", level, kind, &text);
+        worst = Some(worst.map_or(level, |w| w.min(level)));
+        components.insert(
+            "broker".into(),
+            serde_json::to_value(&broker).unwrap_or(Value::Null),
+        );
+    }
     let mut out = Map::new();
     out.insert("status".into(), json!(worst.map(Level::as_str)));
     out.insert("components".into(), Value::Object(components));

@@ -1,0 +1,636 @@
+//! The durable backends (RabbitMQ, Redis) through a real hornbill process: Junebug's Redis
+//! layout, Vumi workers over AMQP, and nothing lost across kill -9, broker and Redis
+//! restarts, or a webhook destination that is down across a hornbill restart.
+
+mod common;
+use common::*;
+use futures::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn prefix() -> String {
+    format!("t{}", hornbill::message::new_id())
+}
+
+fn durable(prefix: &str, redis_url: Option<&str>) -> String {
+    let url = redis_url
+        .map(|u| format!("url = \"{u}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "[bus]\nkind = \"amqp\"\n[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n{url}{FAST_WEBHOOKS}"
+    )
+}
+
+async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Removes what a test left on the broker and in Redis.
+async fn cleanup(prefix: &str, queues: &[String]) {
+    if let Ok(conn) = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await
+    {
+        if let Ok(ch) = conn.create_channel().await {
+            for q in queues {
+                let _ = ch
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+        }
+        let _ = conn.close(200, "bye".into()).await;
+    }
+    let mut r = redis("redis://127.0.0.1:6379/0").await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut r)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut r)
+            .await
+            .unwrap_or(());
+    }
+}
+
+fn channel_queues(cid: &str) -> Vec<String> {
+    ["outbound", "outbound.realtime", "inbound", "event"]
+        .iter()
+        .map(|s| format!("{cid}.{s}"))
+        .collect()
+}
+
+/// A provider on a fixed port (started when the test wants it up).
+async fn provider_on(port: u16) -> wiremock::MockServer {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mock = wiremock::MockServer::builder()
+        .listener(listener)
+        .start()
+        .await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_string("{}"))
+        .mount(&mock)
+        .await;
+    mock
+}
+
+/// message_id -> how many times the provider got it.
+async fn received_ids(mock: &wiremock::MockServer) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for r in mock.received_requests().await.unwrap_or_default() {
+        if let Ok(v) = serde_json::from_slice::<Value>(&r.body)
+            && let Some(id) = v["message_id"].as_str()
+        {
+            *out.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// Sends `n` messages with `clients` concurrent clients; returns the ids answered 201 and
+/// how many were refused.
+async fn send_many(api: &Api, cid: &str, n: usize, clients: usize) -> (Vec<String>, usize) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = format!("{}/channels/{cid}/messages/", api.base);
+    let mut tasks = vec![];
+    for _ in 0..clients {
+        let (http, url, next, accepted, refused) = (
+            api.http.clone(),
+            url.clone(),
+            next.clone(),
+            accepted.clone(),
+            refused.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= n {
+                    return;
+                }
+                let body = json!({"to": "+27820000000", "content": format!("m{i}")}).to_string();
+                match http.post(&url).body(body).send().await {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        let v: Value = r.json().await.unwrap();
+                        accepted
+                            .lock()
+                            .unwrap()
+                            .push(v["result"]["message_id"].as_str().unwrap().to_string());
+                    }
+                    _ => {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let ids = accepted.lock().unwrap().clone();
+    (ids, refused.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// Waits until the provider has every id; returns (missing, duplicates).
+async fn await_delivery(
+    mock: &wiremock::MockServer,
+    ids: &[String],
+    within: Duration,
+) -> (usize, usize) {
+    let end = Instant::now() + within;
+    loop {
+        let got = received_ids(mock).await;
+        let missing = ids.iter().filter(|id| !got.contains_key(*id)).count();
+        let duplicates: usize = got.values().map(|n| n - 1).sum();
+        if missing == 0 || Instant::now() > end {
+            return (missing, duplicates);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_junebug_redis_is_picked_up_and_channels_are_saved_in_its_layout() {
+    let prefix = prefix();
+    let port = free_port();
+    let mock = receiver().await;
+    // What Junebug wrote for a channel: the set and the properties, nothing else.
+    let junebug_id = uuid_v4();
+    let mut r = redis("redis://127.0.0.1:6379/0").await;
+    let props = json!({"type": "telnet", "config": {"twisted_endpoint": format!("tcp:{port}")},
+                       "mo_url": format!("{}/mo", mock.uri()), "label": "from junebug"});
+    let _: () = redis::cmd("SADD")
+        .arg(format!("{prefix}:channels"))
+        .arg(&junebug_id)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}:{junebug_id}:properties"))
+        .arg(props.to_string())
+        .query_async(&mut r)
+        .await
+        .unwrap();
+
+    let server = Server::start(&durable(&prefix, None));
+    let api = server.api();
+    let ch = api.channel(&junebug_id).await;
+    assert_eq!(ch["label"], "from junebug");
+    let user = User::connect(port).await;
+    let addr = user.address.clone();
+    wait_hit(&mock, "inbound from the restored channel", |_, b| {
+        b["from"] == json!(addr)
+    })
+    .await;
+
+    let (body, _) = telnet_body(&mock.uri());
+    let cid = api.create(body.clone()).await;
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{prefix}:channels"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(members.contains(&cid));
+    let saved: String = redis::cmd("GET")
+        .arg(format!("{prefix}:{cid}:properties"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&saved).unwrap(), body);
+    let sent = api.send(&cid, json!({"to": "x", "content": "y"})).await;
+    let mid = sent["message_id"].as_str().unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{prefix}:{cid}:outbound_messages:{mid}"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!((172_700..=172_800).contains(&ttl), "outbound TTL {ttl}");
+    drop(server);
+    let mut queues = channel_queues(&cid);
+    queues.extend(channel_queues(&junebug_id));
+    cleanup(&prefix, &queues).await;
+}
+
+fn uuid_v4() -> String {
+    let h = hornbill::message::new_id();
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vumi_application_worker_talks_to_a_channel_over_amqp() {
+    let prefix = prefix();
+    let q = format!("vumiapp_{}", &hornbill::message::new_id()[..8]);
+    let server = Server::start(&durable(&prefix, None));
+    let api = server.api();
+    let port = free_port();
+    let cid = api
+        .create(json!({"type": "telnet", "amqp_queue": q,
+                       "config": {"twisted_endpoint": format!("tcp:{port}"), "to_addr": "*99#"}}))
+        .await;
+
+    // The "application worker": a plain AMQP client speaking raw Vumi JSON.
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut consumers = HashMap::new();
+    for kind in ["inbound", "event"] {
+        let name = format!("{q}.{kind}");
+        ch.queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.queue_bind(
+            name.as_str().into(),
+            "vumi".into(),
+            name.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let c = ch
+            .basic_consume(
+                name.as_str().into(),
+                format!("test-{kind}").into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        consumers.insert(kind, c);
+    }
+    let mut user = User::connect(port).await;
+    user.say("hi app").await;
+    let inbound = consumers.get_mut("inbound").unwrap();
+    let msg = loop {
+        let d = tokio::time::timeout(WAIT, inbound.next())
+            .await
+            .expect("inbound on Q.inbound")
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&d.data).unwrap();
+        if v["content"] == "hi app" {
+            break v;
+        }
+    };
+    for key in [
+        "message_version",
+        "message_type",
+        "message_id",
+        "timestamp",
+        "to_addr",
+        "from_addr",
+        "in_reply_to",
+        "session_event",
+        "content",
+        "transport_name",
+        "transport_type",
+        "transport_metadata",
+        "helper_metadata",
+        "routing_metadata",
+        "group",
+    ] {
+        assert!(msg.get(key).is_some(), "{key} missing from {msg}");
+    }
+    assert_eq!(msg["transport_name"], json!(cid));
+    assert_eq!(msg["to_addr"], "*99#");
+    assert_eq!(msg["session_event"], "resume");
+
+    // The reply a Vumi worker builds, published the way Vumi publishes.
+    let reply_id = hornbill::message::new_id();
+    let reply = json!({
+        "message_version": "20110921", "message_type": "user_message", "message_id": reply_id,
+        "timestamp": "2026-01-01 00:00:00.000000", "to_addr": msg["from_addr"], "from_addr": msg["to_addr"],
+        "in_reply_to": msg["message_id"], "session_event": null, "content": "hello from vumi",
+        "transport_name": q, "transport_type": "telnet", "transport_metadata": {}, "helper_metadata": {},
+        "routing_metadata": {}, "group": null, "provider": null,
+    });
+    ch.basic_publish(
+        "vumi".into(),
+        format!("{q}.outbound").as_str().into(),
+        BasicPublishOptions::default(),
+        reply.to_string().as_bytes(),
+        lapin::BasicProperties::default().with_delivery_mode(2),
+    )
+    .await
+    .unwrap();
+    user.wait_line("hello from vumi").await;
+    let events = consumers.get_mut("event").unwrap();
+    let ack = loop {
+        let d = tokio::time::timeout(WAIT, events.next())
+            .await
+            .expect("ack on Q.event")
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&d.data).unwrap();
+        if v["user_message_id"] == json!(reply_id) {
+            break v;
+        }
+    };
+    assert_eq!(ack["event_type"], "ack");
+    assert_eq!(ack["message_type"], "event");
+    assert!(ack["event_id"].as_str().unwrap().len() == 32);
+    let _ = conn.close(200, "bye".into()).await;
+    drop(server);
+    let mut queues = channel_queues(&cid);
+    queues.extend(
+        ["inbound", "event", "outbound"]
+            .iter()
+            .map(|k| format!("{q}.{k}")),
+    );
+    cleanup(&prefix, &queues).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_that_was_accepted() {
+    let prefix = prefix();
+    let config = durable(&prefix, None);
+    let provider_port = free_port();
+    let server = Server::start(&config);
+    let api = server.api();
+    let cid = api
+        .create(
+            json!({"type": "webhook", "mo_url": "http://127.0.0.1:9/unused",
+                       "config": {"url": format!("http://127.0.0.1:{provider_port}/send")}}),
+        )
+        .await;
+    let window = 64;
+    let (accepted, refused) = send_many(&api, &cid, 20_000, 32).await;
+    assert_eq!(refused, 0);
+    // SIGKILL, mid-retry: the provider has been down all along.
+    drop(server);
+    let server = Server::start(&config);
+    let provider = provider_on(provider_port).await;
+    let (missing, duplicates) =
+        await_delivery(&provider, &accepted, Duration::from_secs(180)).await;
+    println!(
+        "kill -9: accepted {}, missing {missing}, duplicates {duplicates} (window {window})",
+        accepted.len()
+    );
+    assert_eq!(missing, 0, "accepted messages lost");
+    assert!(
+        duplicates <= window,
+        "{duplicates} duplicates, more than the window"
+    );
+    drop(server);
+    cleanup(&prefix, &channel_queues(&cid)).await;
+}
+
+/// Starts the broker's app again however the test ends, so later tests find it running.
+struct BrokerBack;
+
+impl Drop for BrokerBack {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").arg("start_app").output();
+    }
+}
+
+fn rabbitmqctl(cmd: &str) {
+    let ok = Command::new("rabbitmqctl")
+        .arg(cmd)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(ok, "rabbitmqctl {cmd} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_restart_during_a_stream_loses_nothing() {
+    let prefix = prefix();
+    let provider = receiver().await;
+    let server = Server::start(&durable(&prefix, None));
+    let api = server.api();
+    let cid = api
+        .create(
+            json!({"type": "webhook", "mo_url": "http://127.0.0.1:9/unused",
+                       "config": {"url": format!("{}/send", provider.uri())}}),
+        )
+        .await;
+    let stream = {
+        let api = Api {
+            base: api.base.clone(),
+            http: api.http.clone(),
+        };
+        let cid = cid.clone();
+        tokio::spawn(async move {
+            let mut all = vec![];
+            let mut refused = 0;
+            let end = Instant::now() + Duration::from_secs(12);
+            while Instant::now() < end {
+                let (ids, r) = send_many(&api, &cid, 200, 4).await;
+                all.extend(ids);
+                refused += r;
+            }
+            (all, refused)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _back = BrokerBack;
+    rabbitmqctl("stop_app");
+    let down = eventually("broker down in status", || async {
+        let st = api.channel(&cid).await["status"].clone();
+        (st["components"]["broker"]["status"] == "down").then_some(st)
+    })
+    .await;
+    assert_eq!(down["status"], "down");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rabbitmqctl("start_app");
+    let (accepted, refused) = stream.await.unwrap();
+    let (missing, duplicates) = await_delivery(&provider, &accepted, Duration::from_secs(60)).await;
+    println!(
+        "rabbitmq restart: accepted {}, refused while down {refused}, missing {missing}, duplicates {duplicates}",
+        accepted.len()
+    );
+    assert!(refused > 0, "the outage should have refused some sends");
+    assert_eq!(missing, 0, "accepted messages lost");
+    let st = api.channel(&cid).await["status"].clone();
+    assert_eq!(st["components"]["broker"]["status"], "ok", "{st}");
+    drop(server);
+    cleanup(&prefix, &channel_queues(&cid)).await;
+}
+
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by shared/services/start)");
+        let end = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < end, "private redis did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PrivateRedis { port, child }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_during_a_stream_loses_nothing() {
+    let prefix = prefix();
+    let port = free_port();
+    let redis_server = PrivateRedis::start(port);
+    let provider = receiver().await;
+    let url = format!("redis://127.0.0.1:{}/0", redis_server.port);
+    let server = Server::start(&durable(&prefix, Some(&url)));
+    let api = server.api();
+    let cid = api
+        .create(
+            json!({"type": "webhook", "mo_url": "http://127.0.0.1:9/unused",
+                       "config": {"url": format!("{}/send", provider.uri())}}),
+        )
+        .await;
+    let stream = {
+        let api = Api {
+            base: api.base.clone(),
+            http: api.http.clone(),
+        };
+        let cid = cid.clone();
+        tokio::spawn(async move {
+            let mut all = vec![];
+            let mut refused = 0;
+            let end = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < end {
+                let (ids, r) = send_many(&api, &cid, 100, 4).await;
+                all.extend(ids);
+                refused += r;
+            }
+            (all, refused)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(redis_server);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let redis_server = PrivateRedis::start(port);
+    let (accepted, refused) = stream.await.unwrap();
+    let (missing, duplicates) = await_delivery(&provider, &accepted, Duration::from_secs(60)).await;
+    println!(
+        "redis restart: accepted {}, refused while down {refused}, missing {missing}, duplicates {duplicates}",
+        accepted.len()
+    );
+    assert!(refused > 0, "the outage should have refused some sends");
+    assert_eq!(missing, 0, "accepted messages lost");
+    drop(server);
+    drop(redis_server);
+    cleanup(&prefix, &channel_queues(&cid)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_waits_for_mo_url_across_a_restart() {
+    let prefix = prefix();
+    let config = durable(&prefix, None);
+    let mo_port = free_port();
+    let server = Server::start(&config);
+    let api = server.api();
+    let port = free_port();
+    let cid = api
+        .create(
+            json!({"type": "telnet", "mo_url": format!("http://127.0.0.1:{mo_port}/mo"),
+                       "config": {"twisted_endpoint": format!("tcp:{port}")}}),
+        )
+        .await;
+    let mut user = User::connect(port).await;
+    for i in 0..5 {
+        user.say(&format!("line {i}")).await;
+    }
+    // new + 5 lines, each tried at least once against the dead mo_url
+    let tried: HashSet<String> = eventually("six failed deliveries", || async {
+        let ids: HashSet<String> = api
+            .logs(&cid)
+            .await
+            .iter()
+            .filter(|e| {
+                e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("failed: connection failed")
+            })
+            .filter_map(|e| e["message_id"].as_str().map(str::to_string))
+            .collect();
+        (ids.len() >= 6).then_some(ids)
+    })
+    .await;
+    drop(user);
+    drop(server); // SIGKILL
+    let server = Server::start(&config);
+    let mo = provider_on(mo_port).await;
+    let ids: Vec<String> = tried.into_iter().collect();
+    let (missing, _) = await_delivery(&mo, &ids, Duration::from_secs(30)).await;
+    assert_eq!(missing, 0, "inbound messages lost across the restart");
+    let got = mo.received_requests().await.unwrap();
+    let lines: HashSet<String> = got
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter_map(|v| v["content"].as_str().map(str::to_string))
+        .collect();
+    for i in 0..5 {
+        assert!(lines.contains(&format!("line {i}")), "{lines:?}");
+    }
+    drop(server);
+    cleanup(&prefix, &channel_queues(&cid)).await;
+}
+
+#[test]
+fn the_conformance_suite_passes_on_the_durable_backends() {
+    let prefix = prefix();
+    let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    let server = Server::start(&durable(&prefix, None));
+    let out = Command::new("python3")
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"])
+        .arg(&suite)
+        .env("HORNBILL_URL", &server.url)
+        .output()
+        .expect("run pytest (tests/conformance.rs installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "conformance suite failed on amqp+redis:\n{stdout}"
+    );
+}
