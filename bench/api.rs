@@ -8,7 +8,10 @@
 //! 2. paced: 1,000 msg/s for `PACED_SECS` s; reports p50/p99 accept latency;
 //! 3. the server's peak RSS (VmHWM).
 //!
-//! Environment: BENCH_TOTAL (default 100000), BENCH_CLIENTS (64), BENCH_PACED_SECS (10).
+//! Environment: BENCH_TOTAL (default 100000), BENCH_CLIENTS (64), BENCH_PACED_SECS (10),
+//! BENCH_MODE (`memory`, the default, or `amqp`: RabbitMQ bus and Redis store, and first
+//! the raw ceiling of the same broker: persistent publishes with confirms and a manual-ack
+//! consumer of same-size messages, with lapin).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -66,7 +69,29 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("hornbill-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
-    std::fs::write(&config, "[server]\nport = 0\n[log]\nlevel = \"warn\"\n").unwrap();
+    let mode = std::env::var("BENCH_MODE").unwrap_or_else(|_| "memory".into());
+    let backends = if mode == "amqp" {
+        let prefix = format!("bench{}", std::process::id());
+        format!("[bus]\nkind = \"amqp\"\n[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n")
+    } else {
+        String::new()
+    };
+    let ceiling = if mode == "amqp" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        Some(rt.block_on(broker_ceiling(total.min(50_000), clients)))
+    } else {
+        None
+    };
+    std::fs::write(
+        &config,
+        format!("[server]\nport = 0\n[log]\nlevel = \"warn\"\n{backends}"),
+    )
+    .unwrap();
+    println!("mode: {mode}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hornbill"))
         .args(["serve", "--config"])
         .arg(&config)
@@ -172,7 +197,11 @@ fn main() {
         lat.sort_unstable();
         println!("saturation: {clients} keep-alive clients, {total} messages");
         println!("  accepted: {accepted} in {accept_secs:.2} s = {:.0} msg/s ({errors} errors)", accepted as f64 / accept_secs);
-        println!("  end-to-end (API -> telnet sink): {delivered} in {e2e_secs:.2} s = {:.0} msg/s", delivered as f64 / e2e_secs);
+        let e2e_rate = delivered as f64 / e2e_secs;
+        println!("  end-to-end (API -> telnet sink): {delivered} in {e2e_secs:.2} s = {e2e_rate:.0} msg/s");
+        if let Some(c) = ceiling {
+            println!("  broker ceiling (same run): {c:.0} msg/s; hornbill end-to-end = {:.0} % of it", 100.0 * e2e_rate / c);
+        }
         println!(
             "  accept latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             percentile(&lat, 0.5),
@@ -222,4 +251,126 @@ fn main() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The broker's own ceiling: `n` persistent messages of a Vumi message's size published
+/// with confirms by `clients` concurrent publishers, consumed with manual acks (prefetch 64);
+/// msg/s until the last is acked.
+async fn broker_ceiling(n: usize, clients: usize) -> f64 {
+    use futures::StreamExt;
+    use lapin::options::*;
+    use lapin::types::FieldTable;
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ");
+    let queue = format!("bench-ceiling-{}", std::process::id());
+    let publisher = conn.create_channel().await.unwrap();
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    publisher
+        .exchange_declare(
+            "vumi".into(),
+            lapin::ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    publisher
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    publisher
+        .queue_bind(
+            queue.as_str().into(),
+            "vumi".into(),
+            queue.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let consumer_ch = conn.create_channel().await.unwrap();
+    consumer_ch
+        .basic_qos(64, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = consumer_ch
+        .basic_consume(
+            queue.as_str().into(),
+            "ceiling".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut msg = hornbill::message::Message::new(
+        Some("127.0.0.1:40000".into()),
+        None,
+        Some("bench message, about the size of an SMS".into()),
+    );
+    msg.transport_name = Some("0f6a2b8d-1c01-4c1e-9a53-5d2f6a0e3b7c".into());
+    msg.transport_type = Some("telnet".into());
+    let body = msg.to_bytes();
+    let start = std::time::Instant::now();
+    let consumed = tokio::spawn(async move {
+        let mut got = 0;
+        while got < n {
+            let d = consumer.next().await.unwrap().unwrap();
+            d.ack(BasicAckOptions::default()).await.unwrap();
+            got += 1;
+        }
+    });
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = vec![];
+    for _ in 0..clients {
+        let (publisher, queue, body, next) =
+            (publisher.clone(), queue.clone(), body.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                let confirm = publisher
+                    .basic_publish(
+                        "vumi".into(),
+                        queue.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        lapin::BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+                assert!(confirm.is_ack());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let published = start.elapsed().as_secs_f64();
+    consumed.await.unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let _ = publisher
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = conn.close(200, "bye".into()).await;
+    println!(
+        "broker ceiling: {n} persistent {}-byte messages, {clients} confirmed publishers + 1 manual-ack consumer",
+        body.len()
+    );
+    println!(
+        "  published in {published:.2} s, all consumed in {secs:.2} s = {:.0} msg/s",
+        n as f64 / secs
+    );
+    n as f64 / secs
 }

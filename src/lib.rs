@@ -28,6 +28,33 @@ use std::sync::Arc;
 use std::time::Duration;
 use transports::Registry;
 
+/// The thread the backend clients (lapin's and redis's connection tasks) run on, apart from
+/// the channels' and the HTTP workers' threads.
+fn backend_arbiter() -> &'static actix_rt::ArbiterHandle {
+    static ARBITER: std::sync::OnceLock<actix_rt::ArbiterHandle> = std::sync::OnceLock::new();
+    ARBITER.get_or_init(|| {
+        let arbiter = actix_rt::Arbiter::new();
+        let handle = arbiter.handle();
+        // The arbiter lives as long as the process.
+        std::mem::forget(arbiter);
+        handle
+    })
+}
+
+/// Runs `fut` on the backend thread, so the connections it opens do their I/O there.
+async fn on_backend_thread<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = backend_arbiter().spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    if !spawned {
+        anyhow::bail!("the backend thread is not running");
+    }
+    Ok(rx.await?)
+}
+
 /// A started server: its address, and a handle to stop it.
 pub struct Running {
     pub addr: SocketAddr,
@@ -52,12 +79,13 @@ pub async fn start(
     let (store, memory_store): (Arc<dyn store::Store>, _) = match settings.store.kind.as_str() {
         "redis" => {
             let url = settings.store.redis_url();
-            let redis =
-                store::RedisStore::connect(&url, settings.store.key_prefix.as_deref(), ttls, wait)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot reach Redis at {}: {e}", redact::url(&url))
-                    })?;
+            let prefix = settings.store.key_prefix.clone();
+            let target = url.clone();
+            let redis = on_backend_thread(async move {
+                store::RedisStore::connect(&target, prefix.as_deref(), ttls, wait).await
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", redact::url(&url)))?;
             (Arc::new(redis), None)
         }
         _ => {
@@ -68,9 +96,12 @@ pub async fn start(
     let bus: Arc<dyn bus::Bus> = match settings.bus.kind.as_str() {
         "amqp" => {
             let url = settings.bus.amqp_url();
-            let amqp = bus::AmqpBus::connect(&url, wait).await.map_err(|e| {
-                anyhow::anyhow!("cannot reach RabbitMQ at {}: {e}", redact::url(&url))
-            })?;
+            let target = url.clone();
+            let amqp = on_backend_thread(async move { bus::AmqpBus::connect(&target, wait).await })
+                .await?
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot reach RabbitMQ at {}: {e}", redact::url(&url))
+                })?;
             Arc::new(amqp)
         }
         _ => Arc::new(bus::MemoryBus::new(settings.bus.max_queue_length)),

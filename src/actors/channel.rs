@@ -342,6 +342,33 @@ impl Channel {
     }
 }
 
+/// Publishes events, up to 64 at once (each waits for its broker confirm), then settles the
+/// outbound delivery each one answers.
+async fn publish_events(
+    core: Arc<Core>,
+    shared: Arc<ChannelShared>,
+    rx: mpsc::UnboundedReceiver<(Box<Event>, Option<Delivery>)>,
+) {
+    let route = routes::event(&shared.id);
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+        .map(|(event, delivery): (Box<Event>, Option<Delivery>)| {
+            let (core, shared, route) = (core.clone(), shared.clone(), route.clone());
+            async move {
+                let body = event.to_bytes();
+                retry(&shared, "publish the event", || {
+                    core.bus.publish(&route, body.clone())
+                })
+                .await;
+                if let Some(d) = delivery {
+                    d.ack();
+                }
+            }
+        })
+        .buffer_unordered(64)
+        .for_each(|()| async {})
+        .await;
+}
+
 /// The ordered worker behind `Job`: stores and publishes, retrying while the backends are
 /// unavailable, so nothing the transport reported is dropped.
 async fn run_jobs(
@@ -350,6 +377,8 @@ async fn run_jobs(
     mut rx: mpsc::UnboundedReceiver<Job>,
 ) {
     let cid = shared.id.clone();
+    let (events, events_rx) = mpsc::unbounded_channel();
+    actix_rt::spawn(publish_events(core.clone(), shared.clone(), events_rx));
     while let Some(job) = rx.recv().await {
         match job {
             Job::Inbound(msg) => {
@@ -365,15 +394,7 @@ async fn run_jobs(
                 .await;
             }
             Job::Event(event, delivery) => {
-                let route = routes::event(&cid);
-                let body = event.to_bytes();
-                retry(&shared, "publish the event", || {
-                    core.bus.publish(&route, body.clone())
-                })
-                .await;
-                if let Some(d) = delivery {
-                    d.ack();
-                }
+                let _ = events.send((event, delivery));
             }
             Job::Status(status) => {
                 let previous = core

@@ -87,17 +87,21 @@ impl StreamHandler<Item> for Router {
             self.app = application::start(name, core.clone(), shared.clone());
         }
         let app = self.app.clone();
-        // One item at a time, so a channel's messages leave in the order they came.
-        ctx.wait(
-            async move {
-                match item {
-                    Item::Inbound(d) => forward_inbound(&core, &shared, d, app).await,
-                    Item::Event(d) => forward_event(&core, &shared, d).await,
-                    Item::Reply(d) => forward_reply(&core, &shared, d).await,
-                }
+        match item {
+            // Inbound one at a time, so a user's messages leave in the order they came.
+            Item::Inbound(d) => {
+                ctx.wait(
+                    async move { forward_inbound(&core, &shared, d, app).await }.into_actor(self),
+                );
             }
-            .into_actor(self),
-        );
+            // Events and replies concurrently (bounded by the bus prefetch).
+            Item::Event(d) => {
+                ctx.spawn(async move { forward_event(&core, &shared, d).await }.into_actor(self));
+            }
+            Item::Reply(d) => {
+                ctx.spawn(async move { forward_reply(&core, &shared, d).await }.into_actor(self));
+            }
+        }
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {}

@@ -125,7 +125,9 @@ pub async fn send(
             BusError::QueueFull(_) => ApiError::QueueFull(e.to_string()),
             BusError::Unavailable(_) => ApiError::BusUnavailable(e.to_string()),
         })?;
-    count_rate(core, &cid, "outbound").await;
+    // Counting is best effort and must not hold the answer up.
+    let counter = state.core.clone();
+    actix_rt::spawn(async move { count_rate(&counter, &cid, "outbound").await });
     Ok(created("message submitted", view))
 }
 
