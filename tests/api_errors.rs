@@ -230,3 +230,19 @@ async fn an_oversized_body_gets_the_envelope() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn amqp_queue_needs_the_rabbitmq_bus() {
+    let server = Server::start("");
+    let api = server.api();
+    let (mut body, _) = telnet_body("http://127.0.0.1:9/x");
+    body["amqp_queue"] = json!("app");
+    let r = api.post("/channels/", body).await;
+    let errors = r.error(400, "Bad Request", "api usage error");
+    assert_eq!(errors[0]["type"], "ApiUsageError");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("amqp"),
+        "{}",
+        r.text
+    );
+}

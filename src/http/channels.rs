@@ -110,8 +110,15 @@ pub fn check_type(core: &Core, kind: &str, config: &Value) -> Result<(), ApiErro
     })
 }
 
-/// Checks a destination the channel names itself (hornbill's `application` key).
-fn check_application(props: &Map<String, Value>) -> Result<(), ApiError> {
+/// Checks the destinations a channel names: hornbill's `application` key, and
+/// `amqp_queue`, which only means something on the RabbitMQ bus (on the embedded bus no
+/// Vumi worker could ever read it, and its queue would grow without end).
+fn check_destinations(core: &Core, props: &Map<String, Value>) -> Result<(), ApiError> {
+    if props.get("amqp_queue").is_some_and(Value::is_string) && core.bus.kind() != "amqp" {
+        return Err(ApiError::Usage(
+            "\"amqp_queue\" needs the RabbitMQ bus ([bus] kind = \"amqp\")".into(),
+        ));
+    }
     match props.get("application").and_then(Value::as_str) {
         Some(name) if !crate::actors::application::NAMES.contains(&name) => {
             Err(ApiError::Usage(format!(
@@ -137,7 +144,7 @@ pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpRes
     let map = props.as_object().cloned().unwrap_or_default();
     let kind = map.get("type").and_then(Value::as_str).unwrap_or_default();
     check_type(&state.core, kind, map.get("config").unwrap_or(&Value::Null))?;
-    check_application(&map)?;
+    check_destinations(&state.core, &map)?;
     let shared = state
         .engine
         .send(CreateChannel { id: None, props })
@@ -185,7 +192,7 @@ pub async fn modify(
             .unwrap_or(Value::Null);
         check_type(&state.core, kind, &config)?;
     }
-    check_application(&changes)?;
+    check_destinations(&state.core, &changes)?;
     let shared = state
         .engine
         .send(UpdateChannel {
