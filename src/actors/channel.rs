@@ -11,7 +11,7 @@
 use super::delivery::{HookKind, PostWebhook};
 use super::{ChannelShared, Core, rate_bucket, retry};
 use crate::bus::{Delivery, routes};
-use crate::message::{Event, Level, Message, SessionEvent, StatusEvent};
+use crate::message::{Event, Level, Message, StatusEvent};
 use crate::transports::{TransportCommand, TransportReport};
 use actix::prelude::*;
 use futures::StreamExt;
@@ -630,54 +630,51 @@ impl Handler<CancelQueued> for Channel {
 
     fn handle(&mut self, _: CancelQueued, _ctx: &mut Context<Self>) -> Self::Result {
         let cid = self.id().to_string();
-        let mut held: Vec<Pending> = self.realtime.drain(..).collect();
-        held.extend(self.bulk.drain(..));
-        held.append(&mut self.retry_later);
-        self.update_counts();
-        let mut count = 0;
-        for p in held {
-            let event = Event::nack(&p.msg.message_id, "cancelled", &cid);
-            let _ = self
-                .jobs
-                .send(Job::Event(Box::new(event), Some(p.delivery)));
-            count += 1;
-        }
         let bus = self.core.bus.clone();
-        let jobs = self.jobs.clone();
         let log = self.shared.log.clone();
-        Box::pin(
-            async move {
-                for route in [routes::outbound_realtime(&cid), routes::outbound(&cid)] {
-                    match bus.drain(&route).await {
-                        Ok(bodies) => {
-                            for body in bodies {
-                                match Message::from_slice(&body) {
-                                    Ok(msg) => {
-                                        let ev = Event::nack(&msg.message_id, "cancelled", &cid);
-                                        let _ = jobs.send(Job::Event(Box::new(ev), None));
-                                        count += 1;
-                                    }
-                                    Err(e) => log.warn(
-                                        None,
-                                        format!("Dropped a queued item that is not a message: {e}"),
-                                    ),
-                                }
-                            }
-                        }
-                        Err(e) => log.warn(None, format!("Could not cancel queued messages: {e}")),
-                    }
+        // The bus first, then what this actor holds: a message the consumer takes off the bus
+        // meanwhile is in the actor's queues by the time they are emptied, so none slips by.
+        let drained = async move {
+            let mut bodies = Vec::new();
+            for route in [routes::outbound_realtime(&cid), routes::outbound(&cid)] {
+                match bus.drain(&route).await {
+                    Ok(b) => bodies.extend(b),
+                    Err(e) => log.warn(None, format!("Could not cancel queued messages: {e}")),
                 }
-                log.info(None, format!("Cancelled {count} queued messages"));
-                count
             }
-            .into_actor(self),
-        )
+            bodies
+        };
+        Box::pin(drained.into_actor(self).map(|bodies, act, _ctx| {
+            let cid = act.id().to_string();
+            let mut cancelled: Vec<(String, Option<Delivery>)> = Vec::new();
+            for body in bodies {
+                match Message::from_slice(&body) {
+                    Ok(msg) => cancelled.push((msg.message_id, None)),
+                    Err(e) => act.shared.log.warn(
+                        None,
+                        format!("Dropped a queued item that is not a message: {e}"),
+                    ),
+                }
+            }
+            let mut held: Vec<Pending> = act.realtime.drain(..).collect();
+            held.extend(act.bulk.drain(..));
+            held.append(&mut act.retry_later);
+            cancelled.extend(
+                held.into_iter()
+                    .map(|p| (p.msg.message_id, Some(p.delivery))),
+            );
+            act.update_counts();
+            let count = cancelled.len();
+            for (mid, delivery) in cancelled {
+                let event = Event::nack(&mid, "cancelled", &cid);
+                let _ = act.jobs.send(Job::Event(Box::new(event), delivery));
+            }
+            act.shared
+                .log
+                .info(None, format!("Cancelled {count} queued messages"));
+            count
+        }))
     }
-}
-
-/// Marks a message as a session ender when the API asked for it.
-pub fn closes_session(msg: &Message) -> bool {
-    msg.session_event == Some(SessionEvent::Close)
 }
 
 /// Counts one for `label` in the current rate bucket (best effort).
