@@ -114,6 +114,7 @@ pub async fn start(
         registry,
         delivery,
         channels: Default::default(),
+        rates: Default::default(),
         settings: settings.clone(),
     });
     let engine = Engine::new(core.clone()).start();

@@ -4,7 +4,7 @@
 use futures::StreamExt;
 use hornbill::bus::{Bus, MemoryBus};
 use hornbill::message::{Event, Level, Message, StatusEvent};
-use hornbill::store::{MemoryStore, Store, Ttls};
+use hornbill::store::{MemoryStore, RateCount, Store, Ttls};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,14 +159,34 @@ async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
     store.save_status(&s2).await.unwrap();
     assert_eq!(store.load_statuses(&cid).await.unwrap(), vec![s2]);
 
-    for _ in 0..3 {
-        store
-            .incr_rate(&cid, "outbound", 7, Duration::from_secs(10))
-            .await
-            .unwrap();
-    }
+    let count = |label: &str, n| RateCount {
+        cid: cid.clone(),
+        label: label.into(),
+        bucket: 7,
+        n,
+    };
+    store
+        .incr_rates(
+            &[count("outbound", 2), count("inbound", 5)],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    store
+        .incr_rates(&[count("outbound", 1)], Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(store.rate_count(&cid, "outbound", 7).await.unwrap(), 3);
+    assert_eq!(store.rate_count(&cid, "inbound", 7).await.unwrap(), 5);
     assert_eq!(store.rate_count(&cid, "outbound", 8).await.unwrap(), 0);
+
+    // An event is saved and its message's record comes back with it.
+    let e3 = Event::delivery_report("m1", hornbill::message::DeliveryStatus::Delivered, &cid);
+    let record = store.record_event(&cid, &e3).await.unwrap().unwrap();
+    assert_eq!(record["event_url"], "http://x");
+    assert_eq!(store.load_events(&cid, "m1").await.unwrap().len(), 3);
+    let orphan = Event::ack("no-record", "s", &cid);
+    assert_eq!(store.record_event(&cid, &orphan).await.unwrap(), None);
 
     if short_ttl {
         // TTLs are sliding: a read renews the record.

@@ -9,7 +9,7 @@
 //! backoff, while every other channel carries on.
 
 use super::delivery::{HookKind, PostWebhook};
-use super::{ChannelShared, Core, rate_bucket, retry};
+use super::{ChannelShared, Core, retry};
 use crate::bus::{Delivery, routes};
 use crate::message::{Event, Level, Message, StatusEvent};
 use crate::transports::{TransportCommand, TransportReport};
@@ -675,18 +675,4 @@ impl Handler<CancelQueued> for Channel {
             count
         }))
     }
-}
-
-/// Counts one for `label` in the current rate bucket (best effort).
-pub async fn count_rate(core: &Core, cid: &str, label: &str) {
-    let window = core.settings.channel_defaults.metric_window;
-    let _ = core
-        .store
-        .incr_rate(
-            cid,
-            label,
-            rate_bucket(window),
-            Duration::from_secs_f64(window),
-        )
-        .await;
 }

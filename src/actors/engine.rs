@@ -66,6 +66,12 @@ impl Actor for Engine {
                 m.sweep();
             }
         });
+        // Rate counts are batched: one store round trip per quarter second, not per message.
+        let core = self.core.clone();
+        ctx.run_interval(Duration::from_millis(250), move |_, _| {
+            let core = core.clone();
+            actix_rt::spawn(async move { core.flush_rates().await });
+        });
     }
 }
 

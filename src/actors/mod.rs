@@ -32,11 +32,41 @@ pub struct Core {
     pub registry: Registry,
     pub delivery: Addr<delivery::Delivery>,
     pub channels: RwLock<BTreeMap<String, Arc<ChannelShared>>>,
+    /// Rate counts not yet written to the store (flushed by the engine every 250 ms).
+    pub rates: parking_lot::Mutex<std::collections::HashMap<(String, &'static str, i64), u64>>,
 }
 
 impl Core {
     pub fn channel(&self, id: &str) -> Option<Arc<ChannelShared>> {
         self.channels.read().get(id).cloned()
+    }
+
+    /// Counts one for `label` (Junebug's rate labels) in the current rate bucket.
+    pub fn count(&self, cid: &str, label: &'static str) {
+        let bucket = rate_bucket(self.settings.channel_defaults.metric_window);
+        *self
+            .rates
+            .lock()
+            .entry((cid.to_string(), label, bucket))
+            .or_default() += 1;
+    }
+
+    /// Writes the pending rate counts to the store in one batch.
+    pub async fn flush_rates(&self) {
+        let pending = std::mem::take(&mut *self.rates.lock());
+        let counts: Vec<crate::store::RateCount> = pending
+            .into_iter()
+            .map(|((cid, label, bucket), n)| crate::store::RateCount {
+                cid,
+                label: label.to_string(),
+                bucket,
+                n,
+            })
+            .collect();
+        let window = Duration::from_secs_f64(self.settings.channel_defaults.metric_window);
+        if let Err(e) = self.store.incr_rates(&counts, window).await {
+            tracing::warn!(error = %e, "Rate counts not saved.");
+        }
     }
 }
 
@@ -124,16 +154,26 @@ pub fn rate_bucket(window: f64) -> i64 {
 /// Runs `f` until it succeeds, waiting longer after each failure (100 ms doubling to 10 s)
 /// and logging each failure on the channel: backends that are down hold work up, they do
 /// not lose it.
-pub async fn retry<F, Fut, E>(shared: &ChannelShared, what: &str, mut f: F)
+pub async fn retry<F, Fut, E>(shared: &ChannelShared, what: &str, f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
+    retry_value(shared, what, f).await
+}
+
+/// `retry` for an operation that returns a value.
+pub async fn retry_value<T, F, Fut, E>(shared: &ChannelShared, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
     let mut delay = Duration::from_millis(100);
     loop {
         match f().await {
-            Ok(()) => return,
+            Ok(v) => return v,
             Err(e) => {
                 shared.log.warn(
                     None,

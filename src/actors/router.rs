@@ -5,9 +5,8 @@
 //! counts it in the channel's rates. Inbound `close` is forwarded like any other message.
 
 use super::application::{self, Application};
-use super::channel::count_rate;
 use super::delivery::{HookKind, PostWebhook, TemplateVars, expand_url};
-use super::{ChannelShared, Core, retry};
+use super::{ChannelShared, Core, retry, retry_value};
 use crate::bus::{Delivery, routes};
 use crate::message::{Event, Message};
 use actix::prelude::*;
@@ -169,7 +168,7 @@ async fn forward_inbound(
     if let Some(app) = app {
         app.do_send(application::Inbound(msg.clone()));
     }
-    count_rate(core, cid, "inbound").await;
+    core.count(cid, "inbound");
     d.ack();
 }
 
@@ -187,18 +186,12 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
             return;
         }
     };
-    retry(shared, "store the event", || {
-        core.store.save_event(cid, &event)
+    let record = retry_value(shared, "store the event", || {
+        core.store.record_event(cid, &event)
     })
-    .await;
+    .await
+    .unwrap_or(Value::Null);
     let spec = shared.spec();
-    let record = core
-        .store
-        .load_outbound(cid, &event.user_message_id)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(Value::Null);
     let field = |k: &str| record.get(k).and_then(Value::as_str).map(str::to_string);
     let (url, token) = match field("event_url") {
         Some(url) => (Some(url), field("event_auth_token")),
@@ -237,7 +230,7 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
         .await;
     }
     if let Some(label) = event_type {
-        count_rate(core, cid, label).await;
+        core.count(cid, label);
         shared
             .log
             .info(Some(&event.user_message_id), format!("Event {label}"));
@@ -270,7 +263,7 @@ async fn forward_reply(core: &Core, shared: &ChannelShared, d: Delivery) {
         core.bus.publish(&route, d.body.clone())
     })
     .await;
-    count_rate(core, cid, "outbound").await;
+    core.count(cid, "outbound");
     shared
         .log
         .info(Some(&msg.message_id), "Outbound message from amqp_queue");

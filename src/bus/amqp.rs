@@ -139,7 +139,7 @@ impl AmqpBus {
         Ok(())
     }
 
-    /// Notices a lost connection and reconnects, backing off from 0.5 s to 10 s.
+    /// Notices a lost connection and reconnects, backing off from 0.5 s to 5 s.
     async fn watch(&self) {
         let mut delay = Duration::from_millis(500);
         loop {
@@ -159,7 +159,7 @@ impl AmqpBus {
                     tracing::warn!(error = %e, "RabbitMQ unreachable; retrying in {:.1} s.", delay.as_secs_f64());
                     *self.inner.trouble.lock() = Some(format!("RabbitMQ unreachable: {e}"));
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }

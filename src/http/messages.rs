@@ -2,7 +2,7 @@
 
 use super::State;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
-use crate::actors::channel::{CancelQueued, count_rate};
+use crate::actors::channel::CancelQueued;
 use crate::api_schema::{self, py_repr};
 use crate::bus::{BusError, routes};
 use crate::message::{Message, SessionEvent};
@@ -125,9 +125,7 @@ pub async fn send(
             BusError::QueueFull(_) => ApiError::QueueFull(e.to_string()),
             BusError::Unavailable(_) => ApiError::BusUnavailable(e.to_string()),
         })?;
-    // Counting is best effort and must not hold the answer up.
-    let counter = state.core.clone();
-    actix_rt::spawn(async move { count_rate(&counter, &cid, "outbound").await });
+    core.count(&cid, "outbound");
     Ok(created("message submitted", view))
 }
 

@@ -1,6 +1,6 @@
 //! The embedded store: Junebug's Redis key layout held in a process-local map with TTLs.
 
-use super::{Store, StoreError, Ttls, keys};
+use super::{RateCount, Store, StoreError, Ttls, keys};
 use crate::message::{Event, Message, StatusEvent};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -224,6 +224,11 @@ impl Store for MemoryStore {
         Ok(events)
     }
 
+    async fn record_event(&self, cid: &str, event: &Event) -> Result<Option<Value>, StoreError> {
+        self.save_event(cid, event).await?;
+        self.load_outbound(cid, &event.user_message_id).await
+    }
+
     async fn save_status(&self, status: &StatusEvent) -> Result<(), StoreError> {
         let key = keys::status(&status.channel_id);
         let text = serde_json::to_string(status).map_err(|e| corrupt(&key, e))?;
@@ -239,23 +244,21 @@ impl Store for MemoryStore {
             .collect()
     }
 
-    async fn incr_rate(
-        &self,
-        cid: &str,
-        label: &str,
-        bucket: i64,
-        window: Duration,
-    ) -> Result<(), StoreError> {
-        let key = keys::rate(cid, label, bucket);
+    async fn incr_rates(&self, counts: &[RateCount], window: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
+        // Junebug: ceil(2 × metric_window).
+        let ttl = Duration::from_secs_f64((2.0 * window.as_secs_f64()).ceil());
         let mut map = self.map.lock();
-        let entry = map.entry(key).or_insert_with(|| Entry {
-            data: Data::Counter(0),
-            // Junebug: ceil(2 × metric_window).
-            expires: Some(now + Duration::from_secs_f64((2.0 * window.as_secs_f64()).ceil())),
-        });
-        if let Data::Counter(n) = &mut entry.data {
-            *n += 1;
+        for c in counts {
+            let entry = map
+                .entry(keys::rate(&c.cid, &c.label, c.bucket))
+                .or_insert_with(|| Entry {
+                    data: Data::Counter(0),
+                    expires: Some(now + ttl),
+                });
+            if let Data::Counter(n) = &mut entry.data {
+                *n += c.n;
+            }
         }
         Ok(())
     }

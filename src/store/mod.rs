@@ -23,6 +23,15 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
+/// One batch entry of rate counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateCount {
+    pub cid: String,
+    pub label: String,
+    pub bucket: i64,
+    pub n: u64,
+}
+
 /// Record lifetimes (Junebug's defaults: 600 s inbound, 172800 s outbound).
 #[derive(Clone, Copy, Debug)]
 pub struct Ttls {
@@ -48,19 +57,15 @@ pub trait Store: Send + Sync + 'static {
     /// Adds field `{event_id}` to the outbound record's hash.
     async fn save_event(&self, cid: &str, event: &Event) -> Result<(), StoreError>;
     async fn load_events(&self, cid: &str, mid: &str) -> Result<Vec<Event>, StoreError>;
+    /// Saves an event and returns its message's outbound record (one round trip).
+    async fn record_event(&self, cid: &str, event: &Event) -> Result<Option<Value>, StoreError>;
 
     /// `{cid}:status`, one field per component; never expires.
     async fn save_status(&self, status: &StatusEvent) -> Result<(), StoreError>;
     async fn load_statuses(&self, cid: &str) -> Result<Vec<StatusEvent>, StoreError>;
 
-    /// Counts one for `label` in the bucket `floor(now / window)`.
-    async fn incr_rate(
-        &self,
-        cid: &str,
-        label: &str,
-        bucket: i64,
-        window: Duration,
-    ) -> Result<(), StoreError>;
+    /// Adds counts to rate buckets (`{cid}:{label}:{bucket}`, expiring after 2 windows).
+    async fn incr_rates(&self, counts: &[RateCount], window: Duration) -> Result<(), StoreError>;
     async fn rate_count(&self, cid: &str, label: &str, bucket: i64) -> Result<u64, StoreError>;
 
     /// Pending webhook deliveries (hornbill's own key), so retries survive a restart.

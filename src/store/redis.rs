@@ -4,7 +4,7 @@
 //! does. The connection reconnects by itself; while Redis is away, calls fail and their
 //! callers retry or refuse (the API answers with an error, never a 201 it cannot keep).
 
-use super::{Store, StoreError, Ttls, keys};
+use super::{RateCount, Store, StoreError, Ttls, keys};
 use crate::message::{Event, Message, StatusEvent};
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -205,6 +205,26 @@ impl Store for RedisStore {
             .collect()
     }
 
+    async fn record_event(&self, cid: &str, event: &Event) -> Result<Option<Value>, StoreError> {
+        let key = self.key(&keys::outbound(cid, &event.user_message_id));
+        let text = serde_json::to_string(event).map_err(|e| corrupt(&key, e))?;
+        let ttl = self.ttls.outbound.as_secs() as i64;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(&key, &event.event_id, text)
+            .ignore()
+            .expire(&key, ttl)
+            .ignore()
+            .hget(&key, "message");
+        let (record,): (Option<String>,) = self.run(&pipe).await?;
+        match record {
+            Some(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| corrupt(&key, e)),
+            None => Ok(None),
+        }
+    }
+
     async fn save_status(&self, status: &StatusEvent) -> Result<(), StoreError> {
         let key = self.key(&keys::status(&status.channel_id));
         let text = serde_json::to_string(status).map_err(|e| corrupt(&key, e))?;
@@ -224,21 +244,16 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn incr_rate(
-        &self,
-        cid: &str,
-        label: &str,
-        bucket: i64,
-        window: Duration,
-    ) -> Result<(), StoreError> {
-        let key = self.key(&keys::rate(cid, label, bucket));
+    async fn incr_rates(&self, counts: &[RateCount], window: Duration) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
         let ttl = (2.0 * window.as_secs_f64()).ceil() as i64;
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .incr(&key, 1)
-            .ignore()
-            .expire(&key, ttl)
-            .ignore();
+        for c in counts {
+            let key = self.key(&keys::rate(&c.cid, &c.label, c.bucket));
+            pipe.incr(&key, c.n).ignore().expire(&key, ttl).ignore();
+        }
         self.run(&pipe).await
     }
 
