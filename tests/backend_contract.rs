@@ -188,7 +188,38 @@ async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
     let orphan = Event::ack("no-record", "s", &cid);
     assert_eq!(store.record_event(&cid, &orphan).await.unwrap(), None);
 
+    // Transport state: set, read, replaced, deleted, and gone after its TTL.
+    store
+        .set_state(&cid, "smsc:abc", "m1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_state(&cid, "smsc:abc").await.unwrap().as_deref(),
+        Some("m1")
+    );
+    store
+        .set_state(&cid, "smsc:abc", "m2", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_state(&cid, "smsc:abc").await.unwrap().as_deref(),
+        Some("m2")
+    );
+    assert_eq!(store.get_state("other", "smsc:abc").await.unwrap(), None);
+    store.delete_state(&cid, "smsc:abc").await.unwrap();
+    assert_eq!(store.get_state(&cid, "smsc:abc").await.unwrap(), None);
+
     if short_ttl {
+        store
+            .set_state(&cid, "brief", "x", Duration::from_secs(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            store.get_state(&cid, "brief").await.unwrap(),
+            None,
+            "state outlived its TTL"
+        );
         // TTLs are sliding: a read renews the record.
         let m = Message::new(None, None, None);
         store.save_inbound(&cid, &m).await.unwrap();

@@ -173,6 +173,7 @@ impl Channel {
             channel_id: self.id().to_string(),
             commands: rx,
             reports: self.reports_tx.clone(),
+            store: self.core.store.clone(),
         };
         let handle = tokio::task::spawn_local(factory.start(&spec.config, tctx));
         self.transport = Some(TransportRun {

@@ -271,6 +271,37 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn set_state(
+        &self,
+        cid: &str,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.map.lock().insert(
+            keys::state(cid, key),
+            Entry {
+                data: Data::Str(value.to_string()),
+                expires: Some(Instant::now() + ttl),
+            },
+        );
+        Ok(())
+    }
+
+    async fn get_state(&self, cid: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            self.with_live(&keys::state(cid, key), None, |e| match e.map(|e| &e.data) {
+                Some(Data::Str(s)) => Some(s.clone()),
+                _ => None,
+            }),
+        )
+    }
+
+    async fn delete_state(&self, cid: &str, key: &str) -> Result<(), StoreError> {
+        self.map.lock().remove(&keys::state(cid, key));
+        Ok(())
+    }
+
     async fn save_webhook(&self, id: &str, job: &Value) -> Result<(), StoreError> {
         self.hset(keys::WEBHOOKS, id, job.to_string(), None);
         Ok(())

@@ -68,6 +68,18 @@ pub trait Store: Send + Sync + 'static {
     async fn incr_rates(&self, counts: &[RateCount], window: Duration) -> Result<(), StoreError>;
     async fn rate_count(&self, cid: &str, label: &str, bucket: i64) -> Result<u64, StoreError>;
 
+    /// A transport's own state (e.g. SMSC message id -> hornbill message id), kept under
+    /// `hornbill:{cid}:state:{key}` for `ttl`.
+    async fn set_state(
+        &self,
+        cid: &str,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    async fn get_state(&self, cid: &str, key: &str) -> Result<Option<String>, StoreError>;
+    async fn delete_state(&self, cid: &str, key: &str) -> Result<(), StoreError>;
+
     /// Pending webhook deliveries (hornbill's own key), so retries survive a restart.
     async fn save_webhook(&self, id: &str, job: &Value) -> Result<(), StoreError>;
     async fn delete_webhook(&self, id: &str) -> Result<(), StoreError>;
@@ -93,6 +105,10 @@ pub mod keys {
     }
     pub fn rate(cid: &str, label: &str, bucket: i64) -> String {
         format!("{cid}:{label}:{bucket}")
+    }
+    /// A transport's state entry.
+    pub fn state(cid: &str, key: &str) -> String {
+        format!("hornbill:{cid}:state:{key}")
     }
     /// hornbill's pending webhooks: a hash of job id -> job JSON.
     pub const WEBHOOKS: &str = "hornbill:webhooks";

@@ -264,6 +264,36 @@ impl Store for RedisStore {
         Ok(n.unwrap_or(0))
     }
 
+    async fn set_state(
+        &self,
+        cid: &str,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.set_ex(
+            self.key(&keys::state(cid, key)),
+            value,
+            ttl.as_secs().max(1),
+        )
+        .ignore();
+        self.run(&pipe).await
+    }
+
+    async fn get_state(&self, cid: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.get(self.key(&keys::state(cid, key)));
+        let (v,): (Option<String>,) = self.run(&pipe).await?;
+        Ok(v)
+    }
+
+    async fn delete_state(&self, cid: &str, key: &str) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.del(self.key(&keys::state(cid, key))).ignore();
+        self.run(&pipe).await
+    }
+
     async fn save_webhook(&self, id: &str, job: &Value) -> Result<(), StoreError> {
         self.hset_ttl(&self.key(keys::WEBHOOKS), id, job.to_string(), None)
             .await

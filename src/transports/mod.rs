@@ -57,6 +57,9 @@ pub struct TransportContext {
     pub channel_id: String,
     pub commands: mpsc::Receiver<TransportCommand>,
     pub reports: mpsc::UnboundedSender<TransportReport>,
+    /// For state that must outlive the transport (`Store::set_state`): with the Redis store
+    /// it survives a restart.
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 impl TransportContext {
