@@ -7,6 +7,7 @@
 //! Adding a channel type: a module here with a config struct (`deny_unknown_fields`), a pure
 //! protocol layer, and a `TransportFactory`; then one line in `Registry::builtin`.
 
+pub mod smpp;
 pub mod telnet;
 pub mod webhook;
 
