@@ -130,6 +130,30 @@ mod tests {
     }
 
     #[test]
+    fn any_text_parses_without_panicking() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let pieces = [
+            "id:",
+            "stat:",
+            "err:",
+            "text:",
+            " ",
+            "é",
+            "DELIVRD",
+            "submit date:",
+            "ü",
+            "x",
+        ];
+        for _ in 0..5000 {
+            let text: String = (0..rng.usize(0..12))
+                .map(|_| pieces[rng.usize(..pieces.len())])
+                .collect();
+            let _ = parse(&text);
+            let _ = id_forms(&text);
+        }
+    }
+
+    #[test]
     fn statuses_are_mapped() {
         assert_eq!(status_of_stat("DELIVRD"), DeliveryStatus::Delivered);
         for s in ["UNDELIV", "REJECTD", "EXPIRED", "DELETED"] {

@@ -204,7 +204,9 @@ pub fn decode(data_coding: u8, bytes: &[u8], udh_len: usize, default: Coding) ->
             padded.extend_from_slice(bytes);
             let mut septets = gsm7::unpack(&padded, udh_len * 8 + fill, count);
             // A CR in the last 7 spare bits is padding (TS 23.038 §6.1.2.3.1).
-            if (bytes.len() * 8 - fill).is_multiple_of(7) && septets.last() == Some(&0x0D) {
+            if (bytes.len() * 8).saturating_sub(fill).is_multiple_of(7)
+                && septets.last() == Some(&0x0D)
+            {
                 septets.pop();
             }
             gsm7::decode(&septets)
@@ -310,6 +312,24 @@ mod tests {
             joined += &decode(0, rest, udh_len, gsm);
         }
         assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn any_bytes_decode_without_panicking() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..2000 {
+            let len = rng.usize(0..200);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            let dc = rng.u8(..);
+            for default in [
+                Coding::Gsm7 { packed: true },
+                Coding::Gsm7 { packed: false },
+                Coding::Ucs2,
+            ] {
+                let _ = decode(dc, &bytes, rng.usize(0..8), default);
+            }
+            let _ = strip_udh(&bytes);
+        }
     }
 
     #[test]
