@@ -173,7 +173,6 @@ async fn forward_inbound(
 }
 
 async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
-    let cid = &shared.id;
     let event = match Event::from_slice(&d.body) {
         Ok(e) => e,
         Err(e) => {
@@ -186,8 +185,16 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
             return;
         }
     };
+    handle_event(core, shared, &event, &d.body).await;
+    d.ack();
+}
+
+/// What an event leads to: stored with its message, posted to the message's (or the
+/// channel's) `event_url`, republished raw to `amqp_queue`, counted.
+pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, raw: &bytes::Bytes) {
+    let cid = &shared.id;
     let record = retry_value(shared, "store the event", || {
-        core.store.record_event(cid, &event)
+        core.store.record_event(cid, event)
     })
     .await
     .unwrap_or(Value::Null);
@@ -225,7 +232,7 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
     if let Some(q) = &spec.amqp_queue {
         let route = routes::event(q);
         retry(shared, &format!("publish to {route}"), || {
-            core.bus.publish(&route, d.body.clone())
+            core.bus.publish(&route, raw.clone())
         })
         .await;
     }
@@ -235,7 +242,6 @@ async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
             .log
             .info(Some(&event.user_message_id), format!("Event {label}"));
     }
-    d.ack();
 }
 
 /// Junebug's AMQP integration: what a Vumi application publishes to `Q.outbound` goes to
