@@ -130,6 +130,7 @@ impl Registry {
         let mut r = Registry {
             types: BTreeMap::new(),
         };
+        r.register(Arc::new(smpp::SmppFactory));
         r.register(Arc::new(telnet::TelnetFactory));
         r.register(Arc::new(webhook::WebhookFactory));
         r
@@ -214,7 +215,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: telnet, webhook"
+            "Invalid channel type u'pigeon', must be one of: smpp, telnet, webhook"
         );
     }
 }

@@ -1,7 +1,45 @@
-//! SMPP 3.4 (issue 4). For now the pure layers the channel type will use: GSM 03.38,
-//! message splitting, delivery receipts. The session (binds, window, enquire_link) and the
-//! channel type itself are not built yet.
+//! Channel type `smpp`: an SMPP 3.4 ESME client (transceiver bind) for a mobile operator's
+//! SMSC. Config: Junebug's keys (`twisted_endpoint` "tcp:host:port", `system_id`,
+//! `password`, `system_type`, TON/NPI, `registered_delivery`, `smpp_bind_timeout`,
+//! `smpp_enquire_link_interval`, ...) plus hornbill's (`data_coding`, `multipart`,
+//! `response_timeout`). Protocol text layers (GSM 03.38, splitting, receipts) are pure
+//! modules here; PDUs are rusmpp's; `session` is the I/O.
 
+pub mod config;
 pub mod dlr;
 pub mod gsm7;
+pub mod session;
 pub mod split;
+
+use crate::transports::{TransportContext, TransportError, TransportFactory};
+use futures::future::LocalBoxFuture;
+use serde_json::Value;
+
+pub struct SmppFactory;
+
+impl TransportFactory for SmppFactory {
+    fn name(&self) -> &'static str {
+        "smpp"
+    }
+
+    fn transport_type(&self, _config: &Value) -> String {
+        "sms".into()
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), String> {
+        config::SmppConfig::parse(config).map(|_| ())
+    }
+
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["password"]
+    }
+
+    fn start(
+        &self,
+        config: &Value,
+        ctx: TransportContext,
+    ) -> LocalBoxFuture<'static, Result<(), TransportError>> {
+        let cfg = config::SmppConfig::parse(config);
+        Box::pin(async move { session::run(cfg.map_err(TransportError::Other)?, ctx).await })
+    }
+}
