@@ -259,3 +259,131 @@ async fn a_dropped_link_is_rebound_and_sending_resumes() {
         "{logs:?}"
     );
 }
+
+#[tokio::test]
+async fn long_inbound_messages_are_reassembled() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    smpp_channel(&api, &smsc, &format!("{}/mo", hooks.uri()), json!({})).await;
+    let long = "This long inbound message arrives in three parts. ".repeat(4);
+    smsc.post(
+        "/mo",
+        json!({"from": "27820000011", "to": "12345", "text": long, "parts": 3}),
+    )
+    .await;
+    let (_, _, mo) = wait_hit(&hooks, "UDH MO", |p, b| {
+        p == "/mo" && b["from"] == "27820000011"
+    })
+    .await;
+    assert_eq!(mo["content"], json!(long));
+    let sar = "Parts by SAR TLVs, in UCS-2: привет. ".repeat(4);
+    smsc.post("/mo", json!({"from": "27820000012", "to": "12345", "text": sar, "parts": 2, "sar": true, "data_coding": 8})).await;
+    let (_, _, mo) = wait_hit(&hooks, "SAR MO", |p, b| {
+        p == "/mo" && b["from"] == "27820000012"
+    })
+    .await;
+    assert_eq!(mo["content"], json!(sar));
+    let hits_from = |n: &str| {
+        let n = n.to_string();
+        async move {
+            hits(&hooks)
+                .await
+                .into_iter()
+                .filter(|(_, _, b)| b["from"] == json!(n))
+                .count()
+        }
+    };
+    assert_eq!(
+        hits_from("27820000011").await,
+        1,
+        "one inbound message for all the parts"
+    );
+}
+
+#[tokio::test]
+async fn outbound_parts_by_udh16_and_sar() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let long = "Sixteen-bit references and SAR TLVs both carry long messages. ".repeat(4);
+    for (mode, to) in [("udh16", "27820000021"), ("sar", "27820000022")] {
+        let cid = smpp_channel(&api, &smsc, &hooks.uri(), json!({"multipart": mode})).await;
+        api.send(&cid, json!({"to": to, "content": long})).await;
+        let whole = record_for(&smsc, "reassembled", |r| {
+            r["text"] == json!(long) && r["via"] == json!(mode)
+        })
+        .await;
+        assert_eq!(whole["total"], 2);
+    }
+}
+
+#[tokio::test]
+async fn throttling_pauses_and_retries_without_loss() {
+    let smsc = Smsc::start(&["--throttle-every", "3"]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(&api, &smsc, &hooks.uri(), json!({})).await;
+    let ev = format!("{}/ev", hooks.uri());
+    let mut ids = vec![];
+    for i in 0..12 {
+        let sent = api.send(&cid, json!({"to": format!("2782000{i:04}"), "content": format!("t{i}"), "event_url": ev})).await;
+        ids.push(sent["message_id"].clone());
+    }
+    for id in &ids {
+        wait_hit(&hooks, "submitted despite throttling", |p, b| {
+            p == "/ev" && b["message_id"] == *id && b["event_type"] == "submitted"
+        })
+        .await;
+    }
+    let stats = smsc.get("/stats").await;
+    assert!(stats["throttled"].as_u64().unwrap() >= 3, "{stats}");
+    assert_eq!(stats["accepted"], 12);
+    assert!(
+        hits(&hooks)
+            .await
+            .iter()
+            .all(|(_, _, b)| b["event_type"] != "rejected")
+    );
+    let logs = api.logs(&cid).await;
+    let text: Vec<&str> = logs
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|m| m.contains("Provider asked to retry later: ESME_RTHROTTLED")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|m| m.contains("The SMSC accepts messages again")),
+        "{text:?}"
+    );
+}
+
+#[tokio::test]
+async fn mt_tps_holds() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(&api, &smsc, &hooks.uri(), json!({"mt_tps": 5})).await;
+    let start = std::time::Instant::now();
+    for i in 0..15 {
+        api.send(
+            &cid,
+            json!({"to": "27820000031", "content": format!("tps{i}")}),
+        )
+        .await;
+    }
+    eventually("all accepted", || async {
+        (smsc.get("/stats").await["accepted"] == 15).then_some(())
+    })
+    .await;
+    let took = start.elapsed().as_secs_f64();
+    assert!(took >= 1.8, "15 messages at mt_tps 5 took {took:.2} s");
+}

@@ -45,6 +45,9 @@ pub struct SmppConfig {
     /// hornbill: seconds to wait for a submit_sm_resp before the message is retried.
     #[serde(default)]
     pub response_timeout: Option<f64>,
+    /// hornbill: seconds the parts of a long inbound message wait for the rest (300).
+    #[serde(default)]
+    pub reassembly_timeout: Option<f64>,
     /// hornbill: "gsm7" (default when the text fits), "gsm7_packed", "latin1" or "ucs2".
     #[serde(default)]
     pub data_coding: Option<String>,
@@ -166,6 +169,19 @@ impl SmppConfig {
 
     pub fn response_timeout(&self) -> Duration {
         secs(self.response_timeout, 30.0)
+    }
+
+    /// Junebug's `mt_tps`: submit_sm a second (none or 0: unlimited).
+    pub fn mt_tps(&self) -> Option<f64> {
+        self.mt_tps
+            .as_ref()
+            .and_then(Value::as_f64)
+            .filter(|t| *t > 0.0)
+    }
+
+    /// How long parts of a long inbound message wait for the rest.
+    pub fn reassembly_timeout(&self) -> Duration {
+        secs(self.reassembly_timeout, 300.0)
     }
 
     pub fn registered_delivery(&self) -> bool {

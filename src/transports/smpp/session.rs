@@ -142,10 +142,17 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
     let mut in_flight: HashMap<u32, usize> = HashMap::new(); // seq -> slot
     let mut messages: HashMap<usize, InFlight> = HashMap::new();
     let mut next_slot = 0usize;
+    // Inbound parts by (from, to, reference, total): when they came, and text by sequence.
+    type Parts = (Instant, HashMap<u8, String>);
+    let mut partial: HashMap<(String, String, u16, u8), Parts> = HashMap::new();
     let mut reference: u16 = fastrand::u16(..);
     let mut enquire = tokio::time::interval(cfg.enquire_link_interval());
     enquire.tick().await;
     let mut last_heard = Instant::now();
+    let mut throttled = false;
+    // mt_tps: at most this many submit_sm a second.
+    let mut tps_tokens = cfg.mt_tps().unwrap_or(0.0);
+    let mut tps_at = Instant::now();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     let reports = ctx.reports.clone();
     let report = |r: TransportReport| {
@@ -187,11 +194,16 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                             Some(Pdu::SubmitSmResp(resp)) => String::from_utf8_lossy(resp.message_id().as_ref()).trim_end_matches('\0').to_string(),
                             _ => String::new(),
                         };
+                        if status == CommandStatus::EsmeRok && throttled {
+                            throttled = false;
+                            ctx.status("smpp", Level::Ok, "throttled_end", "The SMSC accepts messages again");
+                        }
                         if status == CommandStatus::EsmeRok {
                             m.smsc_ids.push(smsc_id);
                         } else {
                             let retry = matches!(status, CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful);
-                            if retry {
+                            if retry && !throttled {
+                                throttled = true;
                                 ctx.status("smpp", Level::Degraded, "throttled", &format!("The SMSC answered {}", status_name(status)));
                             }
                             m.failed.get_or_insert((status_name(status), retry));
@@ -213,14 +225,22 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                         let mut bytes: Vec<u8> = deliver.short_message().as_ref().to_vec();
                         let mut receipted = None;
                         let mut state = None;
+                        let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
                         for tlv in deliver.tlvs() {
                             match tlv.value() {
+                                Some(TlvValue::SarMsgRefNum(r)) => sar_ref = Some(*r),
+                                Some(TlvValue::SarTotalSegments(t)) => sar_total = Some(*t),
+                                Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
                                 Some(TlvValue::ReceiptedMessageId(id)) => receipted = Some(String::from_utf8_lossy(id.as_ref()).trim_end_matches('\0').to_string()),
                                 Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
                                 Some(TlvValue::MessagePayload(p)) if bytes.is_empty() => bytes = p.value.as_ref().to_vec(),
                                 _ => {}
                             }
                         }
+                        let sar = match (sar_ref, sar_total, sar_seq) {
+                            (Some(r), Some(t), Some(n)) => Some((r, t, n)),
+                            _ => None,
+                        };
                         if esm & 0x3C == 0x04 || receipted.is_some() {
                             let text = split::decode(0, &bytes, 0, split::Coding::Gsm7 { packed: false });
                             let parsed = dlr::parse(&text);
@@ -235,15 +255,30 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                                 None => report(TransportReport::Log { level: crate::logs::WARNING, message: "A delivery receipt without an id".into() }),
                             }
                         } else {
-                            let (body, udh_len) = if esm & 0x40 != 0 {
-                                let (_, len, rest) = split::strip_udh(&bytes);
-                                (rest.to_vec(), len)
+                            let (concat, body, udh_len) = if esm & 0x40 != 0 {
+                                let (info, len, rest) = split::strip_udh(&bytes);
+                                (info, rest.to_vec(), len)
                             } else {
-                                (bytes.clone(), 0)
+                                (sar, bytes.clone(), 0)
                             };
-                            let text = split::decode(dc, &body, udh_len, cfg.default_coding());
                             let from = String::from_utf8_lossy(deliver.source_addr.as_ref()).trim_end_matches('\0').to_string();
                             let to = String::from_utf8_lossy(deliver.destination_addr.as_ref()).trim_end_matches('\0').to_string();
+                            let text = match concat {
+                                Some((r, total, seqn)) if total > 1 => {
+                                    let key = (from.clone(), to.clone(), r, total);
+                                    let text = split::decode(dc, &body, udh_len, cfg.default_coding());
+                                    let entry = partial.entry(key.clone()).or_insert_with(|| (Instant::now(), HashMap::new()));
+                                    entry.1.insert(seqn, text);
+                                    if entry.1.len() < total as usize {
+                                        continue;
+                                    }
+                                    let parts = partial.remove(&key).map(|(_, p)| p).unwrap_or_default();
+                                    let mut parts: Vec<(u8, String)> = parts.into_iter().collect();
+                                    parts.sort();
+                                    parts.into_iter().map(|(_, t)| t).collect::<String>()
+                                }
+                                _ => split::decode(dc, &body, udh_len, cfg.default_coding()),
+                            };
                             let mut msg = Message::new(Some(to), Some(from), Some(text));
                             msg.transport_type = Some("sms".into());
                             report(TransportReport::Inbound(Box::new(msg)));
@@ -284,6 +319,17 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                     sent_at: Instant::now(),
                 });
                 for part in parts {
+                    if let Some(tps) = cfg.mt_tps() {
+                        tps_tokens = (tps_tokens + tps_at.elapsed().as_secs_f64() * tps).min(tps);
+                        tps_at = Instant::now();
+                        if tps_tokens < 1.0 {
+                            let wait = Duration::from_secs_f64((1.0 - tps_tokens) / tps);
+                            tokio::time::sleep(wait).await;
+                            tps_tokens = 1.0;
+                            tps_at = Instant::now();
+                        }
+                        tps_tokens -= 1.0;
+                    }
                     seq = if seq >= 0x7FFF_FFFF { 2 } else { seq + 1 };
                     let pdu = match submit_sm(cfg, &msg, coding, part) {
                         Ok(p) => p,
@@ -313,6 +359,16 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                 }
             }
             _ = sweep.tick() => {
+                // Parts of a long inbound message that never completed: a counted, logged refusal.
+                let stale: Vec<_> = partial.iter().filter(|(_, (at, _))| at.elapsed() > cfg.reassembly_timeout()).map(|(k, _)| k.clone()).collect();
+                for key in stale {
+                    if let Some((_, parts)) = partial.remove(&key) {
+                        report(TransportReport::Log {
+                            level: crate::logs::ERROR,
+                            message: format!("Dropping an incomplete long message from {} ({} of {} parts arrived)", key.0, parts.len(), key.3),
+                        });
+                    }
+                }
                 // A response that never comes: the message is retried, not lost.
                 let timeout = cfg.response_timeout();
                 let expired: Vec<usize> = messages.iter().filter(|(_, m)| m.sent_at.elapsed() > timeout).map(|(k, _)| *k).collect();
