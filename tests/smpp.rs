@@ -387,3 +387,105 @@ async fn mt_tps_holds() {
     let took = start.elapsed().as_secs_f64();
     assert!(took >= 1.8, "15 messages at mt_tps 5 took {took:.2} s");
 }
+
+#[tokio::test]
+async fn ussd_sessions_and_data_sm() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(&api, &smsc, &format!("{}/mo", hooks.uri()), json!({})).await;
+    // A USSD dialogue opens (PSSR indication, session 1, sequence 2).
+    smsc.post(
+        "/mo",
+        json!({"from": "27820000041", "to": "*120#", "text": "*120#", "service_type": "USSD",
+                            "ussd_service_op": 1, "its_session_info": 258}),
+    )
+    .await;
+    let (_, _, new) = wait_hit(&hooks, "USSD new", |p, b| {
+        p == "/mo" && b["from"] == "27820000041"
+    })
+    .await;
+    assert_eq!(new["channel_data"]["session_event"], "new");
+    let menu = api
+        .send(
+            &cid,
+            json!({"reply_to": new["message_id"], "content": "1. Balance\n2. Exit"}),
+        )
+        .await;
+    assert_eq!(menu["to"], "27820000041");
+    let rec = record_for(&smsc, "single", |r| r["text"] == "1. Balance\n2. Exit").await;
+    assert_eq!(
+        rec["ussd_service_op"], 2,
+        "a continuing reply is a USSR request: {rec}"
+    );
+    assert_eq!(
+        rec["its_session_info"].as_u64().unwrap() >> 8,
+        1,
+        "same session: {rec}"
+    );
+    // The user answers (USSR confirm); the reply ends the session.
+    smsc.post("/mo", json!({"from": "27820000041", "to": "*120#", "text": "1", "ussd_service_op": 18, "its_session_info": 260})).await;
+    let (_, _, answer) = wait_hit(&hooks, "USSD resume", |p, b| {
+        p == "/mo" && b["content"] == "1"
+    })
+    .await;
+    assert_eq!(answer["channel_data"]["session_event"], "resume");
+    api.send(
+        &cid,
+        json!({"reply_to": answer["message_id"], "content": "Balance: 5",
+                          "channel_data": {"continue_session": false}}),
+    )
+    .await;
+    let rec = record_for(&smsc, "single", |r| r["text"] == "Balance: 5").await;
+    assert_eq!(
+        rec["ussd_service_op"], 17,
+        "an ending reply is a PSSR response: {rec}"
+    );
+    assert_eq!(
+        rec["its_session_info"].as_u64().unwrap() & 1,
+        1,
+        "end-of-session bit: {rec}"
+    );
+
+    // data_sm with message_payload, answered and delivered like deliver_sm.
+    let got = smsc.post("/mo", json!({"from": "27820000042", "to": "12345", "text": "by data_sm", "data_sm": true, "wait_ms": 2000})).await;
+    assert_eq!(got["statuses"], json!([0]), "{got}");
+    let (_, _, mo) = wait_hit(&hooks, "data_sm MO", |p, b| {
+        p == "/mo" && b["from"] == "27820000042"
+    })
+    .await;
+    assert_eq!(mo["content"], "by data_sm");
+}
+
+#[tokio::test]
+async fn a_dead_link_is_noticed_by_enquire_link() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(
+        &api,
+        &smsc,
+        &hooks.uri(),
+        json!({"initial_reconnect_delay": 0.2}),
+    )
+    .await;
+    smsc.post("/pause", json!({"enquire_link": true})).await;
+    eventually("dead link noticed", || async {
+        let logs = api.logs(&cid).await;
+        logs.iter()
+            .any(|e| e["message"].as_str().unwrap().contains("the link is dead"))
+            .then_some(())
+    })
+    .await;
+    smsc.post("/resume", json!({})).await;
+    eventually("bound again", || async {
+        (smsc.get("/stats").await["binds_total"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2)
+            .then_some(())
+    })
+    .await;
+}

@@ -214,20 +214,34 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                         continue;
                 }
                 match cmd.pdu() {
-                    Some(Pdu::DeliverSm(deliver)) => {
-                        let ack = Command::new(CommandStatus::EsmeRok, cseq, DeliverSmResp::builder().build());
+                    Some(pdu @ (Pdu::DeliverSm(_) | Pdu::DataSm(_))) => {
+                        // deliver_sm and data_sm carry the same things; data_sm's text is in
+                        // message_payload.
+                        let (ack, esm, dc, mut bytes, tlvs, source, dest): (Command, u8, u8, Vec<u8>, &[rusmpp::tlvs::Tlv], &[u8], &[u8]) = match pdu {
+                            Pdu::DeliverSm(d) => (
+                                Command::new(CommandStatus::EsmeRok, cseq, DeliverSmResp::builder().build()),
+                                d.esm_class.into(), d.data_coding.into(), d.short_message().as_ref().to_vec(), d.tlvs(),
+                                d.source_addr.as_ref(), d.destination_addr.as_ref(),
+                            ),
+                            Pdu::DataSm(d) => (
+                                Command::new(CommandStatus::EsmeRok, cseq, rusmpp::pdus::DataSmResp::builder().build()),
+                                d.esm_class.into(), d.data_coding.into(), Vec::new(), d.tlvs(),
+                                d.source_addr.as_ref(), d.destination_addr.as_ref(),
+                            ),
+                            _ => continue,
+                        };
                         if let Err(e) = framed.send(ack).await {
                             lost(&mut messages, "connection lost");
                             return Ok(Done::Lost(format!("Writing deliver_sm_resp failed: {e}")));
                         }
-                        let esm: u8 = deliver.esm_class.into();
-                        let dc: u8 = deliver.data_coding.into();
-                        let mut bytes: Vec<u8> = deliver.short_message().as_ref().to_vec();
                         let mut receipted = None;
                         let mut state = None;
                         let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
-                        for tlv in deliver.tlvs() {
+                        let (mut ussd_op, mut session_info) = (None, None);
+                        for tlv in tlvs {
                             match tlv.value() {
+                                Some(TlvValue::UssdServiceOp(op)) => ussd_op = Some(u8::from(*op)),
+                                Some(TlvValue::ItsSessionInfo(i)) => session_info = Some((i.session_number, i.sequence_number)),
                                 Some(TlvValue::SarMsgRefNum(r)) => sar_ref = Some(*r),
                                 Some(TlvValue::SarTotalSegments(t)) => sar_total = Some(*t),
                                 Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
@@ -261,8 +275,8 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                             } else {
                                 (sar, bytes.clone(), 0)
                             };
-                            let from = String::from_utf8_lossy(deliver.source_addr.as_ref()).trim_end_matches('\0').to_string();
-                            let to = String::from_utf8_lossy(deliver.destination_addr.as_ref()).trim_end_matches('\0').to_string();
+                            let from = String::from_utf8_lossy(source).trim_end_matches('\0').to_string();
+                            let to = String::from_utf8_lossy(dest).trim_end_matches('\0').to_string();
                             let text = match concat {
                                 Some((r, total, seqn)) if total > 1 => {
                                     let key = (from.clone(), to.clone(), r, total);
@@ -281,6 +295,9 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                             };
                             let mut msg = Message::new(Some(to), Some(from), Some(text));
                             msg.transport_type = Some("sms".into());
+                            if ussd_op.is_some() || session_info.is_some() {
+                                ussd_inbound(&mut msg, ussd_op, session_info);
+                            }
                             report(TransportReport::Inbound(Box::new(msg)));
                         }
                     }
@@ -425,6 +442,25 @@ fn submit_sm(
             OctetString::from_slice(&part.bytes).map_err(|e| format!("short message: {e}"))?,
         );
     }
+    if let Some(session) = msg
+        .transport_metadata
+        .get("session_info")
+        .and_then(serde_json::Value::as_u64)
+    {
+        // A USSD reply: continue the dialogue (USSR request) or end it (PSSR response),
+        // with the session it belongs to and, when ending, the end-of-session bit.
+        let close = msg.session_event == Some(crate::message::SessionEvent::Close);
+        let op = if close { 17u8 } else { 2u8 };
+        let number = (session >> 8) as u8;
+        let sequence = (session as u8 & 0xFE) | u8::from(close);
+        builder = builder
+            .push_tlv(MessageSubmissionRequestTlvValue::UssdServiceOp(
+                rusmpp::values::UssdServiceOp::from(op),
+            ))
+            .push_tlv(MessageSubmissionRequestTlvValue::ItsSessionInfo(
+                rusmpp::values::ItsSessionInfo::new(number, sequence),
+            ));
+    }
     if let Some((r, total, s)) = part.sar {
         builder = builder
             .push_tlv(MessageSubmissionRequestTlvValue::SarMsgRefNum(r))
@@ -506,4 +542,28 @@ async fn receipt(ctx: Handle, smsc_id: String, status: crate::message::DeliveryS
         level: crate::logs::WARNING,
         message: format!("Delivery receipt for unknown SMSC id {smsc_id}"),
     });
+}
+
+/// USSD over SMPP: `ussd_service_op` and `its_session_info` as a session event, kept in
+/// `transport_metadata` so a reply continues the same session. PSSR indication (1) opens a
+/// session, USSR confirm (18) continues it; the end-of-session bit of `its_session_info`
+/// (or op 129, a user release) closes it.
+fn ussd_inbound(msg: &mut Message, op: Option<u8>, session: Option<(u8, u8)>) {
+    use crate::message::SessionEvent;
+    let ended = session.is_some_and(|(_, seq)| seq & 0x01 == 1) || op == Some(129);
+    msg.session_event = Some(match op {
+        _ if ended => SessionEvent::Close,
+        Some(1) => SessionEvent::New,
+        _ => SessionEvent::Resume,
+    });
+    msg.transport_type = Some("ussd".into());
+    if let Some(op) = op {
+        msg.transport_metadata
+            .insert("ussd_service_op".into(), op.into());
+    }
+    if let Some((number, seq)) = session {
+        let value = (u64::from(number) << 8) | u64::from(seq);
+        msg.transport_metadata
+            .insert("session_info".into(), value.into());
+    }
 }
