@@ -34,6 +34,18 @@ pub fn status_name(status: CommandStatus) -> String {
     }
 }
 
+/// What deliver_sm and data_sm have in common: the response to send, esm_class,
+/// data_coding, short_message, TLVs, source and destination addresses.
+type Incoming<'a> = (
+    Command,
+    u8,
+    u8,
+    Vec<u8>,
+    &'a [rusmpp::tlvs::Tlv],
+    &'a [u8],
+    &'a [u8],
+);
+
 /// One message in flight: how many of its parts still wait for their resp.
 struct InFlight {
     message_id: String,
@@ -217,7 +229,7 @@ async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, S
                     Some(pdu @ (Pdu::DeliverSm(_) | Pdu::DataSm(_))) => {
                         // deliver_sm and data_sm carry the same things; data_sm's text is in
                         // message_payload.
-                        let (ack, esm, dc, mut bytes, tlvs, source, dest): (Command, u8, u8, Vec<u8>, &[rusmpp::tlvs::Tlv], &[u8], &[u8]) = match pdu {
+                        let (ack, esm, dc, mut bytes, tlvs, source, dest): Incoming<'_> = match pdu {
                             Pdu::DeliverSm(d) => (
                                 Command::new(CommandStatus::EsmeRok, cseq, DeliverSmResp::builder().build()),
                                 d.esm_class.into(), d.data_coding.into(), d.short_message().as_ref().to_vec(), d.tlvs(),
