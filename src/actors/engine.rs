@@ -5,6 +5,7 @@
 use super::channel::{self, Channel};
 use super::router::Router;
 use super::{ChannelShared, ChannelSpec, Core};
+use crate::bus::routes;
 use crate::logs::ChannelLog;
 use crate::store::StoreError;
 use actix::prelude::*;
@@ -175,9 +176,28 @@ impl Handler<DeleteChannel> for Engine {
         };
         stop(&shared);
         let store = self.core.store.clone();
+        let bus = self.core.bus.clone();
         Box::pin(
             async move {
                 store.delete_channel(&shared.id).await?;
+                // Its queues go too when nothing waits in them (Junebug left them all behind).
+                let cid = &shared.id;
+                for route in [
+                    routes::outbound(cid),
+                    routes::outbound_realtime(cid),
+                    routes::inbound(cid),
+                    routes::event(cid),
+                ] {
+                    match bus.remove_if_empty(&route).await {
+                        Ok(true) => {}
+                        Ok(false) => shared
+                            .log
+                            .warn(None, format!("Queue {route} still holds messages; kept")),
+                        Err(e) => shared
+                            .log
+                            .warn(None, format!("Queue {route} not removed: {e}")),
+                    }
+                }
                 Ok(())
             }
             .into_actor(self),

@@ -287,6 +287,25 @@ impl Bus for AmqpBus {
         Ok(out)
     }
 
+    async fn remove_if_empty(&self, route: &str) -> Result<bool, BusError> {
+        let live = self.live()?;
+        // A refused delete closes the channel it was sent on: use one of its own.
+        let channel = live.conn.create_channel().await.map_err(unavailable)?;
+        let deleted = channel
+            .queue_delete(
+                route.into(),
+                lapin::options::QueueDeleteOptions {
+                    if_empty: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .is_ok();
+        let _ = channel.close(200, "done".into()).await;
+        self.inner.declared.lock().remove(route);
+        Ok(deleted)
+    }
+
     fn kind(&self) -> &'static str {
         "amqp"
     }

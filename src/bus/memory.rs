@@ -105,6 +105,15 @@ impl Bus for MemoryBus {
         Ok(drained)
     }
 
+    async fn remove_if_empty(&self, route: &str) -> Result<bool, BusError> {
+        let mut queues = self.queues.lock();
+        let empty = queues.get(route).is_some_and(|q| q.ready.lock().is_empty());
+        if empty {
+            queues.remove(route);
+        }
+        Ok(empty)
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }

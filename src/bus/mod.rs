@@ -94,6 +94,9 @@ pub trait Bus: Send + Sync + 'static {
     async fn queue_len(&self, route: &str) -> Result<u64, BusError>;
     /// Removes and returns every message waiting on `route`.
     async fn drain(&self, route: &str) -> Result<Vec<Bytes>, BusError>;
+    /// Removes `route` if no message waits on it (a deleted channel's queues); answers
+    /// whether it did. A queue that still holds messages stays, visible to operators.
+    async fn remove_if_empty(&self, route: &str) -> Result<bool, BusError>;
     /// Short name for logs and status ("memory", "amqp").
     fn kind(&self) -> &'static str;
     /// `None` while the bus works; the reason while it does not (connection lost, ...).
