@@ -97,16 +97,21 @@ pub trait TransportFactory: Send + Sync + 'static {
     fn transport_type(&self, config: &Value) -> String;
     /// Checks a `config` object; the error text is shown to the API client.
     fn validate(&self, config: &Value) -> Result<(), String>;
-    /// Keys of `config` whose values are secrets (redacted in every response and log).
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &[]
-    }
     /// The running transport. Ends with `Ok` when its command channel closes.
     fn start(
         &self,
         config: &Value,
         ctx: TransportContext,
     ) -> LocalBoxFuture<'static, Result<(), TransportError>>;
+}
+
+/// A config's `transport_type` key, or the type's own default.
+pub fn configured_transport_type(config: &Value, default: &str) -> String {
+    config
+        .get("transport_type")
+        .and_then(Value::as_str)
+        .unwrap_or(default)
+        .to_string()
 }
 
 /// Why a channel type/config pair was refused.

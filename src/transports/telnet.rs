@@ -59,11 +59,7 @@ impl TransportFactory for TelnetFactory {
     }
 
     fn transport_type(&self, config: &Value) -> String {
-        config
-            .get("transport_type")
-            .and_then(Value::as_str)
-            .unwrap_or("telnet")
-            .to_string()
+        super::configured_transport_type(config, "telnet")
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {

@@ -54,20 +54,13 @@ impl TransportFactory for WebhookFactory {
     }
 
     fn transport_type(&self, config: &Value) -> String {
-        config
-            .get("transport_type")
-            .and_then(Value::as_str)
-            .unwrap_or("http_api")
-            .to_string()
+        super::configured_transport_type(config, "http_api")
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {
         parse(config).map(|_| ())
     }
 
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &["auth_token"]
-    }
 
     fn start(
         &self,

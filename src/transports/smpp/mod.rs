@@ -30,9 +30,6 @@ impl TransportFactory for SmppFactory {
         config::SmppConfig::parse(config).map(|_| ())
     }
 
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &["password"]
-    }
 
     fn start(
         &self,
