@@ -143,6 +143,41 @@ async fn send_many(api: &Api, cid: &str, n: usize, clients: usize) -> (Vec<Strin
     (ids, refused.load(std::sync::atomic::Ordering::SeqCst))
 }
 
+/// A `webhook` channel whose provider is at `url`.
+async fn webhook_channel(api: &Api, url: &str) -> String {
+    api.create(
+        json!({"type": "webhook", "mo_url": "http://127.0.0.1:9/unused",
+                      "config": {"url": url}}),
+    )
+    .await
+}
+
+/// Sends batches of `batch` messages for `secs`, in the background; answers the accepted
+/// ids and how many sends were refused.
+fn stream_for(
+    api: &Api,
+    cid: &str,
+    secs: Duration,
+    batch: usize,
+) -> tokio::task::JoinHandle<(Vec<String>, usize)> {
+    let api = Api {
+        base: api.base.clone(),
+        http: api.http.clone(),
+    };
+    let cid = cid.to_string();
+    tokio::spawn(async move {
+        let mut all = vec![];
+        let mut refused = 0;
+        let end = Instant::now() + secs;
+        while Instant::now() < end {
+            let (ids, r) = send_many(&api, &cid, batch, 4).await;
+            all.extend(ids);
+            refused += r;
+        }
+        (all, refused)
+    })
+}
+
 /// Waits until the provider has every id; returns (missing, duplicates).
 async fn await_delivery(
     mock: &wiremock::MockServer,
@@ -374,12 +409,7 @@ async fn kill_9_loses_nothing_that_was_accepted() {
     let provider_port = free_port();
     let server = Server::start(&config);
     let api = server.api();
-    let cid = api
-        .create(
-            json!({"type": "webhook", "mo_url": "http://127.0.0.1:9/unused",
-                       "config": {"url": format!("http://127.0.0.1:{provider_port}/send")}}),
-        )
-        .await;
+    let cid = webhook_channel(&api, &format!("http://127.0.0.1:{provider_port}/send")).await;
     let window = 64;
     let (accepted, refused) = send_many(&api, &cid, 20_000, 32).await;
     assert_eq!(refused, 0);
@@ -426,30 +456,8 @@ async fn a_rabbitmq_restart_during_a_stream_loses_nothing() {
     let provider = receiver().await;
     let server = Server::start(&durable(&prefix, None));
     let api = server.api();
-    let cid = api
-        .create(
-            json!({"type": "webhook", "mo_url": "http://127.0.0.1:9/unused",
-                       "config": {"url": format!("{}/send", provider.uri())}}),
-        )
-        .await;
-    let stream = {
-        let api = Api {
-            base: api.base.clone(),
-            http: api.http.clone(),
-        };
-        let cid = cid.clone();
-        tokio::spawn(async move {
-            let mut all = vec![];
-            let mut refused = 0;
-            let end = Instant::now() + Duration::from_secs(12);
-            while Instant::now() < end {
-                let (ids, r) = send_many(&api, &cid, 200, 4).await;
-                all.extend(ids);
-                refused += r;
-            }
-            (all, refused)
-        })
-    };
+    let cid = webhook_channel(&api, &format!("{}/send", provider.uri())).await;
+    let stream = stream_for(&api, &cid, Duration::from_secs(12), 200);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _back = BrokerBack;
     rabbitmqctl("stop_app");
@@ -536,30 +544,8 @@ async fn a_redis_restart_during_a_stream_loses_nothing() {
     let url = format!("redis://127.0.0.1:{}/0", redis_server.port);
     let server = Server::start(&durable(&prefix, Some(&url)));
     let api = server.api();
-    let cid = api
-        .create(
-            json!({"type": "webhook", "mo_url": "http://127.0.0.1:9/unused",
-                       "config": {"url": format!("{}/send", provider.uri())}}),
-        )
-        .await;
-    let stream = {
-        let api = Api {
-            base: api.base.clone(),
-            http: api.http.clone(),
-        };
-        let cid = cid.clone();
-        tokio::spawn(async move {
-            let mut all = vec![];
-            let mut refused = 0;
-            let end = Instant::now() + Duration::from_secs(8);
-            while Instant::now() < end {
-                let (ids, r) = send_many(&api, &cid, 100, 4).await;
-                all.extend(ids);
-                refused += r;
-            }
-            (all, refused)
-        })
-    };
+    let cid = webhook_channel(&api, &format!("{}/send", provider.uri())).await;
+    let stream = stream_for(&api, &cid, Duration::from_secs(8), 100);
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(redis_server);
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -9,7 +9,7 @@
 //! backoff, while every other channel carries on.
 
 use super::delivery::{HookKind, PostWebhook};
-use super::{ChannelShared, Core, retry};
+use super::{ChannelShared, Core, parse_or_drop, retry};
 use crate::bus::{Delivery, routes};
 use crate::message::{Event, Level, Message, StatusEvent};
 use crate::transports::{TransportCommand, TransportReport};
@@ -473,8 +473,9 @@ impl Actor for Channel {
 
 impl StreamHandler<(Delivery, bool)> for Channel {
     fn handle(&mut self, (delivery, realtime): (Delivery, bool), ctx: &mut Context<Self>) {
-        match Message::from_slice(&delivery.body) {
-            Ok(msg) => {
+        let what = "an outbound item that is not a Vumi user message";
+        match parse_or_drop(&self.shared, &delivery, what, Message::from_slice) {
+            Some(msg) => {
                 self.queue(Pending {
                     msg,
                     delivery,
@@ -482,15 +483,8 @@ impl StreamHandler<(Delivery, bool)> for Channel {
                 });
                 self.pump(ctx);
             }
-            Err(e) => {
-                // Not a Vumi message: nothing can send it. Counted, logged, settled.
-                self.shared.log.log(
-                    crate::logs::ERROR,
-                    None,
-                    format!("Dropping an outbound item that is not a Vumi user message: {e}"),
-                );
-                delivery.ack();
-            }
+            // Nothing can send it: logged, and settled so it does not come back.
+            None => delivery.ack(),
         }
     }
 

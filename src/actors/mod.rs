@@ -188,3 +188,22 @@ where
         }
     }
 }
+
+/// Reads a bus item. One that does not parse can never be handled: it is logged as an error
+/// and settled, so it does not come back forever; `None` then.
+pub fn parse_or_drop<T, E: std::fmt::Display>(
+    shared: &ChannelShared,
+    d: &crate::bus::Delivery,
+    what: &str,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Option<T> {
+    match parse(&d.body) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            shared
+                .log
+                .log(crate::logs::ERROR, None, format!("Dropping {what}: {e}"));
+            None
+        }
+    }
+}

@@ -6,7 +6,7 @@
 
 use super::application::{self, Application};
 use super::delivery::{HookKind, PostWebhook, TemplateVars, expand_url};
-use super::{ChannelShared, Core, retry, retry_value};
+use super::{ChannelShared, Core, parse_or_drop, retry, retry_value};
 use crate::bus::{Delivery, routes};
 use crate::message::{Event, Message};
 use actix::prelude::*;
@@ -113,17 +113,14 @@ async fn forward_inbound(
     app: Option<Addr<Application>>,
 ) {
     let cid = &shared.id;
-    let msg = match Message::from_slice(&d.body) {
-        Ok(m) => m,
-        Err(e) => {
-            shared.log.log(
-                crate::logs::ERROR,
-                None,
-                format!("Dropping an inbound item that is not a Vumi user message: {e}"),
-            );
-            d.ack();
-            return;
-        }
+    let Some(msg) = parse_or_drop(
+        shared,
+        &d,
+        "an inbound item that is not a Vumi user message",
+        Message::from_slice,
+    ) else {
+        d.ack();
+        return;
     };
     let spec = shared.spec();
     let session = msg.session_event.map(|s| s.as_str()).unwrap_or("none");
@@ -173,17 +170,14 @@ async fn forward_inbound(
 }
 
 async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
-    let event = match Event::from_slice(&d.body) {
-        Ok(e) => e,
-        Err(e) => {
-            shared.log.log(
-                crate::logs::ERROR,
-                None,
-                format!("Dropping an event item that is not a Vumi event: {e}"),
-            );
-            d.ack();
-            return;
-        }
+    let Some(event) = parse_or_drop(
+        shared,
+        &d,
+        "an event item that is not a Vumi event",
+        Event::from_slice,
+    ) else {
+        d.ack();
+        return;
     };
     handle_event(core, shared, &event, &d.body).await;
     d.ack();
@@ -248,17 +242,14 @@ pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, ra
 /// the channel unchanged (replies on the realtime route), bypassing the API's checks.
 async fn forward_reply(core: &Core, shared: &ChannelShared, d: Delivery) {
     let cid = &shared.id;
-    let msg = match Message::from_slice(&d.body) {
-        Ok(m) => m,
-        Err(e) => {
-            shared.log.log(
-                crate::logs::ERROR,
-                None,
-                format!("Dropping an item from amqp_queue that is not a Vumi user message: {e}"),
-            );
-            d.ack();
-            return;
-        }
+    let Some(msg) = parse_or_drop(
+        shared,
+        &d,
+        "an item from amqp_queue that is not a Vumi user message",
+        Message::from_slice,
+    ) else {
+        d.ack();
+        return;
     };
     let route = if msg.in_reply_to.is_some() {
         routes::outbound_realtime(cid)

@@ -61,7 +61,6 @@ impl TransportFactory for WebhookFactory {
         parse(config).map(|_| ())
     }
 
-
     fn start(
         &self,
         config: &Value,

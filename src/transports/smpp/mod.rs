@@ -30,7 +30,6 @@ impl TransportFactory for SmppFactory {
         config::SmppConfig::parse(config).map(|_| ())
     }
 
-
     fn start(
         &self,
         config: &Value,
