@@ -107,19 +107,14 @@ fn check_field(name: &str, ty: Ty, v: &Value, nullable: bool, errors: &mut Vec<S
         schema_path: path("type"),
     };
     match ty {
-        Ty::Str if nullable => {
+        Ty::Str | Ty::StrOrNull if nullable || matches!(ty, Ty::StrOrNull) => {
             if !(v.is_string() || v.is_null()) {
                 errors.push(type_error("'string', 'null'"))
             }
         }
-        Ty::Str => {
+        Ty::Str | Ty::StrOrNull => {
             if !v.is_string() {
                 errors.push(type_error("'string'"))
-            }
-        }
-        Ty::StrOrNull => {
-            if !(v.is_string() || v.is_null()) {
-                errors.push(type_error("'string', 'null'"))
             }
         }
         Ty::Obj => {
