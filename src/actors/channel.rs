@@ -498,7 +498,7 @@ impl StreamHandler<TransportReport> for Channel {
             TransportReport::Inbound(mut msg) => {
                 msg.transport_name = Some(cid);
                 if msg.transport_type.is_none() {
-                    msg.transport_type = Some(self.shared.spec().kind.clone());
+                    msg.transport_type = Some(self.shared.spec().transport_type.clone());
                 }
                 let _ = self.jobs.send(Job::Inbound(msg));
             }

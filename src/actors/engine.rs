@@ -35,10 +35,7 @@ impl Engine {
     fn launch(&self, id: String, props: Value) -> Arc<ChannelShared> {
         let d = &self.core.settings;
         let shared = Arc::new(ChannelShared {
-            spec: RwLock::new(Arc::new(ChannelSpec::from_props(
-                &props,
-                d.channel_defaults.window,
-            ))),
+            spec: RwLock::new(Arc::new(ChannelSpec::from_props(&props, &self.core))),
             props: RwLock::new(props),
             log: ChannelLog::new(&id, d.log.ring_size),
             held: AtomicUsize::new(0),
@@ -135,11 +132,10 @@ impl Handler<UpdateChannel> for Engine {
         let new_queue = msg.changes.contains_key("amqp_queue");
         let core = self.core.clone();
         let store = self.core.store.clone();
-        let window = self.core.settings.channel_defaults.window;
         Box::pin(
             async move {
                 store.save_channel(&shared.id, &props).await?;
-                *shared.spec.write() = Arc::new(ChannelSpec::from_props(&props, window));
+                *shared.spec.write() = Arc::new(ChannelSpec::from_props(&props, &core));
                 *shared.props.write() = props;
                 if let Some(actor) = shared.actor.read().clone() {
                     actor.do_send(channel::SpecChanged);

@@ -86,17 +86,28 @@ pub struct ChannelSpec {
     pub rate_limit_window: u64,
     pub character_limit: Option<u64>,
     pub window: usize,
+    /// Vumi `transport_type` of the channel's messages (from its type and config).
+    pub transport_type: String,
     /// Junebug: a channel may be sent to only when it has a destination key.
     pub has_destination: bool,
 }
 
 impl ChannelSpec {
-    pub fn from_props(props: &Value, default_window: usize) -> ChannelSpec {
+    pub fn from_props(props: &Value, core: &Core) -> ChannelSpec {
         let s = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_string);
         let n = |k: &str| props.get(k).and_then(Value::as_u64);
+        let default_window = core.settings.channel_defaults.window;
+        let kind = s("type").unwrap_or_default();
+        let config = props.get("config").cloned().unwrap_or(Value::Null);
+        let transport_type = core
+            .registry
+            .get(&kind)
+            .map(|f| f.transport_type(&config))
+            .unwrap_or_else(|_| kind.clone());
         ChannelSpec {
-            kind: s("type").unwrap_or_default(),
-            config: props.get("config").cloned().unwrap_or(Value::Null),
+            transport_type,
+            kind,
+            config,
             mo_url: s("mo_url"),
             mo_url_auth_token: s("mo_url_auth_token"),
             amqp_queue: s("amqp_queue"),

@@ -75,12 +75,7 @@ pub async fn send(
             m.group = text("group");
             m.session_event = explicit_session;
             m.transport_name = Some(cid.clone());
-            m.transport_type = Some(
-                core.registry
-                    .get(&spec.kind)
-                    .map(|f| f.transport_type(&spec.config))
-                    .unwrap_or_else(|_| spec.kind.clone()),
-            );
+            m.transport_type = Some(spec.transport_type.clone());
             m
         }
     };
