@@ -255,7 +255,7 @@ async fn a_dropped_link_is_rebound_and_sending_resumes() {
         logs.iter().any(|e| e["message"]
             .as_str()
             .unwrap()
-            .starts_with("SMPP session ended; reconnecting")),
+            .starts_with("SMPP transceiver session ended; reconnecting")),
         "{logs:?}"
     );
 }
@@ -488,4 +488,335 @@ async fn a_dead_link_is_noticed_by_enquire_link() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn transmitter_receiver_pair_and_unbind_on_stop() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(
+        &api,
+        &smsc,
+        &format!("{}/mo", hooks.uri()),
+        json!({"bind_mode": "pair"}),
+    )
+    .await;
+    eventually("the receiver bound", || async {
+        let st = api.channel(&cid).await["status"].clone();
+        (st["components"]["smpp_rx"]["type"] == "bound").then_some(())
+    })
+    .await;
+    let sessions = smsc.get("/sessions").await;
+    let mut binds: Vec<String> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["bind"].as_str().unwrap_or("").to_string())
+        .collect();
+    binds.sort();
+    assert_eq!(binds.len(), 2, "{sessions}");
+    assert!(
+        binds[0].contains("receiver") && binds[1].contains("transmitter"),
+        "{sessions}"
+    );
+
+    // Sent over the transmitter, its receipt back over the receiver.
+    let ev = format!("{}/ev", hooks.uri());
+    let sent = api
+        .send(
+            &cid,
+            json!({"to": "27820000021", "content": "over a pair", "event_url": ev}),
+        )
+        .await;
+    let id = sent["message_id"].clone();
+    wait_hit(&hooks, "delivered through the receiver", |p, b| {
+        p == "/ev" && b["message_id"] == id && b["event_type"] == "delivery_succeeded"
+    })
+    .await;
+    smsc.post(
+        "/mo",
+        json!({"from": "27820000022", "to": "12345", "text": "to the receiver"}),
+    )
+    .await;
+    let (_, _, mo) = wait_hit(&hooks, "MO over the receiver", |p, b| {
+        p == "/mo" && b["from"] == "27820000022"
+    })
+    .await;
+    assert_eq!(mo["content"], "to the receiver");
+
+    // Stopping the channel unbinds both sessions.
+    let before = smsc.get("/stats").await["unbind"].as_u64().unwrap();
+    assert_eq!(api.delete(&format!("/channels/{cid}")).await.status, 200);
+    eventually("both sessions unbound", || async {
+        let stats = smsc.get("/stats").await;
+        (stats["unbind"].as_u64().unwrap() == before + 2 && stats["binds_active"] == 0)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_receiver_bind_refuses_sends_and_a_transmitter_gets_no_mo() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let rx = smpp_channel(
+        &api,
+        &smsc,
+        &format!("{}/mo", hooks.uri()),
+        json!({"bind_mode": "receiver"}),
+    )
+    .await;
+    let ev = format!("{}/ev", hooks.uri());
+    let sent = api
+        .send(
+            &rx,
+            json!({"to": "27820000031", "content": "cannot", "event_url": ev}),
+        )
+        .await;
+    let id = sent["message_id"].clone();
+    let (_, _, nack) = wait_hit(&hooks, "nack from a receiver", |p, b| {
+        p == "/ev" && b["message_id"] == id && b["event_type"] == "rejected"
+    })
+    .await;
+    assert!(
+        nack["event_details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("receiver only"),
+        "{nack}"
+    );
+    assert_eq!(smsc.get("/stats").await["submit_sm"], 0);
+
+    let tx = smpp_channel(
+        &api,
+        &smsc,
+        &format!("{}/mo2", hooks.uri()),
+        json!({"bind_mode": "transmitter", "system_id": "tx-only"}),
+    )
+    .await;
+    let sent = api
+        .send(
+            &tx,
+            json!({"to": "27820000032", "content": "one way", "event_url": ev}),
+        )
+        .await;
+    let id = sent["message_id"].clone();
+    wait_hit(&hooks, "submitted by a transmitter", |p, b| {
+        p == "/ev" && b["message_id"] == id && b["event_type"] == "submitted"
+    })
+    .await;
+    let record = record_for(&smsc, "single", |r| r["destination_addr"] == "27820000032").await;
+    assert_eq!(record["system_id"], "tx-only");
+    // Its receipt goes to the receiving session (the other channel), which knows nothing
+    // of the message: it is logged there, not lost silently, and no MO reached /mo2.
+    eventually("the receipt reached the receiver channel", || async {
+        let logs = api.logs(&rx).await;
+        logs.iter()
+            .any(|e| {
+                e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Delivery receipt for unknown SMSC id")
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(hits(&hooks).await.iter().all(|(p, _, _)| p != "/mo2"));
+}
+
+#[tokio::test]
+async fn registered_delivery_off_asks_for_no_receipt() {
+    let smsc = Smsc::start(&["--dlr-delay-ms", "10"]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(
+        &api,
+        &smsc,
+        &hooks.uri(),
+        json!({"registered_delivery": false}),
+    )
+    .await;
+    let ev = format!("{}/ev", hooks.uri());
+    let sent = api
+        .send(
+            &cid,
+            json!({"to": "27820000041", "content": "no receipt please", "event_url": ev}),
+        )
+        .await;
+    let id = sent["message_id"].clone();
+    wait_hit(&hooks, "submitted", |p, b| {
+        p == "/ev" && b["message_id"] == id && b["event_type"] == "submitted"
+    })
+    .await;
+    let record = record_for(&smsc, "single", |r| r["destination_addr"] == "27820000041").await;
+    assert_eq!(record["registered_delivery"], 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(smsc.get("/stats").await["dlr_sent"], 0);
+    assert!(
+        !hits(&hooks).await.iter().any(|(_, _, b)| b["event_type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("delivery_")),
+        "no delivery report without a receipt"
+    );
+}
+
+/// An SMSC scripted by the test, for what the simulator cannot do: inbound parts out of
+/// order, and parts on either side of a hornbill restart. It accepts any bind, answers
+/// enquire_link, and sends the deliver_sm it is given to whichever session is up.
+struct ScriptedSmsc {
+    port: u16,
+    send: tokio::sync::mpsc::UnboundedSender<rusmpp::pdus::DeliverSm>,
+    binds: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    resps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptedSmsc {
+    async fn start() -> ScriptedSmsc {
+        use futures::{SinkExt, StreamExt};
+        use rusmpp::{Command, CommandStatus, Pdu};
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (send, rx) = tokio::sync::mpsc::unbounded_channel::<rusmpp::pdus::DeliverSm>();
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        let binds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let resps = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (b, r) = (binds.clone(), resps.clone());
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let (rx, binds, resps) = (rx.clone(), b.clone(), r.clone());
+                tokio::spawn(async move {
+                    let mut framed = tokio_util::codec::Framed::new(
+                        sock,
+                        rusmpp::tokio_codec::CommandCodec::new(),
+                    );
+                    let mut rx = rx.lock().await;
+                    let mut seq = 1000u32;
+                    loop {
+                        tokio::select! {
+                            cmd = framed.next() => {
+                                let Some(Ok(cmd)) = cmd else { return };
+                                let n = cmd.sequence_number();
+                                let resp: Option<Pdu> = match cmd.pdu() {
+                                    Some(Pdu::BindTransceiver(_)) => {
+                                        binds.fetch_add(1, Ordering::SeqCst);
+                                        Some(rusmpp::pdus::BindTransceiverResp::builder().build().into())
+                                    }
+                                    Some(Pdu::EnquireLink) => Some(Pdu::EnquireLinkResp),
+                                    Some(Pdu::Unbind) => Some(Pdu::UnbindResp),
+                                    Some(Pdu::DeliverSmResp(_)) => {
+                                        resps.fetch_add(1, Ordering::SeqCst);
+                                        None
+                                    }
+                                    _ => None,
+                                };
+                                if let Some(pdu) = resp {
+                                    let _ = framed.send(Command::new(CommandStatus::EsmeRok, n, pdu)).await;
+                                }
+                            }
+                            Some(pdu) = rx.recv() => {
+                                seq += 1;
+                                let _ = framed.send(Command::new(CommandStatus::EsmeRok, seq, pdu)).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedSmsc {
+            port,
+            send,
+            binds,
+            resps,
+        }
+    }
+
+    /// One part of a concatenated message (8-bit ref UDH, GSM 03.38 unpacked).
+    fn part(&self, reference: u8, total: u8, seq: u8, septets: &[u8]) {
+        use std::str::FromStr;
+        let mut sm = vec![5, 0x00, 3, reference, total, seq];
+        sm.extend_from_slice(septets);
+        let pdu = rusmpp::pdus::DeliverSm::builder()
+            .source_addr(rusmpp::types::COctetString::from_str("27820000051").unwrap())
+            .destination_addr(rusmpp::types::COctetString::from_str("12345").unwrap())
+            .esm_class(rusmpp::values::EsmClass::from(0x40))
+            .short_message(rusmpp::types::OctetString::from_slice(&sm).unwrap())
+            .build();
+        self.send.send(pdu).unwrap();
+    }
+
+    async fn wait_resps(&self, n: usize) {
+        eventually("deliver_sm_resp", || async {
+            (self.resps.load(std::sync::atomic::Ordering::SeqCst) >= n).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn inbound_parts_out_of_order_survive_a_restart_on_redis() {
+    let smsc = ScriptedSmsc::start().await;
+    let hooks = receiver().await;
+    let prefix = format!("hbtest-smpp-{}:", std::process::id());
+    let config = format!("[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n");
+    let server = Server::start(&config);
+    let api = server.api();
+    let cid = api
+        .create(
+            json!({"type": "smpp", "mo_url": format!("{}/mo", hooks.uri()),
+                       "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{}", smsc.port),
+                                  "system_id": "hornbill", "smpp_enquire_link_interval": 1}}),
+        )
+        .await;
+    eventually("bound", || async {
+        (smsc.binds.load(std::sync::atomic::Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    // Part 3, then part 1 (ending in the escape of a "€" whose second half is in part 2).
+    smsc.part(0x42, 3, 3, b" and three");
+    smsc.part(0x42, 3, 1, b"one \x1b");
+    smsc.wait_resps(2).await;
+    drop(server); // SIGKILL
+    let server = Server::start(&config);
+    eventually("bound again after the restart", || async {
+        (smsc.binds.load(std::sync::atomic::Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    smsc.part(0x42, 3, 2, b"\x65 two");
+    let (_, _, mo) = wait_hit(&hooks, "the whole message", |p, _| p == "/mo").await;
+    assert_eq!(mo["content"], "one € two and three");
+    assert_eq!(mo["channel_id"], json!(cid));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(hits(&hooks).await.len(), 1, "one message for three parts");
+    // The parts are gone from the store once joined.
+    let mut r = redis::Client::open("redis://127.0.0.1:6379/0")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*parts:*"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+    drop(server);
+    let all: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    if !all.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(&all)
+            .query_async(&mut r)
+            .await
+            .unwrap();
+    }
 }

@@ -85,8 +85,27 @@ enum Job {
 struct TransportRun {
     tx: mpsc::Sender<TransportCommand>,
     abort: tokio::task::AbortHandle,
+    stop: tokio_util::sync::CancellationToken,
+    graceful: bool,
     generation: u64,
     started: Instant,
+}
+
+impl TransportRun {
+    /// Asks the transport to stop: a graceful one gets `GRACEFUL_STOP` to wind down (finish
+    /// its window, unbind), any other is aborted now.
+    fn end(&self) {
+        self.stop.cancel();
+        if !self.graceful {
+            self.abort.abort();
+            return;
+        }
+        let abort = self.abort.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(crate::transports::GRACEFUL_STOP).await;
+            abort.abort();
+        });
+    }
 }
 
 pub struct Channel {
@@ -174,11 +193,15 @@ impl Channel {
             commands: rx,
             reports: self.reports_tx.clone(),
             store: self.core.store.clone(),
+            stop: tokio_util::sync::CancellationToken::new(),
         };
+        let stop = tctx.stop.clone();
         let handle = tokio::task::spawn_local(factory.start(&spec.config, tctx));
         self.transport = Some(TransportRun {
             tx,
             abort: handle.abort_handle(),
+            stop,
+            graceful: factory.graceful_stop(),
             generation,
             started: Instant::now(),
         });
@@ -248,7 +271,7 @@ impl Channel {
         match &self.transport {
             Some(run) => {
                 self.restart_now = restart;
-                run.abort.abort();
+                run.end();
             }
             None if restart => {
                 self.failures = 0;
@@ -270,7 +293,7 @@ impl Channel {
 
     /// Hands queued messages to the transport while the window and rate limit allow.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        let Some(run) = &self.transport else {
+        let Some(run) = self.transport.as_ref().filter(|r| !r.stop.is_cancelled()) else {
             self.update_counts();
             return;
         };
@@ -465,7 +488,7 @@ impl Actor for Channel {
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
         self.stopping = true;
         if let Some(run) = self.transport.take() {
-            run.abort.abort();
+            run.end();
         }
         Running::Stop
     }

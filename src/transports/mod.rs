@@ -53,6 +53,9 @@ pub enum TransportReport {
     Log { level: u8, message: String },
 }
 
+/// How long a transport that stops gracefully is given before it is aborted.
+pub const GRACEFUL_STOP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a running transport is given.
 pub struct TransportContext {
     pub channel_id: String,
@@ -61,6 +64,10 @@ pub struct TransportContext {
     /// For state that must outlive the transport (`Store::set_state`): with the Redis store
     /// it survives a restart.
     pub store: Arc<dyn crate::store::Store>,
+    /// Cancelled when the channel stops or restarts the transport. A transport whose factory
+    /// says `graceful_stop` winds down by itself (an SMPP session finishes its window and
+    /// unbinds); every other one is aborted at once.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl TransportContext {
@@ -95,6 +102,11 @@ pub trait TransportFactory: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Vumi `transport_type` of its messages (`telnet`, `sms`, `ussd`, ...).
     fn transport_type(&self, config: &Value) -> String;
+    /// Whether the transport watches `TransportContext::stop` and ends by itself (within
+    /// `GRACEFUL_STOP`); if not, stopping aborts it at once.
+    fn graceful_stop(&self) -> bool {
+        false
+    }
     /// Checks a `config` object; the error text is shown to the API client.
     fn validate(&self, config: &Value) -> Result<(), String>;
     /// The running transport. Ends with `Ok` when its command channel closes.

@@ -1,6 +1,28 @@
 //! The `smpp` channel config: Junebug's keys (`JUNEBUG-API.md` §5) plus hornbill's own.
 
 use super::split::{Coding, Concat};
+
+/// The bind a session makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Transceiver,
+    Transmitter,
+    Receiver,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Transceiver => "transceiver",
+            Role::Transmitter => "transmitter",
+            Role::Receiver => "receiver",
+        }
+    }
+
+    pub fn sends(self) -> bool {
+        self != Role::Receiver
+    }
+}
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -54,6 +76,10 @@ pub struct SmppConfig {
     /// hornbill: "udh8" (default), "udh16", "sar" or "payload".
     #[serde(default)]
     pub multipart: Option<String>,
+    /// hornbill: "transceiver" (default), "transmitter", "receiver", or "pair" (a
+    /// transmitter and a receiver bind, two connections, for SMSCs without transceivers).
+    #[serde(default)]
+    pub bind_mode: Option<String>,
     // Junebug/Vumi keys accepted and not (yet) used by hornbill.
     #[serde(default)]
     pub mt_tps: Option<Value>,
@@ -121,7 +147,27 @@ impl SmppConfig {
                 "multipart {m:?} must be udh8, udh16, sar or payload"
             ));
         }
+        if let Some(m) = &cfg.bind_mode
+            && !matches!(
+                m.as_str(),
+                "transceiver" | "transmitter" | "receiver" | "pair"
+            )
+        {
+            return Err(format!(
+                "bind_mode {m:?} must be transceiver, transmitter, receiver or pair"
+            ));
+        }
         Ok(cfg)
+    }
+
+    /// The binds the channel makes, each with its status component.
+    pub fn binds(&self) -> Vec<(Role, &'static str)> {
+        match self.bind_mode.as_deref() {
+            Some("transmitter") => vec![(Role::Transmitter, "smpp")],
+            Some("receiver") => vec![(Role::Receiver, "smpp")],
+            Some("pair") => vec![(Role::Transmitter, "smpp"), (Role::Receiver, "smpp_rx")],
+            _ => vec![(Role::Transceiver, "smpp")],
+        }
     }
 
     fn host_port(&self) -> Result<(String, u16), String> {

@@ -1,4 +1,5 @@
-//! Channel type `smpp`: an SMPP 3.4 ESME client (transceiver bind) for a mobile operator's
+//! Channel type `smpp`: an SMPP 3.4 ESME client (transceiver, transmitter, receiver or a
+//! transmitter + receiver pair of binds) for a mobile operator's
 //! SMSC. Config: Junebug's keys (`twisted_endpoint` "tcp:host:port", `system_id`,
 //! `password`, `system_type`, TON/NPI, `registered_delivery`, `smpp_bind_timeout`,
 //! `smpp_enquire_link_interval`, ...) plus hornbill's (`data_coding`, `multipart`,
@@ -24,6 +25,10 @@ impl TransportFactory for SmppFactory {
 
     fn transport_type(&self, _config: &Value) -> String {
         "sms".into()
+    }
+
+    fn graceful_stop(&self) -> bool {
+        true
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {

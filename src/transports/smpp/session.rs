@@ -1,26 +1,33 @@
-//! The SMPP client session: one transceiver bind over TCP, submit_sm matched to its
-//! submit_sm_resp by sequence number, deliver_sm as inbound messages or delivery receipts,
-//! enquire_link both ways, and reconnecting with backoff. PDUs are rusmpp's (pinned 0.4.0);
-//! the protocol text layers (encodings, splitting, receipts) are this folder's.
+//! The SMPP client sessions: one bind (transceiver, transmitter or receiver) or a transmitter
+//! and a receiver pair, each over its own TCP connection and kept up with backoff; submit_sm
+//! matched to its submit_sm_resp by sequence number; deliver_sm and data_sm as inbound
+//! messages (long ones joined from parts kept in the store) or delivery receipts;
+//! enquire_link both ways; on stop, the window's responses are waited for, then unbind.
+//! PDUs are rusmpp's (pinned 0.4.0); the protocol text layers (encodings, splitting,
+//! receipts) are this folder's.
 
-use super::config::SmppConfig;
+use super::config::{Role, SmppConfig};
 use super::{dlr, split};
 use crate::message::{Level, Message};
 use crate::transports::{TransportCommand, TransportContext, TransportError, TransportReport};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::{SinkExt, StreamExt};
-use rusmpp::pdus::{BindTransceiver, DeliverSmResp, SubmitSm};
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp, SubmitSm};
 use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
 use rusmpp::tokio_codec::CommandCodec;
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{
     DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, RegisteredDelivery, Ton,
 };
-use rusmpp::{Command, CommandStatus, Pdu};
-use std::collections::HashMap;
+use rusmpp::{Command, CommandId, CommandStatus, Pdu};
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
 
 /// How long an SMSC id -> message id mapping is kept for delivery receipts (Vumi: 1 week).
 const RECEIPT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -33,18 +40,6 @@ pub fn status_name(status: CommandStatus) -> String {
         None => format!("0x{:08X}", u32::from(status)),
     }
 }
-
-/// What deliver_sm and data_sm have in common: the response to send, esm_class,
-/// data_coding, short_message, TLVs, source and destination addresses.
-type Incoming<'a> = (
-    Command,
-    u8,
-    u8,
-    Vec<u8>,
-    &'a [rusmpp::tlvs::Tlv],
-    &'a [u8],
-    &'a [u8],
-);
 
 /// One message in flight: how many of its parts still wait for their resp.
 struct InFlight {
@@ -59,33 +54,87 @@ fn octets<const MIN: usize, const MAX: usize>(s: &str) -> Option<COctetString<MI
     COctetString::from_str(s).ok()
 }
 
-pub async fn run(cfg: SmppConfig, mut ctx: TransportContext) -> Result<(), TransportError> {
+pub async fn run(cfg: SmppConfig, ctx: TransportContext) -> Result<(), TransportError> {
+    let TransportContext {
+        channel_id,
+        mut commands,
+        reports,
+        store,
+        stop,
+    } = ctx;
+    let link = Link {
+        store,
+        channel_id,
+        reports,
+    };
+    let binds = cfg.binds();
+    match binds.as_slice() {
+        [(role, component)] => {
+            bind_loop(&cfg, *role, component, &link, Some(&mut commands), &stop).await;
+        }
+        _ => {
+            // A transmitter and a receiver: the receiver stops when the transmitter has.
+            let rx_stop = stop.child_token();
+            let (tx_role, tx_component) = binds[0];
+            let (rx_role, rx_component) = binds[1];
+            let tx = async {
+                bind_loop(
+                    &cfg,
+                    tx_role,
+                    tx_component,
+                    &link,
+                    Some(&mut commands),
+                    &stop,
+                )
+                .await;
+                rx_stop.cancel();
+            };
+            let rx = bind_loop(&cfg, rx_role, rx_component, &link, None, &rx_stop);
+            tokio::join!(tx, rx);
+        }
+    }
+    Ok(())
+}
+
+/// One bind, kept up: bound, lost, rebound with backoff, until the channel stops it.
+async fn bind_loop(
+    cfg: &SmppConfig,
+    role: Role,
+    component: &str,
+    link: &Link,
+    mut commands: Option<&mut mpsc::Receiver<TransportCommand>>,
+    stop: &CancellationToken,
+) {
     let mut delay = cfg.initial_reconnect_delay();
     loop {
-        ctx.status(
-            "smpp",
+        link.status(
+            component,
             Level::Down,
             "binding",
-            &format!("Binding to {}", cfg.address()),
+            &format!("Binding to {} as {}", cfg.address(), role.name()),
         );
-        match session(&cfg, &mut ctx).await {
-            Ok(Done::Stopped) => return Ok(()),
+        let mut session = Session::new(cfg, role, component, link);
+        match session.run(commands.as_deref_mut(), stop).await {
+            Ok(Done::Stopped) => return,
             Ok(Done::Lost(why)) => {
-                ctx.status("smpp", Level::Down, "connection_lost", &why);
+                link.status(component, Level::Down, "connection_lost", &why);
                 delay = cfg.initial_reconnect_delay();
             }
-            Err(why) => {
-                ctx.status("smpp", Level::Down, "connection_lost", &why);
-            }
+            Err(why) => link.status(component, Level::Down, "connection_lost", &why),
         }
-        ctx.report(TransportReport::Log {
-            level: crate::logs::WARNING,
-            message: format!(
-                "SMPP session ended; reconnecting in {:.1} s",
+        session.lost("connection lost");
+        link.log(
+            crate::logs::WARNING,
+            format!(
+                "SMPP {} session ended; reconnecting in {:.1} s",
+                role.name(),
                 delay.as_secs_f64()
             ),
-        });
-        tokio::time::sleep(delay).await;
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return,
+        }
         delay = (delay * 2).min(Duration::from_secs(60));
     }
 }
@@ -95,320 +144,641 @@ enum Done {
     Lost(String),
 }
 
-async fn session(cfg: &SmppConfig, ctx: &mut TransportContext) -> Result<Done, String> {
-    let stream = tokio::time::timeout(cfg.bind_timeout(), TcpStream::connect(cfg.address()))
-        .await
-        .map_err(|_| format!("Connecting to {} timed out", cfg.address()))?
-        .map_err(|e| format!("Cannot connect to {}: {e}", cfg.address()))?;
-    let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, CommandCodec::new());
-    let mut seq: u32 = 1;
-    let bind = BindTransceiver::builder()
-        .system_id(octets(&cfg.system_id).ok_or("system_id is too long")?)
-        .password(octets(cfg.password.as_deref().unwrap_or("")).ok_or("password is too long")?)
-        .system_type(
-            octets(cfg.system_type.as_deref().unwrap_or("")).ok_or("system_type is too long")?,
-        )
-        .interface_version(InterfaceVersion::Smpp3_4)
-        .addr_ton(Ton::Unknown)
-        .addr_npi(Npi::Unknown)
-        .build();
-    framed
-        .send(Command::new(CommandStatus::EsmeRok, seq, bind))
-        .await
-        .map_err(|e| format!("Sending bind failed: {e}"))?;
-    let deadline = tokio::time::Instant::now() + cfg.bind_timeout();
-    loop {
-        let next = tokio::time::timeout_at(deadline, framed.next()).await;
-        let cmd = match next {
-            Err(_) => {
-                ctx.status(
-                    "smpp",
-                    Level::Down,
-                    "bind_timeout",
-                    "No bind response in time",
-                );
-                return Err("bind timed out".into());
-            }
-            Ok(None) => return Err("the SMSC closed the connection during bind".into()),
-            Ok(Some(Err(e))) => return Err(format!("Bad PDU during bind: {e}")),
-            Ok(Some(Ok(c))) => c,
-        };
-        if let Some(Pdu::BindTransceiverResp(_)) = cmd.pdu() {
-            if cmd.status() != CommandStatus::EsmeRok {
-                return Err(format!("Bind refused: {}", status_name(cmd.status())));
-            }
-            break;
-        }
-        if cmd.sequence_number() == seq && cmd.status() != CommandStatus::EsmeRok {
-            return Err(format!("Bind refused: {}", status_name(cmd.status())));
+/// The next command, or never when this bind takes none (a receiver of a pair).
+async fn next_command(
+    commands: &mut Option<&mut mpsc::Receiver<TransportCommand>>,
+) -> Option<TransportCommand> {
+    match commands {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One inbound part as the store keeps it until the rest arrive.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredPart {
+    dc: u8,
+    udh: usize,
+    body: String,
+}
+
+/// One connection's state.
+struct Session<'a> {
+    cfg: &'a SmppConfig,
+    role: Role,
+    component: &'a str,
+    link: &'a Link,
+    seq: u32,
+    /// submit_sm sequence number -> slot of the message it is a part of.
+    in_flight: HashMap<u32, usize>,
+    messages: HashMap<usize, InFlight>,
+    next_slot: usize,
+    /// Long inbound messages under way (their parts are in the store): when the first part
+    /// came, for the timeout sweep.
+    partial: HashMap<String, (Instant, u8)>,
+    reference: u16,
+    throttled: bool,
+    /// mt_tps: at most this many submit_sm a second.
+    tps_tokens: f64,
+    tps_at: Instant,
+}
+
+impl<'a> Session<'a> {
+    fn new(cfg: &'a SmppConfig, role: Role, component: &'a str, link: &'a Link) -> Self {
+        Session {
+            cfg,
+            role,
+            component,
+            link,
+            seq: 1,
+            in_flight: HashMap::new(),
+            messages: HashMap::new(),
+            next_slot: 0,
+            partial: HashMap::new(),
+            reference: fastrand::u16(..),
+            throttled: false,
+            tps_tokens: cfg.mt_tps().unwrap_or(0.0),
+            tps_at: Instant::now(),
         }
     }
-    ctx.status(
-        "smpp",
-        Level::Ok,
-        "bound",
-        &format!("Bound to {} as transceiver", cfg.address()),
-    );
 
-    let mut in_flight: HashMap<u32, usize> = HashMap::new(); // seq -> slot
-    let mut messages: HashMap<usize, InFlight> = HashMap::new();
-    let mut next_slot = 0usize;
-    // Inbound parts by (from, to, reference, total): when they came, and text by sequence.
-    type Parts = (Instant, HashMap<u8, String>);
-    let mut partial: HashMap<(String, String, u16, u8), Parts> = HashMap::new();
-    let mut reference: u16 = fastrand::u16(..);
-    let mut enquire = tokio::time::interval(cfg.enquire_link_interval());
-    enquire.tick().await;
-    let mut last_heard = Instant::now();
-    let mut throttled = false;
-    // mt_tps: at most this many submit_sm a second.
-    let mut tps_tokens = cfg.mt_tps().unwrap_or(0.0);
-    let mut tps_at = Instant::now();
-    let mut sweep = tokio::time::interval(Duration::from_secs(1));
-    let reports = ctx.reports.clone();
-    let report = |r: TransportReport| {
-        let _ = reports.send(r);
-    };
-    let lost = |messages: &mut HashMap<usize, InFlight>, why: &str| {
-        for (_, m) in messages.drain() {
-            let _ = ctx.reports.send(TransportReport::Nack {
+    fn next_seq(&mut self) -> u32 {
+        self.seq = if self.seq >= 0x7FFF_FFFF {
+            2
+        } else {
+            self.seq + 1
+        };
+        self.seq
+    }
+
+    /// Every message still waiting for a response goes back to be retried.
+    fn lost(&mut self, why: &str) {
+        self.in_flight.clear();
+        for (_, m) in self.messages.drain() {
+            self.link.report(TransportReport::Nack {
                 message_id: m.message_id,
                 reason: why.to_string(),
                 retry: true,
             });
         }
-    };
+    }
 
-    loop {
-        tokio::select! {
-            cmd = framed.next() => {
-                let cmd = match cmd {
-                    None => { lost(&mut messages, "connection lost"); return Ok(Done::Lost("The SMSC closed the connection".into())) }
-                    Some(Err(e)) => {
-                        // A PDU we cannot read: say so and carry on (the codec resynchronises
-                        // on the next length prefix).
-                        report(TransportReport::Log { level: crate::logs::WARNING, message: format!("Unreadable PDU from the SMSC: {e}") });
-                        let _ = framed.send(Command::new(CommandStatus::EsmeRinvcmdlen, 0, Pdu::GenericNack)).await;
-                        continue;
-                    }
-                    Some(Ok(c)) => c,
-                };
-                last_heard = Instant::now();
-                let status = cmd.status();
-                let cseq = cmd.sequence_number();
-                // An error response may come without a body (SMPP 3.4 allows it).
-                if cmd.id() == rusmpp::CommandId::SubmitSmResp {
-                        let Some(slot) = in_flight.remove(&cseq) else { continue };
-                        let Some(m) = messages.get_mut(&slot) else { continue };
-                        m.parts_left = m.parts_left.saturating_sub(1);
-                        let smsc_id = match cmd.pdu() {
-                            Some(Pdu::SubmitSmResp(resp)) => String::from_utf8_lossy(resp.message_id().as_ref()).trim_end_matches('\0').to_string(),
-                            _ => String::new(),
-                        };
-                        if status == CommandStatus::EsmeRok && throttled {
-                            throttled = false;
-                            ctx.status("smpp", Level::Ok, "throttled_end", "The SMSC accepts messages again");
-                        }
-                        if status == CommandStatus::EsmeRok {
-                            m.smsc_ids.push(smsc_id);
-                        } else {
-                            let retry = matches!(status, CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful);
-                            if retry && !throttled {
-                                throttled = true;
-                                ctx.status("smpp", Level::Degraded, "throttled", &format!("The SMSC answered {}", status_name(status)));
-                            }
-                            m.failed.get_or_insert((status_name(status), retry));
-                        }
-                        if m.parts_left == 0 && let Some(m) = messages.remove(&slot) {
-                            tokio::task::spawn_local(finish(Handle::of(ctx), m));
-                        }
-                        continue;
+    fn bind_pdu(&self) -> Result<Pdu, String> {
+        let cfg = self.cfg;
+        let system_id = octets(&cfg.system_id).ok_or("system_id is too long")?;
+        let password =
+            octets(cfg.password.as_deref().unwrap_or("")).ok_or("password is too long")?;
+        let system_type =
+            octets(cfg.system_type.as_deref().unwrap_or("")).ok_or("system_type is too long")?;
+        let range = octets(cfg.address_range.as_deref().unwrap_or(""))
+            .ok_or("address_range is too long")?;
+        macro_rules! bind {
+            ($pdu:ident) => {
+                $pdu::builder()
+                    .system_id(system_id)
+                    .password(password)
+                    .system_type(system_type)
+                    .interface_version(InterfaceVersion::Smpp3_4)
+                    .addr_ton(Ton::Unknown)
+                    .addr_npi(Npi::Unknown)
+                    .address_range(range)
+                    .build()
+                    .into()
+            };
+        }
+        Ok(match self.role {
+            Role::Transceiver => bind!(BindTransceiver),
+            Role::Transmitter => bind!(BindTransmitter),
+            Role::Receiver => bind!(BindReceiver),
+        })
+    }
+
+    fn bind_resp_id(&self) -> CommandId {
+        match self.role {
+            Role::Transceiver => CommandId::BindTransceiverResp,
+            Role::Transmitter => CommandId::BindTransmitterResp,
+            Role::Receiver => CommandId::BindReceiverResp,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut commands: Option<&mut mpsc::Receiver<TransportCommand>>,
+        stop: &CancellationToken,
+    ) -> Result<Done, String> {
+        let cfg = self.cfg;
+        let stream = tokio::select! {
+            s = tokio::time::timeout(cfg.bind_timeout(), TcpStream::connect(cfg.address())) => s
+                .map_err(|_| format!("Connecting to {} timed out", cfg.address()))?
+                .map_err(|e| format!("Cannot connect to {}: {e}", cfg.address()))?,
+            _ = stop.cancelled() => return Ok(Done::Stopped),
+        };
+        let _ = stream.set_nodelay(true);
+        let mut framed = Framed::new(stream, CommandCodec::new());
+        let bind = self.bind_pdu()?;
+        framed
+            .send(Command::new(CommandStatus::EsmeRok, self.seq, bind))
+            .await
+            .map_err(|e| format!("Sending bind failed: {e}"))?;
+        let deadline = tokio::time::Instant::now() + cfg.bind_timeout();
+        loop {
+            let next = tokio::select! {
+                n = tokio::time::timeout_at(deadline, framed.next()) => n,
+                _ = stop.cancelled() => return Ok(Done::Stopped),
+            };
+            let cmd = match next {
+                Err(_) => {
+                    self.link.status(
+                        self.component,
+                        Level::Down,
+                        "bind_timeout",
+                        "No bind response in time",
+                    );
+                    return Err("bind timed out".into());
                 }
-                match cmd.pdu() {
-                    Some(pdu @ (Pdu::DeliverSm(_) | Pdu::DataSm(_))) => {
-                        // deliver_sm and data_sm carry the same things; data_sm's text is in
-                        // message_payload.
-                        let (ack, esm, dc, mut bytes, tlvs, source, dest): Incoming<'_> = match pdu {
-                            Pdu::DeliverSm(d) => (
-                                Command::new(CommandStatus::EsmeRok, cseq, DeliverSmResp::builder().build()),
-                                d.esm_class.into(), d.data_coding.into(), d.short_message().as_ref().to_vec(), d.tlvs(),
-                                d.source_addr.as_ref(), d.destination_addr.as_ref(),
-                            ),
-                            Pdu::DataSm(d) => (
-                                Command::new(CommandStatus::EsmeRok, cseq, rusmpp::pdus::DataSmResp::builder().build()),
-                                d.esm_class.into(), d.data_coding.into(), Vec::new(), d.tlvs(),
-                                d.source_addr.as_ref(), d.destination_addr.as_ref(),
-                            ),
-                            _ => continue,
-                        };
-                        if let Err(e) = framed.send(ack).await {
-                            lost(&mut messages, "connection lost");
-                            return Ok(Done::Lost(format!("Writing deliver_sm_resp failed: {e}")));
-                        }
-                        let mut receipted = None;
-                        let mut state = None;
-                        let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
-                        let (mut ussd_op, mut session_info) = (None, None);
-                        for tlv in tlvs {
-                            match tlv.value() {
-                                Some(TlvValue::UssdServiceOp(op)) => ussd_op = Some(u8::from(*op)),
-                                Some(TlvValue::ItsSessionInfo(i)) => session_info = Some((i.session_number, i.sequence_number)),
-                                Some(TlvValue::SarMsgRefNum(r)) => sar_ref = Some(*r),
-                                Some(TlvValue::SarTotalSegments(t)) => sar_total = Some(*t),
-                                Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
-                                Some(TlvValue::ReceiptedMessageId(id)) => receipted = Some(String::from_utf8_lossy(id.as_ref()).trim_end_matches('\0').to_string()),
-                                Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
-                                Some(TlvValue::MessagePayload(p)) if bytes.is_empty() => bytes = p.value.as_ref().to_vec(),
-                                _ => {}
-                            }
-                        }
-                        let sar = match (sar_ref, sar_total, sar_seq) {
-                            (Some(r), Some(t), Some(n)) => Some((r, t, n)),
-                            _ => None,
-                        };
-                        if esm & 0x3C == 0x04 || receipted.is_some() {
-                            let text = split::decode(0, &bytes, 0, split::Coding::Gsm7 { packed: false });
-                            let parsed = dlr::parse(&text);
-                            let id = receipted.or_else(|| parsed.as_ref().map(|r| r.id.clone()));
-                            let status = match (state, &parsed) {
-                                (Some(s), _) => dlr::status_of_state(s),
-                                (None, Some(r)) => dlr::status_of_stat(&r.stat),
-                                (None, None) => crate::message::DeliveryStatus::Pending,
-                            };
-                            match id {
-                                Some(id) => { tokio::task::spawn_local(receipt(Handle::of(ctx), id, status)); }
-                                None => report(TransportReport::Log { level: crate::logs::WARNING, message: "A delivery receipt without an id".into() }),
-                            }
-                        } else {
-                            let (concat, body, udh_len) = if esm & 0x40 != 0 {
-                                let (info, len, rest) = split::strip_udh(&bytes);
-                                (info, rest.to_vec(), len)
-                            } else {
-                                (sar, bytes.clone(), 0)
-                            };
-                            let from = String::from_utf8_lossy(source).trim_end_matches('\0').to_string();
-                            let to = String::from_utf8_lossy(dest).trim_end_matches('\0').to_string();
-                            let text = match concat {
-                                Some((r, total, seqn)) if total > 1 => {
-                                    let key = (from.clone(), to.clone(), r, total);
-                                    let text = split::decode(dc, &body, udh_len, cfg.default_coding());
-                                    let entry = partial.entry(key.clone()).or_insert_with(|| (Instant::now(), HashMap::new()));
-                                    entry.1.insert(seqn, text);
-                                    if entry.1.len() < total as usize {
-                                        continue;
-                                    }
-                                    let parts = partial.remove(&key).map(|(_, p)| p).unwrap_or_default();
-                                    let mut parts: Vec<(u8, String)> = parts.into_iter().collect();
-                                    parts.sort();
-                                    parts.into_iter().map(|(_, t)| t).collect::<String>()
-                                }
-                                _ => split::decode(dc, &body, udh_len, cfg.default_coding()),
-                            };
-                            let mut msg = Message::new(Some(to), Some(from), Some(text));
-                            msg.transport_type = Some("sms".into());
-                            if ussd_op.is_some() || session_info.is_some() {
-                                ussd_inbound(&mut msg, ussd_op, session_info);
-                            }
-                            report(TransportReport::Inbound(Box::new(msg)));
-                        }
-                    }
-                    Some(Pdu::EnquireLink) => {
-                        let _ = framed.send(Command::new(CommandStatus::EsmeRok, cseq, Pdu::EnquireLinkResp)).await;
-                    }
-                    Some(Pdu::Unbind) => {
-                        let _ = framed.send(Command::new(CommandStatus::EsmeRok, cseq, Pdu::UnbindResp)).await;
-                        lost(&mut messages, "the SMSC unbound");
-                        return Ok(Done::Lost("The SMSC unbound".into()));
-                    }
-                    Some(Pdu::EnquireLinkResp) | Some(Pdu::UnbindResp) | Some(Pdu::GenericNack) => {}
-                    _ => {
-                        let _ = framed.send(Command::new(CommandStatus::EsmeRinvcmdid, cseq, Pdu::GenericNack)).await;
-                    }
+                Ok(None) => return Err("the SMSC closed the connection during bind".into()),
+                Ok(Some(Err(e))) => return Err(format!("Bad PDU during bind: {e}")),
+                Ok(Some(Ok(c))) => c,
+            };
+            if cmd.id() == self.bind_resp_id()
+                || (cmd.sequence_number() == self.seq && cmd.id() == CommandId::GenericNack)
+            {
+                if cmd.status() != CommandStatus::EsmeRok {
+                    return Err(format!("Bind refused: {}", status_name(cmd.status())));
                 }
+                break;
             }
-            command = ctx.commands.recv() => {
-                let Some(TransportCommand::Send(msg)) = command else {
-                    seq = seq.wrapping_add(1);
-                    let _ = framed.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind)).await;
-                    let _ = tokio::time::timeout(Duration::from_secs(2), framed.next()).await;
-                    return Ok(Done::Stopped);
-                };
-                let text = msg.content.clone().unwrap_or_default();
-                let coding = split::choose(&text, cfg.configured_coding());
-                reference = reference.wrapping_add(1);
-                let parts = split::split(&text, coding, cfg.concat(), reference);
-                let slot = next_slot;
-                next_slot += 1;
-                messages.insert(slot, InFlight {
-                    message_id: msg.message_id.clone(),
-                    parts_left: parts.len(),
-                    smsc_ids: vec![],
-                    failed: None,
-                    sent_at: Instant::now(),
-                });
-                for part in parts {
-                    if let Some(tps) = cfg.mt_tps() {
-                        tps_tokens = (tps_tokens + tps_at.elapsed().as_secs_f64() * tps).min(tps);
-                        tps_at = Instant::now();
-                        if tps_tokens < 1.0 {
-                            let wait = Duration::from_secs_f64((1.0 - tps_tokens) / tps);
-                            tokio::time::sleep(wait).await;
-                            tps_tokens = 1.0;
-                            tps_at = Instant::now();
-                        }
-                        tps_tokens -= 1.0;
-                    }
-                    seq = if seq >= 0x7FFF_FFFF { 2 } else { seq + 1 };
-                    let pdu = match submit_sm(cfg, &msg, coding, part) {
-                        Ok(p) => p,
-                        Err(why) => {
-                            if let Some(m) = messages.remove(&slot) {
-                                report(TransportReport::Nack { message_id: m.message_id, reason: why, retry: false });
-                            }
+        }
+        self.link.status(
+            self.component,
+            Level::Ok,
+            "bound",
+            &format!("Bound to {} as {}", cfg.address(), self.role.name()),
+        );
+
+        let mut enquire = tokio::time::interval(cfg.enquire_link_interval());
+        enquire.tick().await;
+        let mut last_heard = Instant::now();
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        // Stopping: no new messages; the window's responses are waited for until `drain_by`,
+        // then unbind.
+        let mut drain_by: Option<tokio::time::Instant> = None;
+
+        loop {
+            if let Some(by) = drain_by
+                && (self.messages.is_empty() || tokio::time::Instant::now() >= by)
+            {
+                self.lost("the channel stopped");
+                let seq = self.next_seq();
+                let _ = framed
+                    .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
+                    .await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Some(Ok(c)) = framed.next().await {
+                        if c.id() == CommandId::UnbindResp {
                             break;
                         }
+                    }
+                })
+                .await;
+                return Ok(Done::Stopped);
+            }
+            tokio::select! {
+                cmd = framed.next() => {
+                    let cmd = match cmd {
+                        None => return Ok(Done::Lost("The SMSC closed the connection".into())),
+                        Some(Err(e)) => {
+                            // A PDU we cannot read: say so and carry on (the codec
+                            // resynchronises on the next length prefix).
+                            self.link.log(crate::logs::WARNING, format!("Unreadable PDU from the SMSC: {e}"));
+                            let _ = framed.send(Command::new(CommandStatus::EsmeRinvcmdlen, 0, Pdu::GenericNack)).await;
+                            continue;
+                        }
+                        Some(Ok(c)) => c,
                     };
-                    in_flight.insert(seq, slot);
-                    if let Err(e) = framed.send(Command::new(CommandStatus::EsmeRok, seq, pdu)).await {
-                        lost(&mut messages, "connection lost");
+                    last_heard = Instant::now();
+                    if let Some(done) = self.pdu(&mut framed, cmd).await {
+                        return Ok(done);
+                    }
+                }
+                command = next_command(&mut commands), if drain_by.is_none() => {
+                    let Some(TransportCommand::Send(msg)) = command else {
+                        drain_by = Some(tokio::time::Instant::now() + Duration::from_secs(3));
+                        continue;
+                    };
+                    if let Err(e) = self.submit(&mut framed, msg).await {
                         return Ok(Done::Lost(format!("Writing submit_sm failed: {e}")));
                     }
                 }
-            }
-            _ = enquire.tick() => {
-                if last_heard.elapsed() > cfg.enquire_link_interval() * 3 {
-                    lost(&mut messages, "link dead");
-                    return Ok(Done::Lost("No answer to enquire_link: the link is dead".into()));
+                _ = stop.cancelled(), if drain_by.is_none() => {
+                    drain_by = Some(tokio::time::Instant::now() + Duration::from_secs(3));
                 }
-                seq = seq.wrapping_add(1);
-                if let Err(e) = framed.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await {
-                    lost(&mut messages, "connection lost");
-                    return Ok(Done::Lost(format!("Writing enquire_link failed: {e}")));
-                }
-            }
-            _ = sweep.tick() => {
-                // Parts of a long inbound message that never completed: a counted, logged refusal.
-                let stale: Vec<_> = partial.iter().filter(|(_, (at, _))| at.elapsed() > cfg.reassembly_timeout()).map(|(k, _)| k.clone()).collect();
-                for key in stale {
-                    if let Some((_, parts)) = partial.remove(&key) {
-                        report(TransportReport::Log {
-                            level: crate::logs::ERROR,
-                            message: format!("Dropping an incomplete long message from {} ({} of {} parts arrived)", key.0, parts.len(), key.3),
-                        });
+                _ = tokio::time::sleep_until(drain_by.unwrap_or_else(tokio::time::Instant::now)), if drain_by.is_some() => {}
+                _ = enquire.tick() => {
+                    if last_heard.elapsed() > cfg.enquire_link_interval() * 3 {
+                        return Ok(Done::Lost("No answer to enquire_link: the link is dead".into()));
+                    }
+                    let seq = self.next_seq();
+                    if let Err(e) = framed.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await {
+                        return Ok(Done::Lost(format!("Writing enquire_link failed: {e}")));
                     }
                 }
-                // A response that never comes: the message is retried, not lost.
-                let timeout = cfg.response_timeout();
-                let expired: Vec<usize> = messages.iter().filter(|(_, m)| m.sent_at.elapsed() > timeout).map(|(k, _)| *k).collect();
-                for slot in expired {
-                    if let Some(m) = messages.remove(&slot) {
-                        in_flight.retain(|_, s| *s != slot);
-                        report(TransportReport::Nack { message_id: m.message_id, reason: "no submit_sm_resp in time".into(), retry: true });
-                    }
-                }
+                _ = sweep.tick() => self.sweep(),
             }
         }
+    }
+
+    /// One PDU from the SMSC; `Some` when the session is over.
+    async fn pdu(
+        &mut self,
+        framed: &mut Framed<TcpStream, CommandCodec>,
+        cmd: Command,
+    ) -> Option<Done> {
+        let status = cmd.status();
+        let cseq = cmd.sequence_number();
+        // An error response may come without a body (SMPP 3.4 allows it).
+        if cmd.id() == CommandId::SubmitSmResp {
+            let smsc_id = match cmd.pdu() {
+                Some(Pdu::SubmitSmResp(resp)) => {
+                    String::from_utf8_lossy(resp.message_id().as_ref())
+                        .trim_end_matches('\0')
+                        .to_string()
+                }
+                _ => String::new(),
+            };
+            self.submit_resp(cseq, status, smsc_id);
+            return None;
+        }
+        match cmd.pdu() {
+            Some(pdu @ (Pdu::DeliverSm(_) | Pdu::DataSm(_))) => {
+                let ack = match pdu {
+                    Pdu::DataSm(_) => Command::new(
+                        CommandStatus::EsmeRok,
+                        cseq,
+                        rusmpp::pdus::DataSmResp::builder().build(),
+                    ),
+                    _ => Command::new(
+                        CommandStatus::EsmeRok,
+                        cseq,
+                        DeliverSmResp::builder().build(),
+                    ),
+                };
+                // Answered once the message (or part) is handed on or stored.
+                self.incoming(pdu).await;
+                if let Err(e) = framed.send(ack).await {
+                    return Some(Done::Lost(format!("Writing deliver_sm_resp failed: {e}")));
+                }
+            }
+            Some(Pdu::EnquireLink) => {
+                let _ = framed
+                    .send(Command::new(
+                        CommandStatus::EsmeRok,
+                        cseq,
+                        Pdu::EnquireLinkResp,
+                    ))
+                    .await;
+            }
+            Some(Pdu::Unbind) => {
+                let _ = framed
+                    .send(Command::new(CommandStatus::EsmeRok, cseq, Pdu::UnbindResp))
+                    .await;
+                return Some(Done::Lost("The SMSC unbound".into()));
+            }
+            Some(Pdu::EnquireLinkResp) | Some(Pdu::UnbindResp) | Some(Pdu::GenericNack) => {}
+            _ => {
+                let _ = framed
+                    .send(Command::new(
+                        CommandStatus::EsmeRinvcmdid,
+                        cseq,
+                        Pdu::GenericNack,
+                    ))
+                    .await;
+            }
+        }
+        None
+    }
+
+    fn submit_resp(&mut self, cseq: u32, status: CommandStatus, smsc_id: String) {
+        let Some(slot) = self.in_flight.remove(&cseq) else {
+            return;
+        };
+        let Some(m) = self.messages.get_mut(&slot) else {
+            return;
+        };
+        m.parts_left = m.parts_left.saturating_sub(1);
+        if status == CommandStatus::EsmeRok {
+            if self.throttled {
+                self.throttled = false;
+                self.link.status(
+                    self.component,
+                    Level::Ok,
+                    "throttled_end",
+                    "The SMSC accepts messages again",
+                );
+            }
+            m.smsc_ids.push(smsc_id);
+        } else {
+            let retry = matches!(
+                status,
+                CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful
+            );
+            if retry && !self.throttled {
+                self.throttled = true;
+                self.link.status(
+                    self.component,
+                    Level::Degraded,
+                    "throttled",
+                    &format!("The SMSC answered {}", status_name(status)),
+                );
+            }
+            m.failed.get_or_insert((status_name(status), retry));
+        }
+        if m.parts_left == 0
+            && let Some(m) = self.messages.remove(&slot)
+        {
+            tokio::task::spawn_local(finish(self.link.clone(), m));
+        }
+    }
+
+    /// Sends one message as its parts.
+    async fn submit(
+        &mut self,
+        framed: &mut Framed<TcpStream, CommandCodec>,
+        msg: Message,
+    ) -> Result<(), String> {
+        if !self.role.sends() {
+            self.link.report(TransportReport::Nack {
+                message_id: msg.message_id,
+                reason: "the channel binds as a receiver only and cannot send".into(),
+                retry: false,
+            });
+            return Ok(());
+        }
+        let cfg = self.cfg;
+        let text = msg.content.clone().unwrap_or_default();
+        let coding = split::choose(&text, cfg.configured_coding());
+        self.reference = self.reference.wrapping_add(1);
+        let parts = split::split(&text, coding, cfg.concat(), self.reference);
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        self.messages.insert(
+            slot,
+            InFlight {
+                message_id: msg.message_id.clone(),
+                parts_left: parts.len(),
+                smsc_ids: vec![],
+                failed: None,
+                sent_at: Instant::now(),
+            },
+        );
+        for part in parts {
+            if let Some(tps) = cfg.mt_tps() {
+                self.tps_tokens =
+                    (self.tps_tokens + self.tps_at.elapsed().as_secs_f64() * tps).min(tps);
+                self.tps_at = Instant::now();
+                if self.tps_tokens < 1.0 {
+                    let wait = Duration::from_secs_f64((1.0 - self.tps_tokens) / tps);
+                    tokio::time::sleep(wait).await;
+                    self.tps_tokens = 1.0;
+                    self.tps_at = Instant::now();
+                }
+                self.tps_tokens -= 1.0;
+            }
+            let pdu = match submit_sm(cfg, &msg, coding, part) {
+                Ok(p) => p,
+                Err(why) => {
+                    if let Some(m) = self.messages.remove(&slot) {
+                        self.in_flight.retain(|_, s| *s != slot);
+                        self.link.report(TransportReport::Nack {
+                            message_id: m.message_id,
+                            reason: why,
+                            retry: false,
+                        });
+                    }
+                    return Ok(());
+                }
+            };
+            let seq = self.next_seq();
+            self.in_flight.insert(seq, slot);
+            framed
+                .send(Command::new(CommandStatus::EsmeRok, seq, pdu))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// A deliver_sm or data_sm: a delivery receipt, or a message (or one part of one).
+    async fn incoming(&mut self, pdu: &Pdu) {
+        let (esm, dc, mut bytes, tlvs, source, dest) = match pdu {
+            Pdu::DeliverSm(d) => (
+                u8::from(d.esm_class),
+                u8::from(d.data_coding),
+                d.short_message().as_ref().to_vec(),
+                d.tlvs(),
+                AsRef::<[u8]>::as_ref(&d.source_addr),
+                AsRef::<[u8]>::as_ref(&d.destination_addr),
+            ),
+            // data_sm's text is in message_payload.
+            Pdu::DataSm(d) => (
+                u8::from(d.esm_class),
+                u8::from(d.data_coding),
+                Vec::new(),
+                d.tlvs(),
+                AsRef::<[u8]>::as_ref(&d.source_addr),
+                AsRef::<[u8]>::as_ref(&d.destination_addr),
+            ),
+            _ => return,
+        };
+        let mut receipted = None;
+        let mut state = None;
+        let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
+        let (mut ussd_op, mut session_info) = (None, None);
+        for tlv in tlvs {
+            match tlv.value() {
+                Some(TlvValue::UssdServiceOp(op)) => ussd_op = Some(u8::from(*op)),
+                Some(TlvValue::ItsSessionInfo(i)) => {
+                    session_info = Some((i.session_number, i.sequence_number))
+                }
+                Some(TlvValue::SarMsgRefNum(r)) => sar_ref = Some(*r),
+                Some(TlvValue::SarTotalSegments(t)) => sar_total = Some(*t),
+                Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
+                Some(TlvValue::ReceiptedMessageId(id)) => {
+                    receipted = Some(
+                        String::from_utf8_lossy(id.as_ref())
+                            .trim_end_matches('\0')
+                            .to_string(),
+                    )
+                }
+                Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
+                Some(TlvValue::MessagePayload(p)) if bytes.is_empty() => {
+                    bytes = p.value.as_ref().to_vec()
+                }
+                _ => {}
+            }
+        }
+        if esm & 0x3C == 0x04 || receipted.is_some() {
+            let text = split::decode(0, &bytes, 0, split::Coding::Gsm7 { packed: false });
+            let parsed = dlr::parse(&text);
+            let id = receipted.or_else(|| parsed.as_ref().map(|r| r.id.clone()));
+            let status = match (state, &parsed) {
+                (Some(s), _) => dlr::status_of_state(s),
+                (None, Some(r)) => dlr::status_of_stat(&r.stat),
+                (None, None) => crate::message::DeliveryStatus::Pending,
+            };
+            match id {
+                Some(id) => {
+                    tokio::task::spawn_local(receipt(self.link.clone(), id, status));
+                }
+                None => self.link.log(
+                    crate::logs::WARNING,
+                    "A delivery receipt without an id".into(),
+                ),
+            }
+            return;
+        }
+        let sar = match (sar_ref, sar_total, sar_seq) {
+            (Some(r), Some(t), Some(n)) => Some((r, t, n)),
+            _ => None,
+        };
+        let (concat, body, udh_len) = if esm & 0x40 != 0 {
+            let (info, len, rest) = split::strip_udh(&bytes);
+            (info, rest.to_vec(), len)
+        } else {
+            (sar, bytes, 0)
+        };
+        let from = String::from_utf8_lossy(source)
+            .trim_end_matches('\0')
+            .to_string();
+        let to = String::from_utf8_lossy(dest)
+            .trim_end_matches('\0')
+            .to_string();
+        let default = self.cfg.default_coding();
+        let text = match concat {
+            Some((r, total, seqn)) if total > 1 => {
+                let part = StoredPart {
+                    dc,
+                    udh: udh_len,
+                    body: BASE64.encode(&body),
+                };
+                match self
+                    .part(format!("parts:{from}:{to}:{r}:{total}"), total, seqn, part)
+                    .await
+                {
+                    Some(parts) => join_parts(&parts, default),
+                    None => return,
+                }
+            }
+            _ => split::decode(dc, &body, udh_len, default),
+        };
+        let mut msg = Message::new(Some(to), Some(from), Some(text));
+        msg.transport_type = Some("sms".into());
+        if ussd_op.is_some() || session_info.is_some() {
+            ussd_inbound(&mut msg, ussd_op, session_info);
+        }
+        self.link.report(TransportReport::Inbound(Box::new(msg)));
+    }
+
+    /// Keeps one part of a long inbound message in the store (so that, with Redis, parts
+    /// survive a restart); all of them, in order, once the last has come.
+    async fn part(
+        &mut self,
+        key: String,
+        total: u8,
+        seqn: u8,
+        part: StoredPart,
+    ) -> Option<Vec<StoredPart>> {
+        let link = self.link;
+        let mut parts: BTreeMap<u8, StoredPart> =
+            match link.store.get_state(&link.channel_id, &key).await {
+                Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_default(),
+                _ => BTreeMap::new(),
+            };
+        parts.insert(seqn, part);
+        if parts.len() >= total as usize {
+            self.partial.remove(&key);
+            let _ = link.store.delete_state(&link.channel_id, &key).await;
+            return Some(parts.into_values().collect());
+        }
+        self.partial
+            .entry(key.clone())
+            .or_insert((Instant::now(), total));
+        let json = serde_json::to_string(&parts).unwrap_or_default();
+        let keep = self.cfg.reassembly_timeout() + Duration::from_secs(60);
+        if let Err(e) = link
+            .store
+            .set_state(&link.channel_id, &key, &json, keep)
+            .await
+        {
+            link.log(
+                crate::logs::ERROR,
+                format!("Cannot keep a message part: {e}"),
+            );
+        }
+        None
+    }
+
+    fn sweep(&mut self) {
+        // Parts of a long inbound message that never completed: a counted, logged refusal.
+        let timeout = self.cfg.reassembly_timeout();
+        let stale: Vec<String> = self
+            .partial
+            .iter()
+            .filter(|(_, (at, _))| at.elapsed() > timeout)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            if let Some((_, total)) = self.partial.remove(&key) {
+                let link = self.link.clone();
+                tokio::task::spawn_local(async move {
+                    let _ = link.store.delete_state(&link.channel_id, &key).await;
+                    link.log(
+                        crate::logs::ERROR,
+                        format!(
+                            "Dropping an incomplete long message ({key}, {total} parts expected)"
+                        ),
+                    );
+                });
+            }
+        }
+        // A response that never comes: the message is retried, not lost.
+        let timeout = self.cfg.response_timeout();
+        let expired: Vec<usize> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| m.sent_at.elapsed() > timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for slot in expired {
+            if let Some(m) = self.messages.remove(&slot) {
+                self.in_flight.retain(|_, s| *s != slot);
+                self.link.report(TransportReport::Nack {
+                    message_id: m.message_id,
+                    reason: "no submit_sm_resp in time".into(),
+                    retry: true,
+                });
+            }
+        }
+    }
+}
+
+/// The text of a long message from its parts: decoded from the joined bytes (so a GSM
+/// escape or a UTF-16 surrogate pair split across parts comes out whole), or part by part
+/// for packed GSM, whose septets are aligned per part.
+fn join_parts(parts: &[StoredPart], default: split::Coding) -> String {
+    let bodies: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| BASE64.decode(&p.body).unwrap_or_default())
+        .collect();
+    let packed = matches!(default, split::Coding::Gsm7 { packed: true });
+    let same = parts.windows(2).all(|w| w[0].dc == w[1].dc);
+    match parts.first() {
+        Some(first) if same && !packed => split::decode(first.dc, &bodies.concat(), 0, default),
+        _ => parts
+            .iter()
+            .zip(&bodies)
+            .map(|(p, b)| split::decode(p.dc, b, p.udh, default))
+            .collect(),
     }
 }
 
@@ -482,25 +852,36 @@ fn submit_sm(
     Ok(builder.build())
 }
 
-/// What the spawned helpers need of the transport context.
-struct Handle {
+/// What a session and its helpers need of the transport context.
+#[derive(Clone)]
+struct Link {
     store: std::sync::Arc<dyn crate::store::Store>,
     channel_id: String,
-    reports: tokio::sync::mpsc::UnboundedSender<TransportReport>,
+    reports: mpsc::UnboundedSender<TransportReport>,
 }
 
-impl Handle {
-    fn of(ctx: &TransportContext) -> Handle {
-        Handle {
-            store: ctx.store.clone(),
-            channel_id: ctx.channel_id.clone(),
-            reports: ctx.reports.clone(),
-        }
+impl Link {
+    fn report(&self, report: TransportReport) {
+        let _ = self.reports.send(report);
+    }
+
+    fn log(&self, level: u8, message: String) {
+        self.report(TransportReport::Log { level, message });
+    }
+
+    fn status(&self, component: &str, level: Level, kind: &str, message: &str) {
+        self.report(TransportReport::Status(crate::message::StatusEvent::new(
+            &self.channel_id,
+            component,
+            level,
+            kind,
+            message,
+        )));
     }
 }
 
 /// All parts answered: one ack (first part's SMSC id), or one nack with the first failure.
-async fn finish(ctx: Handle, m: InFlight) {
+async fn finish(ctx: Link, m: InFlight) {
     match m.failed {
         Some((reason, retry)) => {
             let _ = ctx.reports.send(TransportReport::Nack {
@@ -531,7 +912,7 @@ async fn finish(ctx: Handle, m: InFlight) {
 
 /// A receipt for an SMSC id: the message it belongs to gets a delivery report. A receipt
 /// that comes before the submit_sm_resp finds nothing yet and is retried briefly.
-async fn receipt(ctx: Handle, smsc_id: String, status: crate::message::DeliveryStatus) {
+async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliveryStatus) {
     for attempt in 0..20 {
         for form in dlr::id_forms(&smsc_id) {
             if let Ok(Some(mid)) = ctx
