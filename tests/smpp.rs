@@ -671,26 +671,31 @@ async fn registered_delivery_off_asks_for_no_receipt() {
 /// enquire_link, and sends the deliver_sm it is given to whichever session is up.
 struct ScriptedSmsc {
     port: u16,
-    send: tokio::sync::mpsc::UnboundedSender<rusmpp::pdus::DeliverSm>,
+    send: tokio::sync::mpsc::UnboundedSender<rusmpp::Pdu>,
     binds: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     resps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// command_status of every generic_nack received.
+    nacks: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
 }
 
 impl ScriptedSmsc {
-    async fn start() -> ScriptedSmsc {
+    /// `answer_binds: false` plays an SMSC that accepts connections and never answers.
+    async fn start(answer_binds: bool) -> ScriptedSmsc {
         use futures::{SinkExt, StreamExt};
         use rusmpp::{Command, CommandStatus, Pdu};
         use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (send, rx) = tokio::sync::mpsc::unbounded_channel::<rusmpp::pdus::DeliverSm>();
+        let (send, rx) = tokio::sync::mpsc::unbounded_channel::<Pdu>();
+        let nacks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let nacks2 = nacks.clone();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         let binds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let resps = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (b, r) = (binds.clone(), resps.clone());
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                let (rx, binds, resps) = (rx.clone(), b.clone(), r.clone());
+                let (rx, binds, resps, nacks) = (rx.clone(), b.clone(), r.clone(), nacks2.clone());
                 tokio::spawn(async move {
                     let mut framed = tokio_util::codec::Framed::new(
                         sock,
@@ -704,7 +709,7 @@ impl ScriptedSmsc {
                                 let Some(Ok(cmd)) = cmd else { return };
                                 let n = cmd.sequence_number();
                                 let resp: Option<Pdu> = match cmd.pdu() {
-                                    Some(Pdu::BindTransceiver(_)) => {
+                                    Some(Pdu::BindTransceiver(_)) if answer_binds => {
                                         binds.fetch_add(1, Ordering::SeqCst);
                                         Some(rusmpp::pdus::BindTransceiverResp::builder().build().into())
                                     }
@@ -712,6 +717,10 @@ impl ScriptedSmsc {
                                     Some(Pdu::Unbind) => Some(Pdu::UnbindResp),
                                     Some(Pdu::DeliverSmResp(_)) => {
                                         resps.fetch_add(1, Ordering::SeqCst);
+                                        None
+                                    }
+                                    Some(Pdu::GenericNack) => {
+                                        nacks.lock().unwrap().push(u32::from(cmd.status()));
                                         None
                                     }
                                     _ => None,
@@ -734,6 +743,7 @@ impl ScriptedSmsc {
             send,
             binds,
             resps,
+            nacks,
         }
     }
 
@@ -748,7 +758,7 @@ impl ScriptedSmsc {
             .esm_class(rusmpp::values::EsmClass::from(0x40))
             .short_message(rusmpp::types::OctetString::from_slice(&sm).unwrap())
             .build();
-        self.send.send(pdu).unwrap();
+        self.send.send(pdu.into()).unwrap();
     }
 
     async fn wait_resps(&self, n: usize) {
@@ -761,7 +771,7 @@ impl ScriptedSmsc {
 
 #[tokio::test]
 async fn inbound_parts_out_of_order_survive_a_restart_on_redis() {
-    let smsc = ScriptedSmsc::start().await;
+    let smsc = ScriptedSmsc::start(true).await;
     let hooks = receiver().await;
     let prefix = format!("hbtest-smpp-{}:", std::process::id());
     let config = format!("[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n");
@@ -819,4 +829,157 @@ async fn inbound_parts_out_of_order_survive_a_restart_on_redis() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn garbage_gets_generic_nack_and_a_silent_smsc_a_bind_timeout() {
+    let smsc = ScriptedSmsc::start(true).await;
+    let server = Server::start("");
+    let api = server.api();
+    let config = |port: u16| {
+        json!({"twisted_endpoint": format!("tcp:127.0.0.1:{port}"), "system_id": "hornbill",
+               "smpp_bind_timeout": 0.5, "initial_reconnect_delay": 0.2})
+    };
+    api.create(json!({"type": "smpp", "config": config(smsc.port)}))
+        .await;
+    eventually("bound", || async {
+        (smsc.binds.load(std::sync::atomic::Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    // A command the ESME does not know: answered with generic_nack ESME_RINVCMDID (3).
+    smsc.send
+        .send(rusmpp::Pdu::Other {
+            command_id: rusmpp::CommandId::Other(0x0000_0999),
+            body: rusmpp::types::AnyOctetString::from_slice(b"junk"),
+        })
+        .unwrap();
+    eventually("generic_nack", || async {
+        smsc.nacks.lock().unwrap().contains(&3).then_some(())
+    })
+    .await;
+
+    let silent = ScriptedSmsc::start(false).await;
+    let cid = api
+        .create(json!({"type": "smpp", "config": config(silent.port)}))
+        .await;
+    eventually("the bind timeout in the channel log", || async {
+        api.logs(&cid)
+            .await
+            .iter()
+            .any(|e| {
+                e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("No bind response in time")
+            })
+            .then_some(())
+    })
+    .await;
+    let st = api.channel(&cid).await["status"].clone();
+    assert_eq!(st["components"]["smpp"]["status"], "down", "{st}");
+}
+
+#[tokio::test]
+async fn receipts_with_decimal_ids_early_and_twice() {
+    // Receipts come before the submit_sm_resp, twice each, with decimal SMSC ids.
+    let smsc = Smsc::start(&[
+        "--id-format",
+        "dec",
+        "--resp-delay-ms",
+        "300",
+        "--dlr-delay-ms",
+        "20",
+        "--dlr-duplicate",
+        "1",
+        "--dlr-undeliv-dest",
+        "^27820000062",
+    ]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(&api, &smsc, &hooks.uri(), json!({})).await;
+    let ev = format!("{}/ev", hooks.uri());
+    let mut ids = vec![];
+    for to in ["27820000061", "27820000062"] {
+        let sent = api
+            .send(
+                &cid,
+                json!({"to": to, "content": "receipt test", "event_url": ev}),
+            )
+            .await;
+        ids.push(sent["message_id"].clone());
+    }
+    wait_hit(&hooks, "delivered", |p, b| {
+        p == "/ev" && b["message_id"] == ids[0] && b["event_type"] == "delivery_succeeded"
+    })
+    .await;
+    wait_hit(&hooks, "undeliverable", |p, b| {
+        p == "/ev" && b["message_id"] == ids[1] && b["event_type"] == "delivery_failed"
+    })
+    .await;
+    // The second copy of each receipt finds its mapping gone: logged, not reported again.
+    eventually("both repeats logged", || async {
+        let logs = api.logs(&cid).await;
+        (logs
+            .iter()
+            .filter(|e| {
+                e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Delivery receipt for unknown SMSC id")
+            })
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(smsc.get("/stats").await["dlr_sent"], 4);
+    let reports = hits(&hooks)
+        .await
+        .into_iter()
+        .filter(|(_, _, b)| {
+            b["event_type"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("delivery_")
+        })
+        .count();
+    assert_eq!(reports, 2, "one delivery report per message");
+}
+
+#[tokio::test]
+async fn a_withheld_response_times_out_and_the_message_is_retried() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(&api, &smsc, &hooks.uri(), json!({"response_timeout": 1})).await;
+    smsc.post("/pause", json!({})).await;
+    let ev = format!("{}/ev", hooks.uri());
+    let sent = api
+        .send(
+            &cid,
+            json!({"to": "27820000071", "content": "stuck", "event_url": ev}),
+        )
+        .await;
+    let id = sent["message_id"].clone();
+    eventually("sent again after the timeout", || async {
+        (smsc.get("/stats").await["withheld"].as_u64().unwrap_or(0) >= 2).then_some(())
+    })
+    .await;
+    smsc.post("/resume", json!({})).await;
+    wait_hit(&hooks, "submitted after the SMSC answered", |p, b| {
+        p == "/ev" && b["message_id"] == id && b["event_type"] == "submitted"
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let acks = hits(&hooks)
+        .await
+        .into_iter()
+        .filter(|(_, _, b)| b["message_id"] == id && b["event_type"] == "submitted")
+        .count();
+    assert_eq!(
+        acks, 1,
+        "the late answer to the first attempt is not a second ack"
+    );
 }

@@ -911,7 +911,8 @@ async fn finish(ctx: Link, m: InFlight) {
 }
 
 /// A receipt for an SMSC id: the message it belongs to gets a delivery report. A receipt
-/// that comes before the submit_sm_resp finds nothing yet and is retried briefly.
+/// that comes before the submit_sm_resp finds nothing yet and is retried briefly; one that
+/// repeats a final status finds nothing and is logged.
 async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliveryStatus) {
     for attempt in 0..20 {
         for form in dlr::id_forms(&smsc_id) {
@@ -920,6 +921,14 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
                 .get_state(&ctx.channel_id, &format!("smsc:{form}"))
                 .await
             {
+                // A final status ends the mapping: a repeated receipt is logged, not
+                // reported twice.
+                if status != crate::message::DeliveryStatus::Pending {
+                    let _ = ctx
+                        .store
+                        .delete_state(&ctx.channel_id, &format!("smsc:{form}"))
+                        .await;
+                }
                 let _ = ctx.reports.send(TransportReport::DeliveryReport {
                     message_id: mid,
                     status,
