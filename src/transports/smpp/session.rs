@@ -12,7 +12,7 @@ use crate::message::{Level, Message};
 use crate::transports::{TransportCommand, TransportContext, TransportError, TransportReport};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp, SubmitSm};
 use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
 use rusmpp::tokio_codec::CommandCodec;
@@ -360,13 +360,36 @@ impl<'a> Session<'a> {
                     if let Some(done) = self.pdu(&mut framed, cmd).await {
                         return Ok(done);
                     }
+                    // What else has already arrived is answered in the same write.
+                    for _ in 0..64 {
+                        let Some(Some(Ok(cmd))) = framed.next().now_or_never() else { break };
+                        if let Some(done) = self.pdu(&mut framed, cmd).await {
+                            return Ok(done);
+                        }
+                    }
+                    if let Err(e) = flush(&mut framed).await {
+                        return Ok(Done::Lost(format!("Writing to the SMSC failed: {e}")));
+                    }
                 }
                 command = next_command(&mut commands), if drain_by.is_none() => {
                     let Some(TransportCommand::Send(msg)) = command else {
                         drain_by = Some(tokio::time::Instant::now() + Duration::from_secs(3));
                         continue;
                     };
-                    if let Err(e) = self.submit(&mut framed, msg).await {
+                    // Whatever else is waiting goes out in the same write.
+                    let mut result = self.submit(&mut framed, msg).await;
+                    let mut more = 0;
+                    while result.is_ok() && more < 64 {
+                        match commands.as_deref_mut().map(|rx| rx.try_recv()) {
+                            Some(Ok(TransportCommand::Send(msg))) => result = self.submit(&mut framed, msg).await,
+                            _ => break,
+                        }
+                        more += 1;
+                    }
+                    if let Err(e) = match result {
+                        Ok(()) => flush(&mut framed).await,
+                        Err(e) => Err(e),
+                    } {
                         return Ok(Done::Lost(format!("Writing submit_sm failed: {e}")));
                     }
                 }
@@ -388,7 +411,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// One PDU from the SMSC; `Some` when the session is over.
+    /// One PDU from the SMSC (answers are fed, not flushed); `Some` when the session is over.
     async fn pdu(
         &mut self,
         framed: &mut Framed<TcpStream, CommandCodec>,
@@ -425,13 +448,13 @@ impl<'a> Session<'a> {
                 };
                 // Answered once the message (or part) is handed on or stored.
                 self.incoming(pdu).await;
-                if let Err(e) = framed.send(ack).await {
+                if let Err(e) = framed.feed(ack).await {
                     return Some(Done::Lost(format!("Writing deliver_sm_resp failed: {e}")));
                 }
             }
             Some(Pdu::EnquireLink) => {
                 let _ = framed
-                    .send(Command::new(
+                    .feed(Command::new(
                         CommandStatus::EsmeRok,
                         cseq,
                         Pdu::EnquireLinkResp,
@@ -447,7 +470,7 @@ impl<'a> Session<'a> {
             Some(Pdu::EnquireLinkResp) | Some(Pdu::UnbindResp) | Some(Pdu::GenericNack) => {}
             _ => {
                 let _ = framed
-                    .send(Command::new(
+                    .feed(Command::new(
                         CommandStatus::EsmeRinvcmdid,
                         cseq,
                         Pdu::GenericNack,
@@ -500,7 +523,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Sends one message as its parts.
+    /// Writes one message as its parts (flushed by the caller).
     async fn submit(
         &mut self,
         framed: &mut Framed<TcpStream, CommandCodec>,
@@ -538,6 +561,7 @@ impl<'a> Session<'a> {
                 self.tps_at = Instant::now();
                 if self.tps_tokens < 1.0 {
                     let wait = Duration::from_secs_f64((1.0 - self.tps_tokens) / tps);
+                    flush(framed).await?;
                     tokio::time::sleep(wait).await;
                     self.tps_tokens = 1.0;
                     self.tps_at = Instant::now();
@@ -561,7 +585,7 @@ impl<'a> Session<'a> {
             let seq = self.next_seq();
             self.in_flight.insert(seq, slot);
             framed
-                .send(Command::new(CommandStatus::EsmeRok, seq, pdu))
+                .feed(Command::new(CommandStatus::EsmeRok, seq, pdu))
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -780,6 +804,13 @@ fn join_parts(parts: &[StoredPart], default: split::Coding) -> String {
             .map(|(p, b)| split::decode(p.dc, b, p.udh, default))
             .collect(),
     }
+}
+
+/// Writes what was fed.
+async fn flush(framed: &mut Framed<TcpStream, CommandCodec>) -> Result<(), String> {
+    SinkExt::<Command>::flush(framed)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Builds one submit_sm.
