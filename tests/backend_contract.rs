@@ -4,7 +4,7 @@
 use futures::StreamExt;
 use hornbill::bus::{Bus, MemoryBus};
 use hornbill::message::{Event, Level, Message, StatusEvent};
-use hornbill::store::{MemoryStore, RateCount, Store, Ttls};
+use hornbill::store::{Defs, MemoryStore, RateCount, Store, Ttls};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,6 +123,47 @@ async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
             .unwrap()
             .iter()
             .any(|(id, _)| *id == cid)
+    );
+
+    // Routers and their destinations, in Junebug's keys.
+    let rid = format!("r-{}", uuid_hex());
+    let router = json!({"id": rid, "type": "from_address", "config": {"channel": cid}});
+    store.save_def(Defs::Routers, &rid, &router).await.unwrap();
+    for did in ["d2", "d1"] {
+        let dest = json!({"id": did, "config": {"regular_expression": "^1"}});
+        store
+            .save_def(Defs::Destinations(&rid), did, &dest)
+            .await
+            .unwrap();
+    }
+    let routers = store.load_defs(Defs::Routers).await.unwrap();
+    assert!(routers.contains(&(rid.clone(), router)));
+    let dests = store.load_defs(Defs::Destinations(&rid)).await.unwrap();
+    let ids: Vec<&str> = dests.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["d1", "d2"], "in id order");
+    store
+        .delete_def(Defs::Destinations(&rid), "d1")
+        .await
+        .unwrap();
+    store
+        .delete_def(Defs::Destinations(&rid), "d2")
+        .await
+        .unwrap();
+    store.delete_def(Defs::Routers, &rid).await.unwrap();
+    assert!(
+        store
+            .load_defs(Defs::Destinations(&rid))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .load_defs(Defs::Routers)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(id, _)| *id == rid)
     );
 
     let msg = Message::new(Some("to".into()), Some("from".into()), Some("hi".into()));

@@ -1,6 +1,6 @@
 //! The embedded store: Junebug's Redis key layout held in a process-local map with TTLs.
 
-use super::{RateCount, Store, StoreError, Ttls, keys};
+use super::{Defs, RateCount, Store, StoreError, Ttls, keys};
 use crate::message::{Event, Message, StatusEvent};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -110,43 +110,41 @@ fn corrupt(key: &str, e: impl std::fmt::Display) -> StoreError {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn save_channel(&self, id: &str, properties: &Value) -> Result<(), StoreError> {
-        let text = properties.to_string();
+    async fn save_def(&self, defs: Defs<'_>, id: &str, value: &Value) -> Result<(), StoreError> {
+        let text = value.to_string();
         let mut map = self.map.lock();
         map.insert(
-            keys::properties(id),
+            defs.item_key(id),
             Entry {
                 data: Data::Str(text),
                 expires: None,
             },
         );
-        let set = map
-            .entry(keys::CHANNELS.to_string())
-            .or_insert_with(|| Entry {
-                data: Data::Set(BTreeSet::new()),
-                expires: None,
-            });
+        let set = map.entry(defs.set_key()).or_insert_with(|| Entry {
+            data: Data::Set(BTreeSet::new()),
+            expires: None,
+        });
         if let Data::Set(s) = &mut set.data {
             s.insert(id.to_string());
         }
         Ok(())
     }
 
-    async fn delete_channel(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_def(&self, defs: Defs<'_>, id: &str) -> Result<(), StoreError> {
         let mut map = self.map.lock();
-        map.remove(&keys::properties(id));
+        map.remove(&defs.item_key(id));
         if let Some(Entry {
             data: Data::Set(s), ..
-        }) = map.get_mut(keys::CHANNELS)
+        }) = map.get_mut(&defs.set_key())
         {
             s.remove(id);
         }
         Ok(())
     }
 
-    async fn load_channels(&self) -> Result<Vec<(String, Value)>, StoreError> {
+    async fn load_defs(&self, defs: Defs<'_>) -> Result<Vec<(String, Value)>, StoreError> {
         let map = self.map.lock();
-        let ids = match map.get(keys::CHANNELS) {
+        let ids = match map.get(&defs.set_key()) {
             Some(Entry {
                 data: Data::Set(s), ..
             }) => s.clone(),
@@ -154,7 +152,7 @@ impl Store for MemoryStore {
         };
         let mut out = Vec::new();
         for id in ids {
-            let key = keys::properties(&id);
+            let key = defs.item_key(&id);
             if let Some(Entry {
                 data: Data::Str(text),
                 ..

@@ -39,13 +39,54 @@ pub struct Ttls {
     pub outbound: Duration,
 }
 
+/// A kind of saved definition: a set of ids plus one JSON string per id, never expiring.
+#[derive(Clone, Copy, Debug)]
+pub enum Defs<'a> {
+    /// `channels` + `{cid}:properties`.
+    Channels,
+    /// `routers` + `routers:{rid}`.
+    Routers,
+    /// `routers:{rid}:destinations` + `routers:{rid}:destinations:{did}`.
+    Destinations(&'a str),
+}
+
+impl Defs<'_> {
+    pub fn set_key(&self) -> String {
+        match self {
+            Defs::Channels => keys::CHANNELS.to_string(),
+            Defs::Routers => "routers".to_string(),
+            Defs::Destinations(rid) => format!("routers:{rid}:destinations"),
+        }
+    }
+
+    pub fn item_key(&self, id: &str) -> String {
+        match self {
+            Defs::Channels => keys::properties(id),
+            Defs::Routers => format!("routers:{id}"),
+            Defs::Destinations(rid) => format!("routers:{rid}:destinations:{id}"),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Saves a definition: its id in the set, its JSON under its own key.
+    async fn save_def(&self, defs: Defs<'_>, id: &str, value: &Value) -> Result<(), StoreError>;
+    async fn delete_def(&self, defs: Defs<'_>, id: &str) -> Result<(), StoreError>;
+    /// Every saved definition of a kind, by id, in id order.
+    async fn load_defs(&self, defs: Defs<'_>) -> Result<Vec<(String, Value)>, StoreError>;
+
     /// Saves a channel definition (`channels` set + `{cid}:properties`).
-    async fn save_channel(&self, id: &str, properties: &Value) -> Result<(), StoreError>;
-    async fn delete_channel(&self, id: &str) -> Result<(), StoreError>;
+    async fn save_channel(&self, id: &str, properties: &Value) -> Result<(), StoreError> {
+        self.save_def(Defs::Channels, id, properties).await
+    }
+    async fn delete_channel(&self, id: &str) -> Result<(), StoreError> {
+        self.delete_def(Defs::Channels, id).await
+    }
     /// Every saved channel definition, by id.
-    async fn load_channels(&self) -> Result<Vec<(String, Value)>, StoreError>;
+    async fn load_channels(&self) -> Result<Vec<(String, Value)>, StoreError> {
+        self.load_defs(Defs::Channels).await
+    }
 
     /// `{cid}:inbound_messages:{mid}`, field `message`.
     async fn save_inbound(&self, cid: &str, msg: &Message) -> Result<(), StoreError>;

@@ -4,7 +4,7 @@
 //! does. The connection reconnects by itself; while Redis is away, calls fail and their
 //! callers retry or refuse (the API answers with an error, never a 201 it cannot keep).
 
-use super::{RateCount, Store, StoreError, Ttls, keys};
+use super::{Defs, RateCount, Store, StoreError, Ttls, keys};
 use crate::message::{Event, Message, StatusEvent};
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -105,41 +105,44 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn save_channel(&self, id: &str, properties: &Value) -> Result<(), StoreError> {
+    async fn save_def(&self, defs: Defs<'_>, id: &str, value: &Value) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .set(self.key(&keys::properties(id)), properties.to_string())
+            .set(self.key(&defs.item_key(id)), value.to_string())
             .ignore()
-            .sadd(self.key(keys::CHANNELS), id)
+            .sadd(self.key(&defs.set_key()), id)
             .ignore();
         self.run(&pipe).await
     }
 
-    async fn delete_channel(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_def(&self, defs: Defs<'_>, id: &str) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .del(self.key(&keys::properties(id)))
+            .del(self.key(&defs.item_key(id)))
             .ignore()
-            .srem(self.key(keys::CHANNELS), id)
+            .srem(self.key(&defs.set_key()), id)
             .ignore();
         self.run(&pipe).await
     }
 
-    async fn load_channels(&self) -> Result<Vec<(String, Value)>, StoreError> {
+    async fn load_defs(&self, defs: Defs<'_>) -> Result<Vec<(String, Value)>, StoreError> {
         let mut pipe = redis::pipe();
-        pipe.smembers(self.key(keys::CHANNELS));
+        pipe.smembers(self.key(&defs.set_key()));
         let (mut ids,): (Vec<String>,) = self.run(&pipe).await?;
         ids.sort();
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.key(&defs.item_key(id))).collect();
+        let mut pipe = redis::pipe();
+        pipe.mget(&keys);
+        let (texts,): (Vec<Option<String>>,) = self.run(&pipe).await?;
         let mut out = Vec::new();
-        for id in ids {
-            let key = self.key(&keys::properties(&id));
-            let mut pipe = redis::pipe();
-            pipe.get(&key);
-            let (text,): (Option<String>,) = self.run(&pipe).await?;
+        for ((id, key), text) in ids.into_iter().zip(&keys).zip(texts) {
             if let Some(text) = text {
                 out.push((
                     id,
-                    serde_json::from_str(&text).map_err(|e| corrupt(&key, e))?,
+                    serde_json::from_str(&text).map_err(|e| corrupt(key, e))?,
                 ));
             }
         }
