@@ -60,6 +60,25 @@ const MESSAGE_FIELDS: &[(&str, Ty)] = &[
     ("channel_data", Ty::Obj),
 ];
 
+const ROUTER_FIELDS: &[(&str, Ty)] = &[
+    ("type", Ty::Str),
+    ("config", Ty::Obj),
+    ("label", Ty::Str),
+    ("metadata", Ty::Obj),
+];
+
+const DESTINATION_FIELDS: &[(&str, Ty)] = &[
+    ("config", Ty::Obj),
+    ("label", Ty::Str),
+    ("metadata", Ty::Obj),
+    ("mo_url", Ty::Str),
+    ("mo_url_token", Ty::Str),
+    ("amqp_queue", Ty::Str),
+    ("character_limit", Ty::Int0),
+    // hornbill: a built-in application as the destination
+    ("application", Ty::Str),
+];
+
 /// Python 2 `repr()` of a JSON value, as jsonschema put it in its messages.
 pub fn py_repr(v: &Value) -> String {
     match v {
@@ -184,19 +203,43 @@ pub fn validate_channel(body: &Value, create: bool) -> Vec<SchemaError> {
 
 /// The send schema (channel and destination sends): `content` required, nothing extra.
 pub fn validate_message(body: &Value) -> Vec<SchemaError> {
+    closed(body, MESSAGE_FIELDS, &["content"])
+}
+
+/// The router schema: `type` and `config` required on POST and PUT (`full`), nothing on
+/// PATCH; nothing extra.
+pub fn validate_router(body: &Value, full: bool) -> Vec<SchemaError> {
+    closed(
+        body,
+        ROUTER_FIELDS,
+        if full { &["type", "config"] } else { &[] },
+    )
+}
+
+/// The destination schema: `config` required on POST and PUT; nothing extra.
+pub fn validate_destination(body: &Value, full: bool) -> Vec<SchemaError> {
+    closed(
+        body,
+        DESTINATION_FIELDS,
+        if full { &["config"] } else { &[] },
+    )
+}
+
+/// A schema with `additionalProperties: false`.
+fn closed(body: &Value, fields: &[(&str, Ty)], needed: &[&str]) -> Vec<SchemaError> {
     let Value::Object(obj) = body else {
         return not_object(body);
     };
     let mut errors = Vec::new();
-    required(obj, &["content"], &mut errors);
-    for (name, ty) in MESSAGE_FIELDS {
+    required(obj, needed, &mut errors);
+    for (name, ty) in fields {
         if let Some(v) = obj.get(*name) {
             check_field(name, *ty, v, false, &mut errors);
         }
     }
     let extra: Vec<String> = obj
         .keys()
-        .filter(|k| !MESSAGE_FIELDS.iter().any(|(n, _)| n == k))
+        .filter(|k| !fields.iter().any(|(n, _)| n == k))
         .map(|k| py_repr(&Value::String(k.clone())))
         .collect();
     if !extra.is_empty() {

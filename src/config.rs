@@ -194,6 +194,9 @@ pub struct Settings {
     pub log: LogSettings,
     /// Channels started at boot: the API's create body, plus an optional fixed `id`.
     pub channels: Vec<Value>,
+    /// Routers started at boot: `id`, the API's router body, and `destinations` (each the
+    /// API's destination body plus an `id`). They cannot be changed through the API.
+    pub routers: Vec<Value>,
 }
 
 /// The problems found in a config file, one line each.
@@ -219,6 +222,7 @@ const SECTIONS: &[&str] = &[
     "channel_defaults",
     "log",
     "channels",
+    "routers",
 ];
 
 impl Settings {
@@ -284,6 +288,7 @@ impl Settings {
         settings.channel_defaults = section(&top, "channel_defaults", &mut problems);
         settings.log = section(&top, "log", &mut problems);
         settings.channels = section(&top, "channels", &mut problems);
+        settings.routers = section(&top, "routers", &mut problems);
 
         if settings.server.username.is_some() != settings.server.password.is_some() {
             problems.push("[server] username and password must be set together".into());
@@ -347,10 +352,81 @@ impl Settings {
                 problems.push(format!("{at}: {e}"));
             }
         }
+        check_routers(&settings.routers, &mut problems);
         if problems.is_empty() {
             Ok(settings)
         } else {
             Err(ConfigProblems(problems))
+        }
+    }
+}
+
+/// A config-file id: letters, digits, `-` and `_` (it appears in URLs).
+fn plain_id(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|id| {
+        !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+/// `[[routers]]` and their `[[routers.destinations]]`: ids, the API's schemas, and each
+/// destination's config for its router's type.
+fn check_routers(routers: &[Value], problems: &mut Vec<String>) {
+    let mut ids = std::collections::HashSet::new();
+    for (i, router) in routers.iter().enumerate() {
+        let at = format!("[[routers]] #{}", i + 1);
+        let mut body = router.clone();
+        let Some(obj) = body.as_object_mut() else {
+            problems.push(format!("{at}: must be a table"));
+            continue;
+        };
+        match plain_id(obj.get("id")) {
+            Some(id) if !ids.insert(id.to_string()) => {
+                problems.push(format!("{at}: id {id:?} is used twice"))
+            }
+            Some(_) => {}
+            None => problems.push(format!("{at}: needs an id of letters, digits, '-' and '_'")),
+        }
+        obj.remove("id");
+        let destinations = obj.remove("destinations").unwrap_or(Value::Array(vec![]));
+        for e in api_schema::validate_router(&body, true) {
+            problems.push(format!("{at}: {}", e.message));
+        }
+        let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
+        if let Err(e) = crate::actors::router::check_type(kind) {
+            problems.push(format!("{at}: {e}"));
+        }
+        let Value::Array(destinations) = destinations else {
+            problems.push(format!("{at}: destinations must be a list of tables"));
+            continue;
+        };
+        let mut dids = std::collections::HashSet::new();
+        for (j, dest) in destinations.iter().enumerate() {
+            let at = format!("{at} destination #{}", j + 1);
+            let mut dest = dest.clone();
+            let Some(d) = dest.as_object_mut() else {
+                problems.push(format!("{at}: must be a table"));
+                continue;
+            };
+            match plain_id(d.get("id")) {
+                Some(id) if !dids.insert(id.to_string()) => {
+                    problems.push(format!("{at}: id {id:?} is used twice"))
+                }
+                Some(_) => {}
+                None => problems.push(format!("{at}: needs an id of letters, digits, '-' and '_'")),
+            }
+            d.remove("id");
+            for e in api_schema::validate_destination(&dest, true) {
+                problems.push(format!("{at}: {}", e.message));
+            }
+            if let Err(e) = crate::actors::router::check_destination(
+                kind,
+                dest.get("config").unwrap_or(&Value::Null),
+            ) {
+                problems.push(format!("{at}: {e}"));
+            }
         }
     }
 }

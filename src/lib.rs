@@ -20,12 +20,13 @@ use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use actors::Core;
 use actors::delivery::Delivery;
-use actors::engine::{CreateChannel, Engine};
+use actors::engine::{CreateChannel, Engine, PutRouter};
 use config::Settings;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use store::Defs;
 use transports::Registry;
 
 /// The thread the backend clients (lapin's and redis's connection tasks) run on, apart from
@@ -114,6 +115,7 @@ pub async fn start(
         registry,
         delivery,
         channels: Default::default(),
+        routers: Default::default(),
         rates: Default::default(),
         settings: settings.clone(),
     });
@@ -136,6 +138,57 @@ pub async fn start(
         if let Value::Object(_) = props {
             engine.send(CreateChannel { id, props }).await??;
         }
+    }
+
+    // Routers: what the store holds, then the config file's (which cannot be changed
+    // through the API, and are checked against the running channels like API ones).
+    for (rid, def) in core.store.load_defs(Defs::Routers).await? {
+        let destinations = core
+            .store
+            .load_defs(Defs::Destinations(&rid))
+            .await?
+            .into_iter()
+            .collect();
+        engine
+            .send(PutRouter {
+                id: Some(rid),
+                def,
+                destinations: Some(destinations),
+                from_config: false,
+            })
+            .await??;
+    }
+    for entry in &settings.routers {
+        let mut def = entry.clone();
+        let Some(obj) = def.as_object_mut() else {
+            continue;
+        };
+        let rid = obj
+            .remove("id")
+            .and_then(|v| v.as_str().map(str::to_string));
+        let mut destinations = std::collections::BTreeMap::new();
+        if let Some(Value::Array(list)) = obj.remove("destinations") {
+            for mut dest in list {
+                if let Some(did) = dest.get("id").and_then(Value::as_str).map(str::to_string) {
+                    if let Some(d) = dest.as_object_mut() {
+                        d.insert("id".into(), Value::String(did.clone()));
+                    }
+                    destinations.insert(did, dest);
+                }
+            }
+        }
+        let kind = def.get("type").and_then(Value::as_str).unwrap_or_default();
+        let config = def.get("config").cloned().unwrap_or(Value::Null);
+        actors::router::check_router(&core, rid.as_deref(), kind, &config)
+            .map_err(|e| anyhow::anyhow!("[[routers]] {}: {e}", rid.as_deref().unwrap_or("?")))?;
+        engine
+            .send(PutRouter {
+                id: rid,
+                def,
+                destinations: Some(destinations),
+                from_config: true,
+            })
+            .await??;
     }
 
     // Webhooks saved by an earlier run (Redis store) are tried again.

@@ -5,8 +5,8 @@ use serde_json::Value;
 /// What a secret is replaced with.
 pub const MARK: &str = "***";
 
-/// Channel keys whose values are secrets.
-pub const SECRET_KEYS: &[&str] = &["mo_url_auth_token", "event_auth_token"];
+/// Channel (and destination) keys whose values are secrets.
+pub const SECRET_KEYS: &[&str] = &["mo_url_auth_token", "event_auth_token", "mo_url_token"];
 /// Channel keys holding URLs that may carry credentials.
 pub const URL_KEYS: &[&str] = &["mo_url", "event_url", "status_url"];
 /// Words that make a `config` key a secret, whatever the channel type.

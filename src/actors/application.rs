@@ -1,5 +1,6 @@
 //! Built-in applications: answerers that run inside hornbill as a channel's destination
-//! (channel key `"application": "echo"`). An application sees only the message, never the
+//! (channel key `"application": "echo"`) or a router destination's (destination key
+//! `"application"`). An application sees only the message, never the
 //! channel type; its replies go out on the channel's `realtime` route like API replies.
 
 use super::{ChannelShared, Core};
@@ -20,6 +21,9 @@ pub struct Inbound(pub Message);
 pub struct Application {
     core: Arc<Core>,
     shared: Arc<ChannelShared>,
+    /// Added to its replies' outbound records (a router destination's ids, so the events
+    /// of its replies come back to the destination).
+    extras: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Actor for Application {
@@ -28,8 +32,25 @@ impl Actor for Application {
 
 /// Starts the named application for a channel (`None` for an unknown name).
 pub fn start(name: &str, core: Arc<Core>, shared: Arc<ChannelShared>) -> Option<Addr<Application>> {
+    start_with(name, core, shared, serde_json::Map::new())
+}
+
+/// Starts the named application, its replies' records carrying `extras`.
+pub fn start_with(
+    name: &str,
+    core: Arc<Core>,
+    shared: Arc<ChannelShared>,
+    extras: serde_json::Map<String, serde_json::Value>,
+) -> Option<Addr<Application>> {
     match name {
-        "echo" => Some(Application { core, shared }.start()),
+        "echo" => Some(
+            Application {
+                core,
+                shared,
+                extras,
+            }
+            .start(),
+        ),
         _ => None,
     }
 }
@@ -40,13 +61,17 @@ impl Handler<Inbound> for Application {
     fn handle(&mut self, Inbound(msg): Inbound, _ctx: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
         let shared = self.shared.clone();
+        let extras = self.extras.clone();
         Box::pin(async move {
             let Some(content) = msg.content.clone() else {
                 return;
             };
             let reply = msg.reply(Some(content), false);
             let cid = &shared.id;
-            let record = serde_json::json!({"to": reply.to_addr, "from": reply.from_addr});
+            let mut record = serde_json::json!({"to": reply.to_addr, "from": reply.from_addr});
+            if let serde_json::Value::Object(m) = &mut record {
+                m.extend(extras.clone());
+            }
             let _ = core
                 .store
                 .save_outbound(cid, &reply.message_id, &record)

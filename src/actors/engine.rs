@@ -1,16 +1,19 @@
 //! Engine: the registry. It creates, changes, restarts and deletes channels (each a
-//! `Channel` actor with its `Router`), saves their definitions in the store, and restores
+//! `Channel` actor with its `Forwarder`), saves their definitions in the store, and restores
 //! them at start: first what the store holds, then the `[[channels]]` of the config file.
 
 use super::channel::{self, Channel};
-use super::router::Router;
+use super::forwarder::Forwarder;
+use super::router::{self, Router, RouterShared};
 use super::{ChannelShared, ChannelSpec, Core};
 use crate::bus::routes;
 use crate::logs::ChannelLog;
+use crate::store::Defs;
 use crate::store::StoreError;
 use actix::prelude::*;
 use parking_lot::RwLock;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -19,6 +22,13 @@ use std::time::Duration;
 pub enum EngineError {
     #[error("channel not found")]
     NotFound,
+    #[error("router {0} not found")]
+    RouterNotFound(String),
+    #[error("destination {1} of router {0} not found")]
+    DestinationNotFound(String, String),
+    /// Defined in the config file: change it there.
+    #[error("router {0} is defined in the config file; change it there")]
+    ConfigDefined(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -41,13 +51,13 @@ impl Engine {
             held: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             actor: RwLock::new(None),
-            router: RwLock::new(None),
+            forwarder: RwLock::new(None),
             id: id.clone(),
         });
         let actor = Channel::new(self.core.clone(), shared.clone()).start();
-        let router = Router::new(self.core.clone(), shared.clone()).start();
+        let forwarder = Forwarder::new(self.core.clone(), shared.clone()).start();
         *shared.actor.write() = Some(actor);
-        *shared.router.write() = Some(router);
+        *shared.forwarder.write() = Some(forwarder);
         self.core.channels.write().insert(id, shared.clone());
         shared
     }
@@ -145,9 +155,9 @@ impl Handler<UpdateChannel> for Engine {
                 }
                 if new_queue {
                     // The router consumes `amqp_queue`: a new one means a new router.
-                    let fresh = Router::new(core, shared.clone()).start();
-                    if let Some(old) = shared.router.write().replace(fresh) {
-                        old.do_send(StopRouter);
+                    let fresh = Forwarder::new(core, shared.clone()).start();
+                    if let Some(old) = shared.forwarder.write().replace(fresh) {
+                        old.do_send(StopForwarder);
                     }
                 }
                 shared.log.info(None, "Channel updated");
@@ -205,19 +215,19 @@ fn stop(shared: &ChannelShared) {
     if let Some(a) = shared.actor.write().take() {
         a.do_send(channel::StopChannel);
     }
-    if let Some(r) = shared.router.write().take() {
-        r.do_send(StopRouter);
+    if let Some(r) = shared.forwarder.write().take() {
+        r.do_send(StopForwarder);
     }
 }
 
 /// Stop a channel's router.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StopRouter;
+pub struct StopForwarder;
 
-impl Handler<StopRouter> for Router {
+impl Handler<StopForwarder> for Forwarder {
     type Result = ();
-    fn handle(&mut self, _: StopRouter, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: StopForwarder, ctx: &mut Context<Self>) {
         ctx.stop();
     }
 }
@@ -236,5 +246,201 @@ impl Handler<RestartChannel> for Engine {
             actor.do_send(channel::RestartTransport);
         }
         Ok(())
+    }
+}
+
+/// Create or replace a router: `def` is `{"type", "config", "label"?, "metadata"?}` (already
+/// checked). Replacing keeps its destinations; `destinations` gives them when restoring.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<RouterShared>, EngineError>")]
+pub struct PutRouter {
+    pub id: Option<String>,
+    pub def: Value,
+    pub destinations: Option<BTreeMap<String, Value>>,
+    pub from_config: bool,
+}
+
+impl Handler<PutRouter> for Engine {
+    type Result = ResponseActFuture<Self, Result<Arc<RouterShared>, EngineError>>;
+
+    fn handle(&mut self, msg: PutRouter, _ctx: &mut Context<Self>) -> Self::Result {
+        let id = msg.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let old = self.core.router(&id);
+        if old.as_ref().is_some_and(|r| r.from_config) && !msg.from_config {
+            return Box::pin(fut::ready(Err(EngineError::ConfigDefined(id))));
+        }
+        let mut def = msg.def;
+        if let Value::Object(m) = &mut def {
+            m.insert("id".into(), Value::String(id.clone()));
+        }
+        let destinations = msg
+            .destinations
+            .or_else(|| old.as_ref().map(|r| r.destinations.read().clone()))
+            .unwrap_or_default();
+        let store = self.core.store.clone();
+        let from_config = msg.from_config;
+        Box::pin(
+            async move {
+                if !from_config {
+                    store.save_def(Defs::Routers, &id, &def).await?;
+                }
+                Ok((id, def))
+            }
+            .into_actor(self)
+            .map(move |res: Result<(String, Value), EngineError>, act, _| {
+                let (id, def) = res?;
+                let log = match act.core.routers.write().remove(&id) {
+                    Some(old) => {
+                        stop_router(&old);
+                        old.log.clone()
+                    }
+                    None => crate::logs::ChannelLog::new(&id, act.core.settings.log.ring_size),
+                };
+                let shared = Arc::new(RouterShared {
+                    id: id.clone(),
+                    def: RwLock::new(def),
+                    destinations: RwLock::new(destinations),
+                    log,
+                    from_config,
+                    actor: RwLock::new(None),
+                    apps: Default::default(),
+                });
+                *shared.actor.write() = Some(Router::new(shared.clone()).start());
+                act.core.routers.write().insert(id, shared.clone());
+                shared
+                    .log
+                    .info(None, format!("Router ({}) started", shared.kind()));
+                Ok(shared)
+            }),
+        )
+    }
+}
+
+fn stop_router(shared: &RouterShared) {
+    if let Some(a) = shared.actor.write().take() {
+        a.do_send(router::StopRouter);
+    }
+}
+
+/// Delete a router and its destinations.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct DeleteRouter(pub String);
+
+impl Handler<DeleteRouter> for Engine {
+    type Result = ResponseActFuture<Self, Result<(), EngineError>>;
+
+    fn handle(&mut self, msg: DeleteRouter, _ctx: &mut Context<Self>) -> Self::Result {
+        let rid = msg.0;
+        match self.core.router(&rid) {
+            None => return Box::pin(fut::ready(Err(EngineError::RouterNotFound(rid)))),
+            Some(r) if r.from_config => {
+                return Box::pin(fut::ready(Err(EngineError::ConfigDefined(rid))));
+            }
+            Some(_) => {}
+        }
+        let Some(shared) = self.core.routers.write().remove(&rid) else {
+            return Box::pin(fut::ready(Err(EngineError::RouterNotFound(rid))));
+        };
+        stop_router(&shared);
+        let store = self.core.store.clone();
+        Box::pin(
+            async move {
+                // Junebug left the destinations behind; they go with their router here.
+                let dids: Vec<String> = shared.destinations.read().keys().cloned().collect();
+                for did in dids {
+                    store
+                        .delete_def(Defs::Destinations(&shared.id), &did)
+                        .await?;
+                }
+                store.delete_def(Defs::Routers, &shared.id).await?;
+                Ok(())
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// Create or replace one destination of a router (`dest` already checked).
+#[derive(Message)]
+#[rtype(result = "Result<Value, EngineError>")]
+pub struct PutDestination {
+    pub rid: String,
+    pub did: Option<String>,
+    pub dest: Value,
+}
+
+impl Handler<PutDestination> for Engine {
+    type Result = ResponseActFuture<Self, Result<Value, EngineError>>;
+
+    fn handle(&mut self, msg: PutDestination, _ctx: &mut Context<Self>) -> Self::Result {
+        let rid = msg.rid;
+        let shared = match self.core.router(&rid) {
+            None => return Box::pin(fut::ready(Err(EngineError::RouterNotFound(rid)))),
+            Some(r) if r.from_config => {
+                return Box::pin(fut::ready(Err(EngineError::ConfigDefined(rid))));
+            }
+            Some(r) => r,
+        };
+        let did = msg.did.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut dest = msg.dest;
+        if let Value::Object(m) = &mut dest {
+            m.insert("id".into(), Value::String(did.clone()));
+        }
+        let store = self.core.store.clone();
+        Box::pin(
+            async move {
+                store
+                    .save_def(Defs::Destinations(&shared.id), &did, &dest)
+                    .await?;
+                shared
+                    .destinations
+                    .write()
+                    .insert(did.clone(), dest.clone());
+                if let Some(a) = shared.actor.read().as_ref() {
+                    a.do_send(router::Reload);
+                }
+                shared.log.info(None, format!("Destination {did} saved"));
+                Ok(dest)
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// Delete one destination of a router.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct DeleteDestination {
+    pub rid: String,
+    pub did: String,
+}
+
+impl Handler<DeleteDestination> for Engine {
+    type Result = ResponseActFuture<Self, Result<(), EngineError>>;
+
+    fn handle(&mut self, msg: DeleteDestination, _ctx: &mut Context<Self>) -> Self::Result {
+        let DeleteDestination { rid, did } = msg;
+        let shared = match self.core.router(&rid) {
+            None => return Box::pin(fut::ready(Err(EngineError::RouterNotFound(rid)))),
+            Some(r) if r.from_config => {
+                return Box::pin(fut::ready(Err(EngineError::ConfigDefined(rid))));
+            }
+            Some(r) => r,
+        };
+        if shared.destinations.write().remove(&did).is_none() {
+            return Box::pin(fut::ready(Err(EngineError::DestinationNotFound(rid, did))));
+        }
+        if let Some(a) = shared.actor.read().as_ref() {
+            a.do_send(router::Reload);
+        }
+        let store = self.core.store.clone();
+        Box::pin(
+            async move {
+                store.delete_def(Defs::Destinations(&rid), &did).await?;
+                Ok(())
+            }
+            .into_actor(self),
+        )
     }
 }

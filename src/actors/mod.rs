@@ -1,12 +1,14 @@
 //! The actors: `Engine` (registry and lifecycle), `Channel` (one per channel: queue, rate
-//! limit, window, transport supervision), `Router` (a channel's destination: mo_url,
-//! amqp_queue or an application), `Application` (built-in answerers) and `Delivery`
-//! (webhooks). `Core` is what they and the HTTP API share.
+//! limit, window, transport supervision), `Forwarder` (a channel's inbound and events to its
+//! destination: mo_url, amqp_queue, an application, or its router's destinations), `Router`
+//! (Junebug routers: which destination gets what), `Application` (built-in answerers) and
+//! `Delivery` (webhooks). `Core` is what they and the HTTP API share.
 
 pub mod application;
 pub mod channel;
 pub mod delivery;
 pub mod engine;
+pub mod forwarder;
 pub mod router;
 
 use crate::bus::Bus;
@@ -32,6 +34,7 @@ pub struct Core {
     pub registry: Registry,
     pub delivery: Addr<delivery::Delivery>,
     pub channels: RwLock<BTreeMap<String, Arc<ChannelShared>>>,
+    pub routers: RwLock<BTreeMap<String, Arc<router::RouterShared>>>,
     /// Rate counts not yet written to the store (flushed by the engine every 250 ms).
     pub rates: parking_lot::Mutex<std::collections::HashMap<(String, &'static str, i64), u64>>,
 }
@@ -39,6 +42,19 @@ pub struct Core {
 impl Core {
     pub fn channel(&self, id: &str) -> Option<Arc<ChannelShared>> {
         self.channels.read().get(id).cloned()
+    }
+
+    pub fn router(&self, id: &str) -> Option<Arc<router::RouterShared>> {
+        self.routers.read().get(id).cloned()
+    }
+
+    /// The router that owns a channel, if one does.
+    pub fn router_of(&self, cid: &str) -> Option<Arc<router::RouterShared>> {
+        self.routers
+            .read()
+            .values()
+            .find(|r| r.channel() == cid)
+            .cloned()
     }
 
     /// Counts one for `label` (Junebug's rate labels) in the current rate bucket.
@@ -140,7 +156,7 @@ pub struct ChannelShared {
     /// Messages handed to the transport and not yet answered.
     pub in_flight: AtomicUsize,
     pub actor: RwLock<Option<Addr<channel::Channel>>>,
-    pub router: RwLock<Option<Addr<router::Router>>>,
+    pub forwarder: RwLock<Option<Addr<forwarder::Forwarder>>>,
 }
 
 impl ChannelShared {

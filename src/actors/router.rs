@@ -1,284 +1,420 @@
-//! Router: for now, a channel's own destination (Junebug's message forwarder). It consumes
-//! the channel's inbound and event routes and, for each message: stores it, posts it to
-//! `mo_url`/`event_url` (through `Delivery`, which retries), republishes it raw to
-//! `amqp_queue` (`Q.inbound`, `Q.event`), hands inbound to the channel's application, and
-//! counts it in the channel's rates. Inbound `close` is forwarded like any other message.
+//! Routers (Junebug's routers, Vumi's dispatchers): a router owns a channel and decides which
+//! of its destinations each inbound message goes to. A destination is reached like a
+//! channel's own destination (`mo_url` with `mo_url_token`, `amqp_queue`, or an
+//! application) and sends through the router (`POST /routers/{rid}/destinations/{did}/messages/`);
+//! the events of what it sent come back to it.
+//!
+//! Types (config `{"channel": cid}` for all; destination config per type):
+//! - `from_address` (Junebug's): `regular_expression` searched in the inbound `to_addr` (the
+//!   channel's own address, e.g. the USSD code); every match gets a copy; `default: true`
+//!   destinations get what nothing matched.
+//! - `keyword`: `keyword` (or `keywords`) equal to the first word of the content, any case.
+//! - `to_addr` / `from_addr`: `regular_expression` on that address, tried by `priority`
+//!   (higher first, then by id); the first match alone gets the message.
+//! - `load_balance`: round robin; a USSD session stays with the destination that opened it.
+//! - `channel_to_channel`: like `from_address`, plus `reply_channel` in the router config:
+//!   replies go out as new messages on that channel (a USSD request answered by SMS), and
+//!   with `session_close_text` the USSD session is closed with that text.
 
-use super::application::{self, Application};
-use super::delivery::{HookKind, PostWebhook, TemplateVars, expand_url};
-use super::{ChannelShared, Core, parse_or_drop, retry, retry_value};
-use crate::bus::{Delivery, routes};
-use crate::message::{Event, Message};
+use super::Core;
+use super::application::Application;
+use crate::logs::ChannelLog;
+use crate::message::{Message, SessionEvent};
 use actix::prelude::*;
-use futures::StreamExt;
+use parking_lot::RwLock;
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-pub struct Router {
-    core: Arc<Core>,
-    shared: Arc<ChannelShared>,
-    app: Option<Addr<Application>>,
+pub const TYPES: &[&str] = &[
+    "from_address",
+    "keyword",
+    "to_addr",
+    "from_addr",
+    "load_balance",
+    "channel_to_channel",
+];
+
+/// What the HTTP API and the actors share about one router.
+pub struct RouterShared {
+    pub id: String,
+    /// `{"id", "type", "config", "label"?, "metadata"?}` as stored.
+    pub def: RwLock<Value>,
+    /// Destination id -> `{"id", "config", "label"?, "mo_url"?, ...}` as stored.
+    pub destinations: RwLock<BTreeMap<String, Value>>,
+    pub log: ChannelLog,
+    /// Defined in the config file: not changed or deleted through the API.
+    pub from_config: bool,
+    pub actor: RwLock<Option<Addr<Router>>>,
+    /// Applications its destinations name, started on their first message.
+    pub apps: parking_lot::Mutex<HashMap<String, Addr<Application>>>,
 }
 
-impl Router {
-    pub fn new(core: Arc<Core>, shared: Arc<ChannelShared>) -> Router {
-        Router {
-            core,
-            shared,
-            app: None,
+impl RouterShared {
+    pub fn kind(&self) -> String {
+        str_at(&self.def.read(), &["type"]).unwrap_or_default()
+    }
+
+    /// The channel it owns.
+    pub fn channel(&self) -> String {
+        str_at(&self.def.read(), &["config", "channel"]).unwrap_or_default()
+    }
+
+    /// The channel replies go out on (`channel_to_channel`), else the owned one.
+    pub fn reply_channel(&self) -> String {
+        str_at(&self.def.read(), &["config", "reply_channel"]).unwrap_or_else(|| self.channel())
+    }
+
+    pub fn destination(&self, did: &str) -> Option<Value> {
+        self.destinations.read().get(did).cloned()
+    }
+
+    /// The application a destination names, started if it is not running.
+    pub fn application(
+        &self,
+        did: &str,
+        name: &str,
+        core: &Arc<Core>,
+        channel: &Arc<super::ChannelShared>,
+    ) -> Option<Addr<Application>> {
+        let mut apps = self.apps.lock();
+        if let Some(a) = apps.get(did).filter(|a| a.connected()) {
+            return Some(a.clone());
         }
+        let mut extras = serde_json::Map::new();
+        extras.insert("router_id".into(), Value::String(self.id.clone()));
+        extras.insert("destination_id".into(), Value::String(did.to_string()));
+        let app = super::application::start_with(name, core.clone(), channel.clone(), extras)?;
+        apps.insert(did.to_string(), app.clone());
+        Some(app)
+    }
+
+    /// The router object of the API (2.7).
+    pub fn view(&self) -> Value {
+        self.def.read().clone()
     }
 }
 
-enum Item {
-    Inbound(Delivery),
-    Event(Delivery),
-    /// A message a Vumi application published on `amqp_queue`'s `.outbound`.
-    Reply(Delivery),
+fn str_at(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().map(str::to_string)
+}
+
+/// Checks a router's type and config against what runs (Junebug's `InvalidRouterType` and
+/// `InvalidRouterConfig`). `rid` is the router being replaced, if any.
+pub fn check_router(
+    core: &Core,
+    rid: Option<&str>,
+    kind: &str,
+    config: &Value,
+) -> Result<(), RouterError> {
+    check_type(kind)?;
+    let invalid = |m: String| Err(RouterError::Config(m));
+    let channel_field = |field: &str| -> Result<Option<String>, RouterError> {
+        match config.get(field) {
+            None | Some(Value::Null) if field != "channel" => Ok(None),
+            None | Some(Value::Null) => {
+                invalid(format!("Missing required config field '{field}'")).map(|()| None)
+            }
+            Some(Value::String(c)) if uuid::Uuid::parse_str(c).is_ok() => Ok(Some(c.clone())),
+            Some(_) => invalid(format!("Field '{field}' is not a valid UUID")).map(|()| None),
+        }
+    };
+    let Some(cid) = channel_field("channel")? else {
+        return invalid("Missing required config field 'channel'".into());
+    };
+    let Some(channel) = core.channel(&cid) else {
+        return invalid(format!("Channel {cid} does not exist"));
+    };
+    if channel.spec().has_destination {
+        return invalid(format!("Channel {cid} already has a destination specified"));
+    }
+    if let Some(other) = core.router_of(&cid)
+        && Some(other.id.as_str()) != rid
+    {
+        return invalid(format!(
+            "Router {} is already routing channel {cid}",
+            other.id
+        ));
+    }
+    if kind == "channel_to_channel" {
+        match channel_field("reply_channel")? {
+            Some(reply) if core.channel(&reply).is_none() => {
+                return invalid(format!("Channel {reply} does not exist"));
+            }
+            Some(_) => {}
+            None => return invalid("Missing required config field 'reply_channel'".into()),
+        }
+    }
+    Ok(())
+}
+
+/// Junebug's `InvalidRouterType`.
+pub fn check_type(kind: &str) -> Result<(), RouterError> {
+    if TYPES.contains(&kind) {
+        return Ok(());
+    }
+    Err(RouterError::Type(format!(
+        "Invalid router type {kind}, must be one of: {}",
+        TYPES.join(", ")
+    )))
+}
+
+/// Checks a destination's config for its router's type (`InvalidRouterDestinationConfig`).
+pub fn check_destination(kind: &str, config: &Value) -> Result<(), RouterError> {
+    let invalid = |m: String| Err(RouterError::DestinationConfig(m));
+    if !config.is_object() {
+        return invalid("The destination config must be an object".into());
+    }
+    if let Some(d) = config.get("default")
+        && !d.is_boolean()
+    {
+        return invalid("Field 'default' must be a boolean".into());
+    }
+    let default = config
+        .get("default")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    match kind {
+        "from_address" | "to_addr" | "from_addr" | "channel_to_channel" => {
+            match config.get("regular_expression") {
+                Some(Value::String(re)) => {
+                    if let Err(e) = regex::Regex::new(re) {
+                        return invalid(format!(
+                            "Field 'regular_expression' is not a valid regular expression: {e}"
+                        ));
+                    }
+                }
+                None if default => {}
+                _ => return invalid("Missing required config field 'regular_expression'".into()),
+            }
+            if let Some(p) = config.get("priority")
+                && !p.is_i64()
+            {
+                return invalid("Field 'priority' must be an integer".into());
+            }
+        }
+        "keyword" => {
+            let words = keywords(config);
+            if words.is_empty() && !default {
+                return invalid("Missing required config field 'keyword'".into());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn keywords(config: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(k) = config.get("keyword").and_then(Value::as_str) {
+        out.push(k.to_lowercase());
+    }
+    if let Some(Value::Array(ks)) = config.get("keywords") {
+        out.extend(ks.iter().filter_map(Value::as_str).map(str::to_lowercase));
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("{0}")]
+    Type(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    DestinationConfig(String),
+}
+
+/// One destination's rule, compiled.
+struct Rule {
+    did: String,
+    regex: Option<regex::Regex>,
+    keywords: Vec<String>,
+    default: bool,
+    priority: i64,
+}
+
+/// The router actor: holds the compiled rules and the routing state (round robin, sticky
+/// sessions) and answers `Route`.
+pub struct Router {
+    shared: Arc<RouterShared>,
+    rules: Vec<Rule>,
+    next: usize,
+    /// USSD sessions (by user address) and the destination that has them.
+    sticky: HashMap<String, String>,
+}
+
+impl Router {
+    pub fn new(shared: Arc<RouterShared>) -> Router {
+        let mut r = Router {
+            shared,
+            rules: vec![],
+            next: 0,
+            sticky: HashMap::new(),
+        };
+        r.compile();
+        r
+    }
+
+    fn compile(&mut self) {
+        let mut rules: Vec<Rule> = self
+            .shared
+            .destinations
+            .read()
+            .iter()
+            .map(|(did, d)| {
+                let config = d.get("config").cloned().unwrap_or(Value::Null);
+                Rule {
+                    did: did.clone(),
+                    regex: config
+                        .get("regular_expression")
+                        .and_then(Value::as_str)
+                        .and_then(|r| regex::Regex::new(r).ok()),
+                    keywords: keywords(&config),
+                    default: config
+                        .get("default")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    priority: config.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                }
+            })
+            .collect();
+        rules.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.did.cmp(&b.did)));
+        self.rules = rules;
+        self.sticky
+            .retain(|_, did| self.shared.destinations.read().contains_key(did));
+    }
+
+    /// The destinations an inbound message goes to.
+    fn route(&mut self, msg: &Message) -> Vec<String> {
+        let kind = self.shared.kind();
+        let to = msg.to_addr.as_deref().unwrap_or("");
+        let from = msg.from_addr.as_deref().unwrap_or("");
+        let searched = |r: &Rule, addr: &str| r.regex.as_ref().is_some_and(|re| re.is_match(addr));
+        let chosen: Vec<String> = match kind.as_str() {
+            "from_address" | "channel_to_channel" => self
+                .rules
+                .iter()
+                .filter(|r| searched(r, to))
+                .map(|r| r.did.clone())
+                .collect(),
+            "to_addr" | "from_addr" => {
+                let addr = if kind == "to_addr" { to } else { from };
+                self.rules
+                    .iter()
+                    .find(|r| searched(r, addr))
+                    .map(|r| vec![r.did.clone()])
+                    .unwrap_or_default()
+            }
+            "keyword" => {
+                let first = msg
+                    .content
+                    .as_deref()
+                    .and_then(|c| c.split_whitespace().next())
+                    .map(str::to_lowercase)
+                    .unwrap_or_default();
+                self.rules
+                    .iter()
+                    .filter(|r| r.keywords.contains(&first))
+                    .map(|r| r.did.clone())
+                    .collect()
+            }
+            "load_balance" => return self.balance(msg),
+            _ => vec![],
+        };
+        if !chosen.is_empty() {
+            return chosen;
+        }
+        self.rules
+            .iter()
+            .filter(|r| r.default)
+            .map(|r| r.did.clone())
+            .collect()
+    }
+
+    /// Round robin, except that a session's later messages follow its first.
+    fn balance(&mut self, msg: &Message) -> Vec<String> {
+        if self.rules.is_empty() {
+            return vec![];
+        }
+        let user = msg.from_addr.clone().unwrap_or_default();
+        let in_session = matches!(
+            msg.session_event,
+            Some(SessionEvent::Resume) | Some(SessionEvent::Close)
+        );
+        if in_session && let Some(did) = self.sticky.get(&user).cloned() {
+            if msg.session_event == Some(SessionEvent::Close) {
+                self.sticky.remove(&user);
+            }
+            return vec![did];
+        }
+        let did = self.rules[self.next % self.rules.len()].did.clone();
+        self.next = self.next.wrapping_add(1);
+        if msg.session_event == Some(SessionEvent::New) {
+            self.sticky.insert(user, did.clone());
+        }
+        vec![did]
+    }
 }
 
 impl Actor for Router {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let id = self.shared.id.clone();
-        let bus = self.core.bus.clone();
-        let spec = self.shared.spec();
-        let prefetch = spec.window.max(20);
-        let queue = spec.amqp_queue.clone();
-        let fut = async move {
-            let inbound = bus.consume(&routes::inbound(&id), prefetch).await?;
-            let events = bus.consume(&routes::event(&id), prefetch).await?;
-            let replies = match queue {
-                Some(q) => Some(bus.consume(&routes::outbound(&q), prefetch).await?),
-                None => None,
-            };
-            Ok::<_, crate::bus::BusError>((inbound, events, replies))
-        };
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((inbound, events, replies)) => {
-                ctx.add_stream(inbound.map(Item::Inbound));
-                ctx.add_stream(events.map(Item::Event));
-                if let Some(replies) = replies {
-                    ctx.add_stream(replies.map(Item::Reply));
-                }
-            }
-            Err(e) => {
-                act.shared.log.log(
-                    crate::logs::ERROR,
-                    None,
-                    format!("Cannot consume inbound and events: {e}"),
-                );
-                ctx.stop();
-            }
-        }));
-    }
 }
 
-impl StreamHandler<Item> for Router {
-    fn handle(&mut self, item: Item, ctx: &mut Context<Self>) {
-        let core = self.core.clone();
-        let shared = self.shared.clone();
-        let spec = shared.spec();
-        if let Some(name) = &spec.application
-            && self.app.is_none()
-        {
-            self.app = application::start(name, core.clone(), shared.clone());
+/// Which destinations get this inbound message.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct Route(pub Message);
+
+impl Handler<Route> for Router {
+    type Result = Vec<String>;
+
+    fn handle(&mut self, Route(msg): Route, _ctx: &mut Context<Self>) -> Vec<String> {
+        let chosen = self.route(&msg);
+        if chosen.is_empty() {
+            self.shared.log.log(
+                crate::logs::ERROR,
+                Some(&msg.message_id),
+                format!(
+                    "No destination for the message to {} from {}; dropped",
+                    msg.to_addr.as_deref().unwrap_or("?"),
+                    msg.from_addr.as_deref().unwrap_or("?")
+                ),
+            );
+        } else {
+            self.shared.log.info(
+                Some(&msg.message_id),
+                format!("Routed to {}", chosen.join(", ")),
+            );
         }
-        let app = self.app.clone();
-        match item {
-            // Inbound one at a time, so a user's messages leave in the order they came.
-            Item::Inbound(d) => {
-                ctx.wait(
-                    async move { forward_inbound(&core, &shared, d, app).await }.into_actor(self),
-                );
-            }
-            // Events and replies concurrently (bounded by the bus prefetch).
-            Item::Event(d) => {
-                ctx.spawn(async move { forward_event(&core, &shared, d).await }.into_actor(self));
-            }
-            Item::Reply(d) => {
-                ctx.spawn(async move { forward_reply(&core, &shared, d).await }.into_actor(self));
-            }
-        }
-    }
-
-    fn finished(&mut self, _ctx: &mut Context<Self>) {}
-}
-
-async fn forward_inbound(
-    core: &Core,
-    shared: &ChannelShared,
-    d: Delivery,
-    app: Option<Addr<Application>>,
-) {
-    let cid = &shared.id;
-    let Some(msg) = parse_or_drop(
-        shared,
-        &d,
-        "an inbound item that is not a Vumi user message",
-        Message::from_slice,
-    ) else {
-        d.ack();
-        return;
-    };
-    let spec = shared.spec();
-    let session = msg.session_event.map(|s| s.as_str()).unwrap_or("none");
-    shared.log.info(
-        Some(&msg.message_id),
-        format!(
-            "Inbound message from {} (session {session})",
-            msg.from_addr.as_deref().unwrap_or("?")
-        ),
-    );
-    if let Some(url) = &spec.mo_url {
-        let vars = TemplateVars {
-            message_id: Some(&msg.message_id),
-            channel_id: Some(cid),
-            event_type: None,
-            to: msg.to_addr.as_deref(),
-            from: msg.from_addr.as_deref(),
-        };
-        queue_webhook(
-            core,
-            shared,
-            PostWebhook {
-                kind: HookKind::Inbound,
-                url: expand_url(url, &vars),
-                token: spec.mo_url_auth_token.clone(),
-                body: serde_json::to_vec(&msg.api_view(cid))
-                    .unwrap_or_default()
-                    .into(),
-                message_id: Some(msg.message_id.clone()),
-                log: shared.log.clone(),
-            },
-        )
-        .await;
-    }
-    if let Some(q) = &spec.amqp_queue {
-        let route = routes::inbound(q);
-        retry(shared, &format!("publish to {route}"), || {
-            core.bus.publish(&route, d.body.clone())
-        })
-        .await;
-    }
-    if let Some(app) = app {
-        app.do_send(application::Inbound(msg.clone()));
-    }
-    core.count(cid, "inbound");
-    d.ack();
-}
-
-async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
-    let Some(event) = parse_or_drop(
-        shared,
-        &d,
-        "an event item that is not a Vumi event",
-        Event::from_slice,
-    ) else {
-        d.ack();
-        return;
-    };
-    handle_event(core, shared, &event, &d.body).await;
-    d.ack();
-}
-
-/// What an event leads to: stored with its message, posted to the message's (or the
-/// channel's) `event_url`, republished raw to `amqp_queue`, counted.
-pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, raw: &bytes::Bytes) {
-    let cid = &shared.id;
-    let record = retry_value(shared, "store the event", || {
-        core.store.record_event(cid, event)
-    })
-    .await
-    .unwrap_or(Value::Null);
-    let spec = shared.spec();
-    let field = |k: &str| record.get(k).and_then(Value::as_str).map(str::to_string);
-    let (url, token) = match field("event_url") {
-        Some(url) => (Some(url), field("event_auth_token")),
-        None => (spec.event_url.clone(), spec.event_auth_token.clone()),
-    };
-    let event_type = event.api_event_type();
-    if let (Some(url), Some(event_type)) = (url, event_type) {
-        let vars = TemplateVars {
-            message_id: Some(&event.user_message_id),
-            channel_id: Some(cid),
-            event_type: Some(event_type),
-            to: record.get("to").and_then(Value::as_str),
-            from: record.get("from").and_then(Value::as_str),
-        };
-        queue_webhook(
-            core,
-            shared,
-            PostWebhook {
-                kind: HookKind::Event,
-                url: expand_url(&url, &vars),
-                token,
-                body: serde_json::to_vec(&event.api_view(cid))
-                    .unwrap_or_default()
-                    .into(),
-                message_id: Some(event.user_message_id.clone()),
-                log: shared.log.clone(),
-            },
-        )
-        .await;
-    }
-    if let Some(q) = &spec.amqp_queue {
-        let route = routes::event(q);
-        retry(shared, &format!("publish to {route}"), || {
-            core.bus.publish(&route, raw.clone())
-        })
-        .await;
-    }
-    if let Some(label) = event_type {
-        core.count(cid, label);
-        shared
-            .log
-            .info(Some(&event.user_message_id), format!("Event {label}"));
+        chosen
     }
 }
 
-/// Junebug's AMQP integration: what a Vumi application publishes to `Q.outbound` goes to
-/// the channel unchanged (replies on the realtime route), bypassing the API's checks.
-async fn forward_reply(core: &Core, shared: &ChannelShared, d: Delivery) {
-    let cid = &shared.id;
-    let Some(msg) = parse_or_drop(
-        shared,
-        &d,
-        "an item from amqp_queue that is not a Vumi user message",
-        Message::from_slice,
-    ) else {
-        d.ack();
-        return;
-    };
-    let route = if msg.in_reply_to.is_some() {
-        routes::outbound_realtime(cid)
-    } else {
-        routes::outbound(cid)
-    };
-    retry(shared, &format!("publish to {route}"), || {
-        core.bus.publish(&route, d.body.clone())
-    })
-    .await;
-    core.count(cid, "outbound");
-    shared
-        .log
-        .info(Some(&msg.message_id), "Outbound message from amqp_queue");
-    d.ack();
+/// The destinations changed: compile the rules again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+impl Handler<Reload> for Router {
+    type Result = ();
+    fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) {
+        self.compile();
+    }
 }
 
-/// Hands a webhook to `Delivery`, which saves it before answering; retried while the store
-/// is away, so the bus delivery is acknowledged only once the webhook is safe.
-async fn queue_webhook(core: &Core, shared: &ChannelShared, job: PostWebhook) {
-    retry(shared, "save the webhook", || {
-        let (job, delivery) = (job.clone(), core.delivery.clone());
-        async move {
-            match delivery.send(job).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    })
-    .await;
+/// Stops a router.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopRouter;
+
+impl Handler<StopRouter> for Router {
+    type Result = ();
+    fn handle(&mut self, _: StopRouter, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
 }

@@ -234,7 +234,16 @@ pub async fn logs(
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let shared = lookup(&state.core, &path)?;
-    let max = state.core.settings.log.max_logs;
+    log_view(&state.core, &shared.log, &req)
+}
+
+/// The newest `?n=` entries of a log (Junebug's `n`, at most `max_logs`).
+pub fn log_view(
+    core: &Core,
+    log: &crate::logs::ChannelLog,
+    req: &actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let max = core.settings.log.max_logs;
     let n_param = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "n")
         .map(|(_, v)| v.into_owned());
@@ -250,5 +259,5 @@ pub async fn logs(
             }
         },
     };
-    Ok(ok("logs retrieved", json!(shared.log.newest(n))))
+    Ok(ok("logs retrieved", json!(log.newest(n))))
 }

@@ -65,6 +65,18 @@ pub enum ApiError {
     InvalidChannelType(String),
     #[error("invalid channel config: {0}")]
     InvalidChannelConfig(String),
+    #[error("router {0} not found")]
+    RouterNotFound(String),
+    #[error("destination {1} of router {0} not found")]
+    DestinationNotFound(String, String),
+    #[error("invalid router type: {0}")]
+    InvalidRouterType(String),
+    #[error("invalid router config: {0}")]
+    InvalidRouterConfig(String),
+    #[error("invalid router destination config: {0}")]
+    InvalidDestinationConfig(String),
+    #[error("{0}")]
+    ConfigDefined(String),
     #[error("not found")]
     NoRoute,
     #[error("method not allowed")]
@@ -125,6 +137,42 @@ impl ApiError {
                 "invalid channel config",
                 err("InvalidChannelConfig", m),
             ),
+            ApiError::RouterNotFound(rid) => (
+                StatusCode::NOT_FOUND,
+                "router not found",
+                err(
+                    "RouterNotFound",
+                    &format!("Router with ID {rid} cannot be found"),
+                ),
+            ),
+            ApiError::DestinationNotFound(rid, did) => (
+                StatusCode::NOT_FOUND,
+                "destination not found",
+                err(
+                    "DestinationNotFound",
+                    &format!("Cannot find destination with ID {did} for router {rid}"),
+                ),
+            ),
+            ApiError::InvalidRouterType(m) => (
+                StatusCode::BAD_REQUEST,
+                "invalid router type",
+                err("InvalidRouterType", m),
+            ),
+            ApiError::InvalidRouterConfig(m) => (
+                StatusCode::BAD_REQUEST,
+                "invalid router config",
+                err("InvalidRouterConfig", m),
+            ),
+            ApiError::InvalidDestinationConfig(m) => (
+                StatusCode::BAD_REQUEST,
+                "invalid router destination config",
+                err("InvalidRouterDestinationConfig", m),
+            ),
+            ApiError::ConfigDefined(m) => (
+                StatusCode::FORBIDDEN,
+                "defined in the config file",
+                err("ConfigDefined", m),
+            ),
             ApiError::NoRoute => (
                 StatusCode::NOT_FOUND,
                 NOT_FOUND_TEXT,
@@ -180,9 +228,13 @@ impl ResponseError for ApiError {
 
 impl From<crate::actors::engine::EngineError> for ApiError {
     fn from(e: crate::actors::engine::EngineError) -> Self {
+        use crate::actors::engine::EngineError;
         match e {
-            crate::actors::engine::EngineError::NotFound => ApiError::ChannelNotFound,
-            crate::actors::engine::EngineError::Store(s) => ApiError::Store(s.to_string()),
+            EngineError::NotFound => ApiError::ChannelNotFound,
+            EngineError::RouterNotFound(r) => ApiError::RouterNotFound(r),
+            EngineError::DestinationNotFound(r, d) => ApiError::DestinationNotFound(r, d),
+            EngineError::ConfigDefined(_) => ApiError::ConfigDefined(e.to_string()),
+            EngineError::Store(s) => ApiError::Store(s.to_string()),
         }
     }
 }
@@ -240,5 +292,16 @@ impl actix_web::FromRequest for Body {
             }
             Ok(Body(buf.freeze()))
         })
+    }
+}
+
+impl From<crate::actors::router::RouterError> for ApiError {
+    fn from(e: crate::actors::router::RouterError) -> Self {
+        use crate::actors::router::RouterError;
+        match e {
+            RouterError::Type(m) => ApiError::InvalidRouterType(m),
+            RouterError::Config(m) => ApiError::InvalidRouterConfig(m),
+            RouterError::DestinationConfig(m) => ApiError::InvalidDestinationConfig(m),
+        }
     }
 }

@@ -32,6 +32,39 @@ pub async fn send(
             "This channel has no \"mo_url\" or \"amqp_queue\"".into(),
         ));
     }
+    let target = Target {
+        replies_from: cid.clone(),
+        character_limit: spec.character_limit,
+        extras: Map::new(),
+        also_under: None,
+        cid,
+    };
+    let view = submit(core, &target, request).await?;
+    Ok(created("message submitted", view))
+}
+
+/// Where a send goes, and whose records it reads and writes.
+pub struct Target {
+    /// The channel it goes out on.
+    pub cid: String,
+    /// Whose inbound records `reply_to` is looked up in (the channel, or a destination).
+    pub replies_from: String,
+    pub character_limit: Option<u64>,
+    /// Added to the outbound record (a destination send: its router and destination).
+    pub extras: Map<String, Value>,
+    /// A second id the message object is stored under (Junebug: the destination's).
+    pub also_under: Option<String>,
+}
+
+/// Checks and queues one message (a validated send request) for `target`: the message
+/// object (§2.2) once the bus has confirmed it.
+pub async fn submit(
+    core: &crate::actors::Core,
+    target: &Target,
+    request: Value,
+) -> Result<Value, ApiError> {
+    let cid = &target.cid;
+    let spec = core.channel(cid).ok_or(ApiError::ChannelNotFound)?.spec();
     let req = request.as_object().cloned().unwrap_or_default();
     let text = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
     let (to, reply_to) = (text("to"), text("reply_to"));
@@ -49,7 +82,7 @@ pub async fn send(
     let explicit_session = session_event(channel_data.remove("session_event").as_ref());
 
     let original = match &reply_to {
-        Some(rid) => match core.store.load_inbound(&cid, rid).await? {
+        Some(rid) => match core.store.load_inbound(&target.replies_from, rid).await? {
             Some(m) => Some(m),
             None if core.settings.channel_defaults.allow_expired_replies && to.is_some() => None,
             None => {
@@ -83,7 +116,7 @@ pub async fn send(
     if let Some(c) = continue_session {
         msg.extra.insert("continue_session".into(), c);
     }
-    if let (Some(limit), Some(content)) = (spec.character_limit, &msg.content) {
+    if let (Some(limit), Some(content)) = (target.character_limit, &msg.content) {
         let length = content.chars().count() as u64;
         if length > limit {
             return Err(ApiError::MessageTooLong(format!(
@@ -92,7 +125,12 @@ pub async fn send(
             )));
         }
     }
-    let view = msg.api_view(&cid);
+    let view = msg.api_view(cid);
+    if let Some(did) = &target.also_under {
+        core.store
+            .save_outbound(did, &msg.message_id, &view)
+            .await?;
+    }
     // The outbound record: the request merged with the message object, so it keeps
     // event_url, event_auth_token and priority for the events that follow.
     let mut record = req.clone();
@@ -101,17 +139,20 @@ pub async fn send(
             record.insert(k.clone(), val.clone());
         }
     }
+    for (k, val) in &target.extras {
+        record.insert(k.clone(), val.clone());
+    }
     core.store
-        .save_outbound(&cid, &msg.message_id, &Value::Object(record))
+        .save_outbound(cid, &msg.message_id, &Value::Object(record))
         .await?;
     let realtime = match req.get("priority").and_then(Value::as_str) {
         Some(p) => p.eq_ignore_ascii_case("realtime"),
         None => is_reply,
     };
     let route = if realtime {
-        routes::outbound_realtime(&cid)
+        routes::outbound_realtime(cid)
     } else {
-        routes::outbound(&cid)
+        routes::outbound(cid)
     };
     core.bus
         .publish(&route, msg.to_bytes())
@@ -120,8 +161,8 @@ pub async fn send(
             BusError::QueueFull(_) => ApiError::QueueFull(e.to_string()),
             BusError::Unavailable(_) => ApiError::BusUnavailable(e.to_string()),
         })?;
-    core.count(&cid, "outbound");
-    Ok(created("message submitted", view))
+    core.count(cid, "outbound");
+    Ok(view)
 }
 
 pub async fn status(
@@ -130,20 +171,31 @@ pub async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let (cid, mid) = path.into_inner();
     state.core.channel(&cid).ok_or(ApiError::ChannelNotFound)?;
-    let mut events = state.core.store.load_events(&cid, &mid).await?;
-    events.retain(|e| e.api_event_type().is_some());
-    events.sort_by_key(|a| a.timestamp);
-    let views: Vec<Value> = events.iter().map(|e| e.api_view(&cid)).collect();
-    let last = events.last();
     Ok(ok(
         "message status",
-        json!({
-            "id": mid,
-            "last_event_type": last.and_then(|e| e.api_event_type()),
-            "last_event_timestamp": last.map(|e| e.timestamp),
-            "events": views,
-        }),
+        status_view(&state.core, &cid, &cid, &mid).await?,
     ))
+}
+
+/// A message's status object (§2.4) from the events stored under `owner` (a channel or a
+/// destination) of a message sent on channel `cid`.
+pub async fn status_view(
+    core: &crate::actors::Core,
+    owner: &str,
+    cid: &str,
+    mid: &str,
+) -> Result<Value, ApiError> {
+    let mut events = core.store.load_events(owner, mid).await?;
+    events.retain(|e| e.api_event_type().is_some());
+    events.sort_by_key(|a| a.timestamp);
+    let views: Vec<Value> = events.iter().map(|e| e.api_view(cid)).collect();
+    let last = events.last();
+    Ok(json!({
+        "id": mid,
+        "last_event_type": last.and_then(|e| e.api_event_type()),
+        "last_event_timestamp": last.map(|e| e.timestamp),
+        "events": views,
+    }))
 }
 
 /// `DELETE /channels/{id}/messages/`: cancels every message still queued on the channel.

@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod envelope;
 pub mod messages;
+pub mod routers;
 
 use crate::actors::Core;
 use crate::actors::engine::Engine;
@@ -112,6 +113,55 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/channels/{id}/messages/{mid}")
             .route(web::get().to(messages::status))
+            .default_service(na()),
+    )
+    .service(
+        web::resource(["/routers", "/routers/"])
+            .route(web::get().to(routers::list))
+            .route(web::post().to(routers::create))
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/routers/{rid}")
+            .route(web::get().to(routers::get))
+            .route(web::put().to(routers::replace))
+            .route(web::patch().to(routers::replace))
+            .route(web::delete().to(routers::delete))
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/routers/{rid}/logs")
+            .route(web::get().to(routers::logs))
+            .default_service(na()),
+    )
+    .service(
+        web::resource([
+            "/routers/{rid}/destinations",
+            "/routers/{rid}/destinations/",
+        ])
+        .route(web::get().to(routers::list_destinations))
+        .route(web::post().to(routers::create_destination))
+        .default_service(na()),
+    )
+    .service(
+        web::resource("/routers/{rid}/destinations/{did}")
+            .route(web::get().to(routers::get_destination))
+            .route(web::put().to(routers::replace_destination))
+            .route(web::patch().to(routers::replace_destination))
+            .route(web::delete().to(routers::delete_destination))
+            .default_service(na()),
+    )
+    .service(
+        web::resource([
+            "/routers/{rid}/destinations/{did}/messages/",
+            "/routers/{rid}/destinations/{did}/messages",
+        ])
+        .route(web::post().to(routers::send))
+        .default_service(na()),
+    )
+    .service(
+        web::resource("/routers/{rid}/destinations/{did}/messages/{mid}")
+            .route(web::get().to(routers::status))
             .default_service(na()),
     )
     .service(

@@ -1,0 +1,305 @@
+//! Routers and their destinations (§1.2 rows 10-24, §2.7, §3.8), with DESIGN.md's fixes:
+//! the destination's `mo_url_token` is really sent, `default` destinations work, events of
+//! destination sends reach their `event_url`, and a router's destinations go with it.
+
+use super::State;
+use super::channels::log_view;
+use super::envelope::{ApiError, Body, created, ok, parse_json};
+use super::messages::{Target, status_view, submit};
+use crate::actors::engine::{DeleteDestination, DeleteRouter, PutDestination, PutRouter};
+use crate::actors::router::{RouterShared, check_destination, check_router};
+use crate::api_schema;
+use crate::redact;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+fn lookup(state: &State, rid: &str) -> Result<Arc<RouterShared>, ApiError> {
+    state
+        .core
+        .router(rid)
+        .ok_or_else(|| ApiError::RouterNotFound(rid.to_string()))
+}
+
+fn destination(router: &RouterShared, did: &str) -> Result<Value, ApiError> {
+    router
+        .destination(did)
+        .ok_or_else(|| ApiError::DestinationNotFound(router.id.clone(), did.to_string()))
+}
+
+fn checked(
+    body: &[u8],
+    check: impl Fn(&Value) -> Vec<api_schema::SchemaError>,
+) -> Result<Value, ApiError> {
+    let value = parse_json(body)?;
+    let errors = check(&value);
+    if !errors.is_empty() {
+        return Err(ApiError::Schema(errors));
+    }
+    Ok(value)
+}
+
+/// The keys of a router definition, from a request body.
+fn router_def(body: &Value) -> Value {
+    let mut def = Map::new();
+    for k in ["type", "config", "label", "metadata"] {
+        if let Some(v) = body.get(k) {
+            def.insert(k.into(), v.clone());
+        }
+    }
+    Value::Object(def)
+}
+
+async fn put_router(state: &State, id: Option<String>, def: Value) -> Result<Value, ApiError> {
+    let kind = def.get("type").and_then(Value::as_str).unwrap_or_default();
+    let config = def.get("config").cloned().unwrap_or(Value::Null);
+    check_router(&state.core, id.as_deref(), kind, &config)?;
+    // A changed type may not suit the destinations it has.
+    if let Some(router) = id.as_deref().and_then(|r| state.core.router(r)) {
+        for dest in router.destinations.read().values() {
+            check_destination(kind, dest.get("config").unwrap_or(&Value::Null))?;
+        }
+    }
+    let shared = state
+        .engine
+        .send(PutRouter {
+            id,
+            def,
+            destinations: None,
+            from_config: false,
+        })
+        .await??;
+    Ok(shared.view())
+}
+
+pub async fn list(state: web::Data<State>) -> HttpResponse {
+    let ids: Vec<String> = state.core.routers.read().keys().cloned().collect();
+    ok("routers retrieved", json!(ids))
+}
+
+pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpResponse, ApiError> {
+    let body = checked(&body, |v| api_schema::validate_router(v, true))?;
+    let view = put_router(&state, None, router_def(&body)).await?;
+    Ok(created("router created", view))
+}
+
+pub async fn get(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok("router found", lookup(&state, &path)?.view()))
+}
+
+/// PUT replaces type, config, label and metadata; PATCH merges what it is given.
+pub async fn replace(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    Body(body): Body,
+) -> Result<HttpResponse, ApiError> {
+    let full = req.method() == actix_web::http::Method::PUT;
+    let body = checked(&body, |v| api_schema::validate_router(v, full))?;
+    let router = lookup(&state, &path)?;
+    let mut def = if full {
+        Map::new()
+    } else {
+        router.def.read().as_object().cloned().unwrap_or_default()
+    };
+    if let Value::Object(given) = router_def(&body) {
+        def.extend(given);
+    }
+    def.remove("id");
+    let view = put_router(&state, Some(router.id.clone()), Value::Object(def)).await?;
+    Ok(ok("router updated", view))
+}
+
+pub async fn delete(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.engine.send(DeleteRouter(path.into_inner())).await??;
+    Ok(ok("router deleted", json!({})))
+}
+
+pub async fn logs(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let router = lookup(&state, &path)?;
+    log_view(&state.core, &router.log, &req)
+}
+
+pub async fn list_destinations(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let router = lookup(&state, &path)?;
+    let ids: Vec<String> = router.destinations.read().keys().cloned().collect();
+    Ok(ok("destinations retrieved", json!(ids)))
+}
+
+async fn put_destination(
+    state: &State,
+    router: &RouterShared,
+    did: Option<String>,
+    dest: Value,
+) -> Result<Value, ApiError> {
+    check_destination(&router.kind(), dest.get("config").unwrap_or(&Value::Null))?;
+    if let Some(app) = dest.get("application").and_then(Value::as_str)
+        && !crate::actors::application::NAMES.contains(&app)
+    {
+        return Err(ApiError::InvalidDestinationConfig(format!(
+            "Unknown application {app:?}, must be one of: {}",
+            crate::actors::application::NAMES.join(", ")
+        )));
+    }
+    let saved = state
+        .engine
+        .send(PutDestination {
+            rid: router.id.clone(),
+            did,
+            dest,
+        })
+        .await??;
+    Ok(redact::channel(&saved))
+}
+
+pub async fn create_destination(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    Body(body): Body,
+) -> Result<HttpResponse, ApiError> {
+    let body = checked(&body, |v| api_schema::validate_destination(v, true))?;
+    let router = lookup(&state, &path)?;
+    let view = put_destination(&state, &router, None, body).await?;
+    Ok(created("destination created", view))
+}
+
+pub async fn get_destination(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (rid, did) = path.into_inner();
+    let router = lookup(&state, &rid)?;
+    Ok(ok(
+        "destination found",
+        redact::channel(&destination(&router, &did)?),
+    ))
+}
+
+pub async fn replace_destination(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    Body(body): Body,
+) -> Result<HttpResponse, ApiError> {
+    let full = req.method() == actix_web::http::Method::PUT;
+    let body = checked(&body, |v| api_schema::validate_destination(v, full))?;
+    let (rid, did) = path.into_inner();
+    let router = lookup(&state, &rid)?;
+    let mut dest = if full {
+        Map::new()
+    } else {
+        destination(&router, &did)?
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    };
+    if !full || router.destination(&did).is_some() {
+        if let Value::Object(given) = body {
+            dest.extend(given);
+        }
+    } else {
+        return Err(ApiError::DestinationNotFound(rid, did));
+    }
+    dest.remove("id");
+    let view = put_destination(&state, &router, Some(did), Value::Object(dest)).await?;
+    Ok(ok("destination updated", view))
+}
+
+pub async fn delete_destination(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (rid, did) = path.into_inner();
+    state.engine.send(DeleteDestination { rid, did }).await??;
+    Ok(ok("destination deleted", json!({})))
+}
+
+/// `POST /routers/{rid}/destinations/{did}/messages/`: sends on the router's channel (for
+/// `channel_to_channel`, a reply goes out on its `reply_channel`), with the destination's
+/// character limit; the events come back to the destination.
+pub async fn send(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+    Body(body): Body,
+) -> Result<HttpResponse, ApiError> {
+    let core = &state.core;
+    let mut request = checked(&body, api_schema::validate_message)?;
+    let (rid, did) = path.into_inner();
+    let router = lookup(&state, &rid)?;
+    let dest = destination(&router, &did)?;
+    let mut extras = Map::new();
+    extras.insert("router_id".into(), json!(rid));
+    extras.insert("destination_id".into(), json!(did));
+    let target = |cid: String| Target {
+        cid,
+        replies_from: did.clone(),
+        character_limit: dest.get("character_limit").and_then(Value::as_u64),
+        extras: extras.clone(),
+        also_under: Some(did.clone()),
+    };
+    let reply_to = request
+        .get("reply_to")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if router.kind() == "channel_to_channel"
+        && let Some(reply_to) = reply_to
+    {
+        // Answered on the other channel: a new message to the user who wrote.
+        let original = core
+            .store
+            .load_inbound(&did, &reply_to)
+            .await?
+            .ok_or_else(|| {
+                ApiError::MessageNotFound(format!("Inbound message with id {reply_to} not found"))
+            })?;
+        if let Value::Object(m) = &mut request {
+            m.remove("reply_to");
+            if !m.contains_key("to") {
+                m.insert("to".into(), json!(original.from_addr));
+            }
+        }
+        let view = submit(core, &target(router.reply_channel()), request).await?;
+        let close_text = router
+            .def
+            .read()
+            .pointer("/config/session_close_text")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(text) = close_text
+            && original.session_event.is_some()
+        {
+            let close = json!({"reply_to": reply_to, "content": text,
+                               "channel_data": {"continue_session": false}});
+            submit(core, &target(router.channel()), close).await?;
+        }
+        return Ok(created("message submitted", view));
+    }
+    let view = submit(core, &target(router.channel()), request).await?;
+    Ok(created("message submitted", view))
+}
+
+pub async fn status(
+    state: web::Data<State>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (rid, did, mid) = path.into_inner();
+    let router = lookup(&state, &rid)?;
+    destination(&router, &did)?;
+    Ok(ok(
+        "message status",
+        status_view(&state.core, &did, &router.channel(), &mid).await?,
+    ))
+}
