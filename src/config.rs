@@ -197,6 +197,8 @@ pub struct Settings {
     /// Routers started at boot: `id`, the API's router body, and `destinations` (each the
     /// API's destination body plus an `id`). They cannot be changed through the API.
     pub routers: Vec<Value>,
+    /// Applications channels and destinations can name: `name`, `type`, `config`.
+    pub applications: Vec<Value>,
 }
 
 /// The problems found in a config file, one line each.
@@ -223,6 +225,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "channels",
     "routers",
+    "applications",
 ];
 
 impl Settings {
@@ -289,6 +292,7 @@ impl Settings {
         settings.log = section(&top, "log", &mut problems);
         settings.channels = section(&top, "channels", &mut problems);
         settings.routers = section(&top, "routers", &mut problems);
+        settings.applications = section(&top, "applications", &mut problems);
 
         if settings.server.username.is_some() != settings.server.password.is_some() {
             problems.push("[server] username and password must be set together".into());
@@ -353,6 +357,34 @@ impl Settings {
             }
         }
         check_routers(&settings.routers, &mut problems);
+        let mut app_names = std::collections::HashSet::new();
+        for (i, app) in settings.applications.iter().enumerate() {
+            let at = format!("[[applications]] #{}", i + 1);
+            for p in crate::actors::application::check_entry(app) {
+                problems.push(format!("{at}: {p}"));
+            }
+            if let Some(name) = app.get("name").and_then(Value::as_str)
+                && !app_names.insert(name.to_string())
+            {
+                problems.push(format!("{at}: name {name:?} is used twice"));
+            }
+        }
+        // What channels and router destinations name must exist.
+        let named = settings.channels.iter().map(|c| ("[[channels]]", c)).chain(
+            settings
+                .routers
+                .iter()
+                .filter_map(|r| r.get("destinations").and_then(Value::as_array))
+                .flatten()
+                .map(|d| ("[[routers.destinations]]", d)),
+        );
+        for (at, entry) in named {
+            if let Some(name) = entry.get("application").and_then(Value::as_str)
+                && let Err(e) = crate::actors::application::check_name(&settings, name)
+            {
+                problems.push(format!("{at}: {e}"));
+            }
+        }
         if problems.is_empty() {
             Ok(settings)
         } else {

@@ -281,59 +281,10 @@ async fn a_vumi_application_worker_talks_to_a_channel_over_amqp() {
         .create(json!({"type": "telnet", "amqp_queue": q,
                        "config": {"twisted_endpoint": format!("tcp:{port}"), "to_addr": "*99#"}}))
         .await;
-
-    // The "application worker": a plain AMQP client speaking raw Vumi JSON.
-    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let mut consumers = HashMap::new();
-    for kind in ["inbound", "event"] {
-        let name = format!("{q}.{kind}");
-        ch.queue_declare(
-            name.as_str().into(),
-            QueueDeclareOptions::durable(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        ch.queue_bind(
-            name.as_str().into(),
-            "vumi".into(),
-            name.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        let c = ch
-            .basic_consume(
-                name.as_str().into(),
-                format!("test-{kind}").into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        consumers.insert(kind, c);
-    }
+    let mut worker = VumiWorker::connect(&q).await;
     let mut user = User::connect(port).await;
     user.say("hi app").await;
-    let inbound = consumers.get_mut("inbound").unwrap();
-    let msg = loop {
-        let d = tokio::time::timeout(WAIT, inbound.next())
-            .await
-            .expect("inbound on Q.inbound")
-            .unwrap()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&d.data).unwrap();
-        if v["content"] == "hi app" {
-            break v;
-        }
-    };
+    let msg = worker.next("inbound", |v| v["content"] == "hi app").await;
     for key in [
         "message_version",
         "message_type",
@@ -356,42 +307,15 @@ async fn a_vumi_application_worker_talks_to_a_channel_over_amqp() {
     assert_eq!(msg["transport_name"], json!(cid));
     assert_eq!(msg["to_addr"], "*99#");
     assert_eq!(msg["session_event"], "resume");
-
-    // The reply a Vumi worker builds, published the way Vumi publishes.
-    let reply_id = hornbill::message::new_id();
-    let reply = json!({
-        "message_version": "20110921", "message_type": "user_message", "message_id": reply_id,
-        "timestamp": "2026-01-01 00:00:00.000000", "to_addr": msg["from_addr"], "from_addr": msg["to_addr"],
-        "in_reply_to": msg["message_id"], "session_event": null, "content": "hello from vumi",
-        "transport_name": q, "transport_type": "telnet", "transport_metadata": {}, "helper_metadata": {},
-        "routing_metadata": {}, "group": null, "provider": null,
-    });
-    ch.basic_publish(
-        "vumi".into(),
-        format!("{q}.outbound").as_str().into(),
-        BasicPublishOptions::default(),
-        reply.to_string().as_bytes(),
-        lapin::BasicProperties::default().with_delivery_mode(2),
-    )
-    .await
-    .unwrap();
+    let reply_id = worker.reply(&msg, "hello from vumi").await;
     user.wait_line("hello from vumi").await;
-    let events = consumers.get_mut("event").unwrap();
-    let ack = loop {
-        let d = tokio::time::timeout(WAIT, events.next())
-            .await
-            .expect("ack on Q.event")
-            .unwrap()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&d.data).unwrap();
-        if v["user_message_id"] == json!(reply_id) {
-            break v;
-        }
-    };
+    let ack = worker
+        .next("event", |v| v["user_message_id"] == json!(reply_id))
+        .await;
     assert_eq!(ack["event_type"], "ack");
     assert_eq!(ack["message_type"], "event");
     assert!(ack["event_id"].as_str().unwrap().len() == 32);
-    let _ = conn.close(200, "bye".into()).await;
+    worker.close().await;
     drop(server);
     let mut queues = channel_queues(&cid);
     queues.extend(
@@ -400,6 +324,172 @@ async fn a_vumi_application_worker_talks_to_a_channel_over_amqp() {
             .map(|k| format!("{q}.{k}")),
     );
     cleanup(&prefix, &queues).await;
+}
+
+#[tokio::test]
+async fn a_vumi_worker_behind_a_router_destination_talks_over_amqp() {
+    let prefix = prefix();
+    let q = format!("vumidest_{}", &hornbill::message::new_id()[..8]);
+    let server = Server::start(&durable(&prefix, None));
+    let api = server.api();
+    let port = free_port();
+    let cid = api
+        .create(json!({"type": "telnet",
+                       "config": {"twisted_endpoint": format!("tcp:{port}"), "to_addr": "*99#"}}))
+        .await;
+    let rid = api
+        .post(
+            "/routers/",
+            json!({"type": "from_address", "config": {"channel": cid}}),
+        )
+        .await
+        .ok(201, "router created")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let did = api
+        .post(
+            &format!("/routers/{rid}/destinations/"),
+            json!({"config": {"regular_expression": "99"}, "amqp_queue": q}),
+        )
+        .await
+        .ok(201, "destination created")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut worker = VumiWorker::connect(&q).await;
+    let mut user = User::connect(port).await;
+    user.say("hi destination").await;
+    let msg = worker
+        .next("inbound", |v| v["content"] == "hi destination")
+        .await;
+    let reply_id = worker.reply(&msg, "hello from behind the router").await;
+    user.wait_line("hello from behind the router").await;
+    let ack = worker
+        .next("event", |v| v["user_message_id"] == json!(reply_id))
+        .await;
+    assert_eq!(ack["event_type"], "ack");
+    // The reply's events are the destination's too.
+    let status = eventually("the ack under the destination", || async {
+        let s = api
+            .get(&format!(
+                "/routers/{rid}/destinations/{did}/messages/{reply_id}"
+            ))
+            .await
+            .ok(200, "message status");
+        (s["last_event_type"] == "submitted").then_some(s)
+    })
+    .await;
+    assert_eq!(status["events"][0]["channel_id"], json!(cid));
+    worker.close().await;
+    drop(server);
+    let mut queues = channel_queues(&cid);
+    queues.extend(
+        ["inbound", "event", "outbound"]
+            .iter()
+            .map(|k| format!("{q}.{k}")),
+    );
+    cleanup(&prefix, &queues).await;
+}
+
+/// A Vumi application worker as a plain AMQP client speaking raw Vumi JSON on `Q.inbound`,
+/// `Q.event` and `Q.outbound`.
+struct VumiWorker {
+    q: String,
+    conn: lapin::Connection,
+    ch: lapin::Channel,
+    consumers: HashMap<&'static str, lapin::Consumer>,
+}
+
+impl VumiWorker {
+    async fn connect(q: &str) -> VumiWorker {
+        let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let mut consumers = HashMap::new();
+        for kind in ["inbound", "event"] {
+            let name = format!("{q}.{kind}");
+            ch.queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+            ch.queue_bind(
+                name.as_str().into(),
+                "vumi".into(),
+                name.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+            let c = ch
+                .basic_consume(
+                    name.as_str().into(),
+                    format!("test-{kind}").into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            consumers.insert(kind, c);
+        }
+        VumiWorker {
+            q: q.to_string(),
+            conn,
+            ch,
+            consumers,
+        }
+    }
+
+    /// The next item on `Q.<kind>` that satisfies `pred`.
+    async fn next(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let consumer = self.consumers.get_mut(kind).unwrap();
+        loop {
+            let d = tokio::time::timeout(WAIT, consumer.next())
+                .await
+                .unwrap_or_else(|_| panic!("nothing on {kind}"))
+                .unwrap()
+                .unwrap();
+            let v: Value = serde_json::from_slice(&d.data).unwrap();
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Publishes the reply a Vumi worker builds, the way Vumi publishes; its message id.
+    async fn reply(&self, msg: &Value, content: &str) -> String {
+        let reply_id = hornbill::message::new_id();
+        let reply = json!({
+            "message_version": "20110921", "message_type": "user_message", "message_id": reply_id,
+            "timestamp": "2026-01-01 00:00:00.000000", "to_addr": msg["from_addr"], "from_addr": msg["to_addr"],
+            "in_reply_to": msg["message_id"], "session_event": null, "content": content,
+            "transport_name": self.q, "transport_type": "telnet", "transport_metadata": {}, "helper_metadata": {},
+            "routing_metadata": {}, "group": null, "provider": null,
+        });
+        self.ch
+            .basic_publish(
+                "vumi".into(),
+                format!("{}.outbound", self.q).as_str().into(),
+                BasicPublishOptions::default(),
+                reply.to_string().as_bytes(),
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap();
+        reply_id
+    }
+
+    async fn close(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

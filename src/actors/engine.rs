@@ -305,7 +305,7 @@ impl Handler<PutRouter> for Engine {
                     actor: RwLock::new(None),
                     apps: Default::default(),
                 });
-                *shared.actor.write() = Some(Router::new(shared.clone()).start());
+                *shared.actor.write() = Some(Router::new(act.core.clone(), shared.clone()).start());
                 act.core.routers.write().insert(id, shared.clone());
                 shared
                     .log

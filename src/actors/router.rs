@@ -18,9 +18,11 @@
 
 use super::Core;
 use super::application::Application;
+use crate::bus::Delivery;
 use crate::logs::ChannelLog;
 use crate::message::{Message, SessionEvent};
 use actix::prelude::*;
+use futures::StreamExt;
 use parking_lot::RwLock;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -239,25 +241,80 @@ struct Rule {
 }
 
 /// The router actor: holds the compiled rules and the routing state (round robin, sticky
-/// sessions) and answers `Route`.
+/// sessions), answers `Route`, and consumes `Q.outbound` of destinations with an
+/// `amqp_queue` (a Vumi application's replies), sending them on the router's channel.
 pub struct Router {
+    core: Arc<Core>,
     shared: Arc<RouterShared>,
     rules: Vec<Rule>,
     next: usize,
     /// USSD sessions (by user address) and the destination that has them.
     sticky: HashMap<String, String>,
+    /// Consumed `amqp_queue`s and the stream reading each.
+    queues: HashMap<String, SpawnHandle>,
 }
 
 impl Router {
-    pub fn new(shared: Arc<RouterShared>) -> Router {
+    pub fn new(core: Arc<Core>, shared: Arc<RouterShared>) -> Router {
         let mut r = Router {
+            core,
             shared,
             rules: vec![],
             next: 0,
             sticky: HashMap::new(),
+            queues: HashMap::new(),
         };
         r.compile();
         r
+    }
+
+    /// Consumes the `Q.outbound` of every destination's `amqp_queue`, and no other.
+    fn sync_queues(&mut self, ctx: &mut Context<Self>) {
+        let wanted: HashMap<String, String> = self
+            .shared
+            .destinations
+            .read()
+            .iter()
+            .filter_map(|(did, d)| {
+                let q = d.get("amqp_queue").and_then(Value::as_str)?;
+                Some((q.to_string(), did.clone()))
+            })
+            .collect();
+        let gone: Vec<String> = self
+            .queues
+            .keys()
+            .filter(|q| !wanted.contains_key(*q))
+            .cloned()
+            .collect();
+        for q in gone {
+            if let Some(h) = self.queues.remove(&q) {
+                ctx.cancel_future(h);
+            }
+        }
+        for (q, did) in wanted {
+            if self.queues.contains_key(&q) {
+                continue;
+            }
+            let bus = self.core.bus.clone();
+            let route = crate::bus::routes::outbound(&q);
+            let name = q.clone();
+            let handle = ctx.spawn(
+                async move { bus.consume(&route, 20).await }
+                    .into_actor(self)
+                    .map(move |res, act, ctx| match res {
+                        Ok(stream) => {
+                            let h = ctx.add_stream(stream.map(move |d| (did.clone(), d)));
+                            act.queues.insert(name, h);
+                        }
+                        Err(e) => act.shared.log.log(
+                            crate::logs::ERROR,
+                            None,
+                            format!("Cannot consume {name}.outbound: {e}"),
+                        ),
+                    }),
+            );
+            self.queues.insert(q, handle);
+        }
     }
 
     fn compile(&mut self) {
@@ -363,6 +420,65 @@ impl Router {
 
 impl Actor for Router {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sync_queues(ctx);
+    }
+}
+
+/// A Vumi application's reply for a destination (from its `Q.outbound`): sent on the
+/// router's channel (its reply channel for `channel_to_channel`) as it is, its events coming
+/// back to the destination.
+impl StreamHandler<(String, Delivery)> for Router {
+    fn handle(&mut self, (did, d): (String, Delivery), ctx: &mut Context<Self>) {
+        let core = self.core.clone();
+        let shared = self.shared.clone();
+        ctx.spawn(
+            async move {
+                let msg = match Message::from_slice(&d.body) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        shared.log.log(
+                            crate::logs::ERROR,
+                            None,
+                            format!("Dropping an item from amqp_queue that is not a Vumi user message: {e}"),
+                        );
+                        d.ack();
+                        return;
+                    }
+                };
+                let cid = shared.reply_channel();
+                let record = serde_json::json!({"to": msg.to_addr, "from": msg.from_addr,
+                    "router_id": shared.id, "destination_id": did});
+                let route = if msg.in_reply_to.is_some() {
+                    crate::bus::routes::outbound_realtime(&cid)
+                } else {
+                    crate::bus::routes::outbound(&cid)
+                };
+                let sent = async {
+                    core.store.save_outbound(&did, &msg.message_id, &msg.api_view(&cid)).await.map_err(|e| e.to_string())?;
+                    core.store.save_outbound(&cid, &msg.message_id, &record).await.map_err(|e| e.to_string())?;
+                    core.bus.publish(&route, d.body.clone()).await.map_err(|e| e.to_string())
+                }
+                .await;
+                match sent {
+                    Ok(()) => {
+                        core.count(&cid, "outbound");
+                        shared.log.info(Some(&msg.message_id), format!("Outbound message from destination {did}"));
+                        d.ack();
+                    }
+                    Err(e) => {
+                        shared.log.warn(Some(&msg.message_id), format!("Reply from destination {did} not sent yet: {e}"));
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        d.requeue();
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 /// Which destinations get this inbound message.
@@ -402,8 +518,9 @@ pub struct Reload;
 
 impl Handler<Reload> for Router {
     type Result = ();
-    fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
         self.compile();
+        self.sync_queues(ctx);
     }
 }
 

@@ -110,23 +110,20 @@ pub fn check_type(core: &Core, kind: &str, config: &Value) -> Result<(), ApiErro
     })
 }
 
-/// Checks the destinations a channel names: hornbill's `application` key, and
+/// Checks the destinations a channel (or a router destination) names: hornbill's `application` key, and
 /// `amqp_queue`, which only means something on the RabbitMQ bus (on the embedded bus no
 /// Vumi worker could ever read it, and its queue would grow without end).
-fn check_destinations(core: &Core, props: &Map<String, Value>) -> Result<(), ApiError> {
+pub fn check_destinations(core: &Core, props: &Map<String, Value>) -> Result<(), ApiError> {
     if props.get("amqp_queue").is_some_and(Value::is_string) && core.bus.kind() != "amqp" {
         return Err(ApiError::Usage(
             "\"amqp_queue\" needs the RabbitMQ bus ([bus] kind = \"amqp\")".into(),
         ));
     }
     match props.get("application").and_then(Value::as_str) {
-        Some(name) if !crate::actors::application::NAMES.contains(&name) => {
-            Err(ApiError::Usage(format!(
-                "Unknown application {name:?}, must be one of: {}",
-                crate::actors::application::NAMES.join(", ")
-            )))
+        Some(name) => {
+            crate::actors::application::check_name(&core.settings, name).map_err(ApiError::Usage)
         }
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

@@ -146,14 +146,7 @@ async fn put_destination(
     dest: Value,
 ) -> Result<Value, ApiError> {
     check_destination(&router.kind(), dest.get("config").unwrap_or(&Value::Null))?;
-    if let Some(app) = dest.get("application").and_then(Value::as_str)
-        && !crate::actors::application::NAMES.contains(&app)
-    {
-        return Err(ApiError::InvalidDestinationConfig(format!(
-            "Unknown application {app:?}, must be one of: {}",
-            crate::actors::application::NAMES.join(", ")
-        )));
-    }
+    super::channels::check_destinations(&state.core, dest.as_object().unwrap_or(&Map::new()))?;
     let saved = state
         .engine
         .send(PutDestination {
