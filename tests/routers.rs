@@ -342,6 +342,21 @@ async fn from_address_routes_by_the_channels_address_with_a_default_and_token_au
     })
     .await;
     assert_eq!(status["events"][0]["channel_id"], json!(cid));
+    // The destination's character limit, not the channel's.
+    let short = destination(
+        &api,
+        &rid,
+        json!({"config": {"regular_expression": "^nothing$"}, "character_limit": 5}),
+    )
+    .await;
+    let e = api
+        .post(
+            &format!("/routers/{rid}/destinations/{short}/messages/"),
+            json!({"to": user.address, "content": "too long"}),
+        )
+        .await
+        .error(400, "Bad Request", "message too long");
+    assert_eq!(e[0]["type"], "MessageTooLong");
     // A reply to a message the destination never got is refused.
     api.post(
         &format!("/routers/{rid}/destinations/{fallback}/messages/"),
