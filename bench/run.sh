@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# HTTP API benchmark: accepted and end-to-end msg/s, accept latency (saturated, and paced
-# at 1,000 msg/s), peak RSS. Builds the release binary first.
-#   bench/run.sh              # embedded default: in-memory bus and store
-#   bench/run.sh amqp         # RabbitMQ bus + Redis store, beside the broker's raw ceiling
+# Benchmarks (release build first).
+#   bench/run.sh              # HTTP API, embedded default: accepted and end-to-end msg/s,
+#                             # accept latency (saturated and paced at 1,000 msg/s), peak RSS
+#   bench/run.sh amqp         # the same on RabbitMQ + Redis, beside the broker's raw ceiling
+#   bench/run.sh smpp         # HTTP -> submit_sm -> submitted event through the SMSC
+#                             # simulator (SMSC_RECORD=0), beside the simulator's own ceiling
 #   BENCH_TOTAL=200000 BENCH_CLIENTS=128 bench/run.sh
+#   BENCH_RECEIPTS=1 bench/run.sh smpp   # with delivery receipts too
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-memory}" = amqp ]; then
-  ../shared/services/start
-fi
-BENCH_MODE="${1:-memory}" cargo bench --bench api
+case "${1:-memory}" in
+  amqp)
+    ../shared/services/start
+    BENCH_MODE=amqp cargo bench --bench api ;;
+  smpp)
+    cargo bench --bench smpp ;;
+  *)
+    BENCH_MODE=memory cargo bench --bench api ;;
+esac

@@ -157,7 +157,22 @@ pub struct Delivery {
     settings: WebhookSettings,
     limits: HashMap<String, Arc<Semaphore>>,
     store: Arc<dyn crate::store::Store>,
+    /// Callback URLs already taken apart (most traffic goes to a few).
+    targets: HashMap<String, Arc<Target>>,
 }
+
+/// A callback URL taken apart: where to POST, its credentials, how it is shown in logs,
+/// and its destination's concurrency limit.
+struct Target {
+    url: url::Url,
+    user: String,
+    password: Option<String>,
+    shown: String,
+    limit: Arc<Semaphore>,
+}
+
+/// How many distinct callback URLs are kept taken apart.
+const TARGET_CACHE: usize = 4096;
 
 impl Delivery {
     pub fn new(settings: WebhookSettings, store: Arc<dyn crate::store::Store>) -> Self {
@@ -171,7 +186,41 @@ impl Delivery {
             settings,
             limits: HashMap::new(),
             store,
+            targets: HashMap::new(),
         }
+    }
+
+    /// `raw` taken apart, or why it cannot be posted to.
+    fn target(&mut self, raw: &str) -> Result<Arc<Target>, ()> {
+        if let Some(t) = self.targets.get(raw) {
+            return Ok(t.clone());
+        }
+        let mut url = match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            _ => return Err(()),
+        };
+        let user = percent_encoding::percent_decode_str(url.username())
+            .decode_utf8_lossy()
+            .to_string();
+        let password = url.password().map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .to_string()
+        });
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let target = Arc::new(Target {
+            limit: self.limit_for(&url),
+            shown: redact::url(raw),
+            url,
+            user,
+            password,
+        });
+        if self.targets.len() >= TARGET_CACHE {
+            self.targets.clear();
+        }
+        self.targets.insert(raw.to_string(), target.clone());
+        Ok(target)
     }
 
     fn limit_for(&mut self, url: &url::Url) -> Arc<Semaphore> {
@@ -204,8 +253,13 @@ impl Handler<PostWebhook> for Delivery {
     type Result = ResponseActFuture<Self, Result<(), crate::store::StoreError>>;
 
     fn handle(&mut self, job: PostWebhook, _ctx: &mut Context<Self>) -> Self::Result {
-        let id = crate::message::new_id();
         let first = crate::actors::now_secs();
+        // The embedded store does not outlive the process: nothing to save the job in.
+        if self.store.kind() == "memory" {
+            self.attempt(None, job, first);
+            return Box::pin(fut::ready(Ok(())));
+        }
+        let id = crate::message::new_id();
         let saved = job_json(&job, first);
         let store = self.store.clone();
         Box::pin(
@@ -213,7 +267,7 @@ impl Handler<PostWebhook> for Delivery {
                 .into_actor(self)
                 .map(move |res, act, _| {
                     let id = res?;
-                    act.attempt(id, job, first);
+                    act.attempt(Some(id), job, first);
                     Ok(())
                 }),
         )
@@ -231,46 +285,34 @@ impl Handler<ResumeWebhook> for Delivery {
                 r.job.kind.noun()
             ),
         );
-        self.attempt(r.id, r.job, r.first_attempt);
+        self.attempt(Some(r.id), r.job, r.first_attempt);
     }
 }
 
 impl Delivery {
     /// Tries `job` until it is accepted or its time is up, then forgets the saved copy.
-    fn attempt(&mut self, id: String, job: PostWebhook, first: f64) {
-        let shown_url = redact::url(&job.url);
+    fn attempt(&mut self, id: Option<String>, job: PostWebhook, first: f64) {
         let store = self.store.clone();
         let forget = move || {
-            actix_rt::spawn(async move {
-                let _ = store.delete_webhook(&id).await;
-            });
-        };
-        let mut target = match url::Url::parse(&job.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-            _ => {
-                job.log.log(
-                    crate::logs::ERROR,
-                    job.message_id.as_deref(),
-                    format!(
-                        "Not delivering {} to {shown_url}: not an http(s) URL",
-                        job.kind.noun()
-                    ),
-                );
-                forget();
-                return;
+            if let Some(id) = id {
+                actix_rt::spawn(async move {
+                    let _ = store.delete_webhook(&id).await;
+                });
             }
         };
-        let user = percent_encoding::percent_decode_str(target.username())
-            .decode_utf8_lossy()
-            .to_string();
-        let password = target.password().map(|p| {
-            percent_encoding::percent_decode_str(p)
-                .decode_utf8_lossy()
-                .to_string()
-        });
-        let _ = target.set_username("");
-        let _ = target.set_password(None);
-        let limit = self.limit_for(&target);
+        let Ok(target) = self.target(&job.url) else {
+            job.log.log(
+                crate::logs::ERROR,
+                job.message_id.as_deref(),
+                format!(
+                    "Not delivering {} to {}: not an http(s) URL",
+                    job.kind.noun(),
+                    redact::url(&job.url)
+                ),
+            );
+            forget();
+            return;
+        };
         let client = self.client.clone();
         let settings = self.settings.clone();
         actix_rt::spawn(async move {
@@ -278,16 +320,17 @@ impl Delivery {
             loop {
                 attempt += 1;
                 let mut req = client
-                    .post(target.clone())
+                    .post(target.url.clone())
                     .header("Content-Type", "application/json")
                     .body(job.body.clone());
                 if let Some(token) = &job.token {
                     req = req.header("Authorization", format!("Token {token}"));
-                } else if !user.is_empty() || password.is_some() {
-                    req = req.basic_auth(&user, password.as_ref());
+                } else if !target.user.is_empty() || target.password.is_some() {
+                    req = req.basic_auth(&target.user, target.password.as_ref());
                 }
+                let shown_url = &target.shown;
                 let outcome = {
-                    let _permit = limit.acquire().await;
+                    let _permit = target.limit.acquire().await;
                     match req.send().await {
                         Ok(resp) if resp.status().is_success() => Ok(resp.status().as_u16()),
                         Ok(resp) => Err(format!("HTTP {}", resp.status().as_u16())),

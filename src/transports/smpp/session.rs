@@ -519,7 +519,21 @@ impl<'a> Session<'a> {
         if m.parts_left == 0
             && let Some(m) = self.messages.remove(&slot)
         {
-            tokio::task::spawn_local(finish(self.link.clone(), m));
+            match (&m.failed, self.cfg.registered_delivery()) {
+                // Receipts will come: the SMSC ids are kept for them first.
+                (None, true) => {
+                    tokio::task::spawn_local(finish(self.link.clone(), m));
+                }
+                (None, false) => self.link.report(TransportReport::Ack {
+                    sent_message_id: m.smsc_ids.first().cloned().unwrap_or_default(),
+                    message_id: m.message_id,
+                }),
+                (Some((reason, retry)), _) => self.link.report(TransportReport::Nack {
+                    message_id: m.message_id,
+                    reason: reason.clone(),
+                    retry: *retry,
+                }),
+            }
         }
     }
 
@@ -911,7 +925,8 @@ impl Link {
     }
 }
 
-/// All parts answered: one ack (first part's SMSC id), or one nack with the first failure.
+/// All parts accepted and receipts asked for: the SMSC ids are mapped to the message (for
+/// its receipts), then one ack (with the first part's SMSC id).
 async fn finish(ctx: Link, m: InFlight) {
     match m.failed {
         Some((reason, retry)) => {
