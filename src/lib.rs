@@ -107,7 +107,17 @@ pub async fn start(
         }
         _ => Arc::new(bus::MemoryBus::new(settings.bus.max_queue_length)),
     };
-    let delivery = Delivery::new(settings.webhooks.clone(), store.clone()).start();
+    // Webhooks are posted from their own thread: on a busy server they are the largest share
+    // of the work that follows a message, and the channels' thread has the rest to do.
+    let delivery = {
+        let (webhooks, store) = (settings.webhooks.clone(), store.clone());
+        let arbiter = actix_rt::Arbiter::new();
+        let addr =
+            Delivery::start_in_arbiter(&arbiter.handle(), move |_| Delivery::new(webhooks, store));
+        // Like the backend arbiter, it lives as long as the process.
+        std::mem::forget(arbiter);
+        addr
+    };
     let core = Arc::new(Core {
         store,
         memory_store,

@@ -51,7 +51,13 @@ impl Timestamp {
     /// and every message and event read off the bus has one).
     fn parse_fast(text: &str) -> Option<Self> {
         let b = text.as_bytes();
-        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        if b.len() < 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b' '
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let num = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -73,7 +79,8 @@ impl Timestamp {
             Some(_) => return None,
         };
         let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-        let time = chrono::NaiveTime::from_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
+        let time =
+            chrono::NaiveTime::from_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
         Some(Timestamp(NaiveDateTime::new(date, time)))
     }
 }
@@ -495,7 +502,12 @@ mod tests {
             let slow = NaiveDateTime::parse_from_str(text, TIMESTAMP_IN).unwrap();
             assert_eq!(Timestamp::parse_fast(text), Some(Timestamp(slow)), "{text}");
         }
-        for bad in ["2026-13-01 00:00:00", "2026-11-22T23:45:18", "2026-11-22 23:45", "x"] {
+        for bad in [
+            "2026-13-01 00:00:00",
+            "2026-11-22T23:45:18",
+            "2026-11-22 23:45",
+            "x",
+        ] {
             assert_eq!(Timestamp::parse(bad), None, "{bad}");
         }
         assert_eq!(new_id().len(), 32);

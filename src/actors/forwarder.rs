@@ -262,11 +262,10 @@ pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, ra
         core.store.record_event(cid, event)
     })
     .await
-    .unwrap_or(Value::Null);
+    .unwrap_or_default();
     let spec = shared.spec();
-    let field = |k: &str| record.get(k).and_then(Value::as_str).map(str::to_string);
-    let (url, token) = match field("event_url") {
-        Some(url) => (Some(url), field("event_auth_token")),
+    let (url, token) = match &record.event_url {
+        Some(url) => (Some(url.clone()), record.event_auth_token.clone()),
         None => (spec.event_url.clone(), spec.event_auth_token.clone()),
     };
     let event_type = event.api_event_type();
@@ -275,8 +274,8 @@ pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, ra
             message_id: Some(&event.user_message_id),
             channel_id: Some(cid),
             event_type: Some(event_type),
-            to: record.get("to").and_then(Value::as_str),
-            from: record.get("from").and_then(Value::as_str),
+            to: record.to.as_deref(),
+            from: record.from.as_deref(),
         };
         queue_webhook(
             core,
@@ -302,14 +301,16 @@ pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, ra
         .await;
     }
     // A message a router's destination sent: its events are the destination's too.
-    if let Some(did) = field("destination_id") {
+    if let Some(did) = &record.destination_id {
         retry(shared, "store the event for its destination", || {
-            core.store.save_event(&did, event)
+            core.store.save_event(did, event)
         })
         .await;
-        let queue = field("router_id")
-            .and_then(|rid| core.router(&rid))
-            .and_then(|r| r.destination(&did))
+        let queue = record
+            .router_id
+            .as_deref()
+            .and_then(|rid| core.router(rid))
+            .and_then(|r| r.destination(did))
             .and_then(|d| {
                 d.get("amqp_queue")
                     .and_then(Value::as_str)
@@ -323,7 +324,7 @@ pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, ra
             .await;
         }
         if let Some(label) = event_type {
-            core.count(&did, label);
+            core.count(did, label);
         }
     }
     if let Some(label) = event_type {

@@ -1,6 +1,6 @@
 //! The embedded store: Junebug's Redis key layout held in a process-local map with TTLs.
 
-use super::{Defs, RateCount, Store, StoreError, Ttls, keys};
+use super::{Defs, RateCount, RecordRefs, Store, StoreError, Ttls, keys};
 use crate::message::{Event, Message, StatusEvent};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -222,9 +222,17 @@ impl Store for MemoryStore {
         Ok(events)
     }
 
-    async fn record_event(&self, cid: &str, event: &Event) -> Result<Option<Value>, StoreError> {
+    async fn record_event(
+        &self,
+        cid: &str,
+        event: &Event,
+    ) -> Result<Option<RecordRefs>, StoreError> {
         self.save_event(cid, event).await?;
-        self.load_outbound(cid, &event.user_message_id).await
+        let key = keys::outbound(cid, &event.user_message_id);
+        match self.hget(&key, "message", Some(self.ttls.outbound)) {
+            Some(text) => RecordRefs::parse(&key, &text).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn save_status(&self, status: &StatusEvent) -> Result<(), StoreError> {

@@ -32,6 +32,43 @@ pub struct RateCount {
     pub n: u64,
 }
 
+/// What an event needs of its message's outbound record: where to post it, the message's
+/// addresses (for URL templates), and the router destination that sent it. Read without
+/// building the whole record (every event reads one).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+pub struct RecordRefs {
+    #[serde(default, deserialize_with = "text")]
+    pub event_url: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub event_auth_token: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub to: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub from: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub router_id: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub destination_id: Option<String>,
+}
+
+/// A string field, or nothing if it holds anything else.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize;
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+impl RecordRefs {
+    pub fn parse(key: &str, text: &str) -> Result<RecordRefs, StoreError> {
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
 /// Record lifetimes (Junebug's defaults: 600 s inbound, 172800 s outbound).
 #[derive(Clone, Copy, Debug)]
 pub struct Ttls {
@@ -98,8 +135,13 @@ pub trait Store: Send + Sync + 'static {
     /// Adds field `{event_id}` to the outbound record's hash.
     async fn save_event(&self, cid: &str, event: &Event) -> Result<(), StoreError>;
     async fn load_events(&self, cid: &str, mid: &str) -> Result<Vec<Event>, StoreError>;
-    /// Saves an event and returns its message's outbound record (one round trip).
-    async fn record_event(&self, cid: &str, event: &Event) -> Result<Option<Value>, StoreError>;
+    /// Saves an event and returns what it needs of its message's outbound record (one round
+    /// trip).
+    async fn record_event(
+        &self,
+        cid: &str,
+        event: &Event,
+    ) -> Result<Option<RecordRefs>, StoreError>;
 
     /// `{cid}:status`, one field per component; never expires.
     async fn save_status(&self, status: &StatusEvent) -> Result<(), StoreError>;

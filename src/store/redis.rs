@@ -4,7 +4,7 @@
 //! does. The connection reconnects by itself; while Redis is away, calls fail and their
 //! callers retry or refuse (the API answers with an error, never a 201 it cannot keep).
 
-use super::{Defs, RateCount, Store, StoreError, Ttls, keys};
+use super::{Defs, RateCount, RecordRefs, Store, StoreError, Ttls, keys};
 use crate::message::{Event, Message, StatusEvent};
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -208,7 +208,11 @@ impl Store for RedisStore {
             .collect()
     }
 
-    async fn record_event(&self, cid: &str, event: &Event) -> Result<Option<Value>, StoreError> {
+    async fn record_event(
+        &self,
+        cid: &str,
+        event: &Event,
+    ) -> Result<Option<RecordRefs>, StoreError> {
         let key = self.key(&keys::outbound(cid, &event.user_message_id));
         let text = serde_json::to_string(event).map_err(|e| corrupt(&key, e))?;
         let ttl = self.ttls.outbound.as_secs() as i64;
@@ -221,9 +225,7 @@ impl Store for RedisStore {
             .hget(&key, "message");
         let (record,): (Option<String>,) = self.run(&pipe).await?;
         match record {
-            Some(t) => serde_json::from_str(&t)
-                .map(Some)
-                .map_err(|e| corrupt(&key, e)),
+            Some(t) => RecordRefs::parse(&key, &t).map(Some),
             None => Ok(None),
         }
     }
