@@ -121,7 +121,10 @@ fn main() {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "the SMSC simulator's setup failed (node and npm are needed)");
+    assert!(
+        ok,
+        "the SMSC simulator's setup failed (node and npm are needed)"
+    );
     let mut smsc = Command::new("node")
         .arg(smsc_dir().join("smsc.js"))
         .args(["--port", "0", "--control-port", "0", "--dlr-delay-ms", "0"])
@@ -147,7 +150,9 @@ fn main() {
     // 1. The simulator's own ceiling, warmed up first.
     load_js(smpp_port, 5_000);
     let ceiling = load_js(smpp_port, total);
-    println!("simulator ceiling (load.js, one bind, window 64, {total} submit_sm): {ceiling:.0} msg/s");
+    println!(
+        "simulator ceiling (load.js, one bind, window 64, {total} submit_sm): {ceiling:.0} msg/s"
+    );
 
     // 2. hornbill.
     let dir = std::env::temp_dir().join(format!("hornbill-bench-smpp-{}", std::process::id()));

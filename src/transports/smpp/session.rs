@@ -608,89 +608,42 @@ impl<'a> Session<'a> {
 
     /// A deliver_sm or data_sm: a delivery receipt, or a message (or one part of one).
     async fn incoming(&mut self, pdu: &Pdu) {
-        let (esm, dc, mut bytes, tlvs, source, dest) = match pdu {
-            Pdu::DeliverSm(d) => (
-                u8::from(d.esm_class),
-                u8::from(d.data_coding),
-                d.short_message().as_ref().to_vec(),
-                d.tlvs(),
-                AsRef::<[u8]>::as_ref(&d.source_addr),
-                AsRef::<[u8]>::as_ref(&d.destination_addr),
-            ),
-            // data_sm's text is in message_payload.
-            Pdu::DataSm(d) => (
-                u8::from(d.esm_class),
-                u8::from(d.data_coding),
-                Vec::new(),
-                d.tlvs(),
-                AsRef::<[u8]>::as_ref(&d.source_addr),
-                AsRef::<[u8]>::as_ref(&d.destination_addr),
-            ),
-            _ => return,
-        };
-        let mut receipted = None;
-        let mut state = None;
-        let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
-        let (mut ussd_op, mut session_info) = (None, None);
-        for tlv in tlvs {
-            match tlv.value() {
-                Some(TlvValue::UssdServiceOp(op)) => ussd_op = Some(u8::from(*op)),
-                Some(TlvValue::ItsSessionInfo(i)) => {
-                    session_info = Some((i.session_number, i.sequence_number))
-                }
-                Some(TlvValue::SarMsgRefNum(r)) => sar_ref = Some(*r),
-                Some(TlvValue::SarTotalSegments(t)) => sar_total = Some(*t),
-                Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
-                Some(TlvValue::ReceiptedMessageId(id)) => {
-                    receipted = Some(
-                        String::from_utf8_lossy(id.as_ref())
-                            .trim_end_matches('\0')
-                            .to_string(),
-                    )
-                }
-                Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
-                Some(TlvValue::MessagePayload(p)) if bytes.is_empty() => {
-                    bytes = p.value.as_ref().to_vec()
-                }
-                _ => {}
-            }
-        }
-        if esm & 0x3C == 0x04 || receipted.is_some() {
-            let text = split::decode(0, &bytes, 0, split::Coding::Gsm7 { packed: false });
-            let parsed = dlr::parse(&text);
-            let id = receipted.or_else(|| parsed.as_ref().map(|r| r.id.clone()));
-            let status = match (state, &parsed) {
-                (Some(s), _) => dlr::status_of_state(s),
-                (None, Some(r)) => dlr::status_of_stat(&r.stat),
-                (None, None) => crate::message::DeliveryStatus::Pending,
-            };
-            match id {
-                Some(id) => {
-                    tokio::task::spawn_local(receipt(self.link.clone(), id, status));
-                }
-                None => self.link.log(
-                    crate::logs::WARNING,
-                    "A delivery receipt without an id".into(),
-                ),
-            }
+        let Some(incoming) = inspect(pdu) else {
             return;
-        }
-        let sar = match (sar_ref, sar_total, sar_seq) {
-            (Some(r), Some(t), Some(n)) => Some((r, t, n)),
-            _ => None,
         };
-        let (concat, body, udh_len) = if esm & 0x40 != 0 {
-            let (info, len, rest) = split::strip_udh(&bytes);
-            (info, rest.to_vec(), len)
-        } else {
-            (sar, bytes, 0)
+        let (from, to, dc, body, udh_len, concat, ussd_op, session_info) = match incoming {
+            Incoming::Receipt { smsc_id, status } => {
+                match smsc_id {
+                    Some(id) => {
+                        tokio::task::spawn_local(receipt(self.link.clone(), id, status));
+                    }
+                    None => self.link.log(
+                        crate::logs::WARNING,
+                        "A delivery receipt without an id".into(),
+                    ),
+                }
+                return;
+            }
+            Incoming::Message {
+                from,
+                to,
+                data_coding,
+                body,
+                udh_len,
+                concat,
+                ussd_op,
+                session_info,
+            } => (
+                from,
+                to,
+                data_coding,
+                body,
+                udh_len,
+                concat,
+                ussd_op,
+                session_info,
+            ),
         };
-        let from = String::from_utf8_lossy(source)
-            .trim_end_matches('\0')
-            .to_string();
-        let to = String::from_utf8_lossy(dest)
-            .trim_end_matches('\0')
-            .to_string();
         let default = self.cfg.default_coding();
         let text = match concat {
             Some((r, total, seqn)) if total > 1 => {
@@ -798,6 +751,118 @@ impl<'a> Session<'a> {
             }
         }
     }
+}
+
+/// What a deliver_sm or data_sm carries, read from the PDU alone (no I/O, no state).
+#[derive(Debug)]
+pub enum Incoming {
+    /// A delivery receipt: the SMSC's id of the message (TLV `receipted_message_id`, else
+    /// the receipt text's `id:`), and its status (TLV `message_state`, else `stat:`).
+    Receipt {
+        smsc_id: Option<String>,
+        status: crate::message::DeliveryStatus,
+    },
+    /// A message or one part of one: the body with any UDH split off (`udh_len` is its
+    /// length) and the concatenation info from the UDH or SAR TLVs.
+    Message {
+        from: String,
+        to: String,
+        data_coding: u8,
+        body: Vec<u8>,
+        udh_len: usize,
+        concat: Option<split::ConcatInfo>,
+        ussd_op: Option<u8>,
+        session_info: Option<(u8, u8)>,
+    },
+}
+
+/// Reads a deliver_sm or data_sm (`None` for any other PDU). Public for the fuzz target.
+pub fn inspect(pdu: &Pdu) -> Option<Incoming> {
+    let (esm, dc, mut bytes, tlvs, source, dest) = match pdu {
+        Pdu::DeliverSm(d) => (
+            u8::from(d.esm_class),
+            u8::from(d.data_coding),
+            d.short_message().as_ref().to_vec(),
+            d.tlvs(),
+            AsRef::<[u8]>::as_ref(&d.source_addr),
+            AsRef::<[u8]>::as_ref(&d.destination_addr),
+        ),
+        // data_sm's text is in message_payload.
+        Pdu::DataSm(d) => (
+            u8::from(d.esm_class),
+            u8::from(d.data_coding),
+            Vec::new(),
+            d.tlvs(),
+            AsRef::<[u8]>::as_ref(&d.source_addr),
+            AsRef::<[u8]>::as_ref(&d.destination_addr),
+        ),
+        _ => return None,
+    };
+    let mut receipted = None;
+    let mut state = None;
+    let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
+    let (mut ussd_op, mut session_info) = (None, None);
+    for tlv in tlvs {
+        match tlv.value() {
+            Some(TlvValue::UssdServiceOp(op)) => ussd_op = Some(u8::from(*op)),
+            Some(TlvValue::ItsSessionInfo(i)) => {
+                session_info = Some((i.session_number, i.sequence_number))
+            }
+            Some(TlvValue::SarMsgRefNum(r)) => sar_ref = Some(*r),
+            Some(TlvValue::SarTotalSegments(t)) => sar_total = Some(*t),
+            Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
+            Some(TlvValue::ReceiptedMessageId(id)) => {
+                receipted = Some(
+                    String::from_utf8_lossy(id.as_ref())
+                        .trim_end_matches('\0')
+                        .to_string(),
+                )
+            }
+            Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
+            Some(TlvValue::MessagePayload(p)) if bytes.is_empty() => {
+                bytes = p.value.as_ref().to_vec()
+            }
+            _ => {}
+        }
+    }
+    if esm & 0x3C == 0x04 || receipted.is_some() {
+        let text = split::decode(0, &bytes, 0, split::Coding::Gsm7 { packed: false });
+        let parsed = dlr::parse(&text);
+        let status = match (state, &parsed) {
+            (Some(s), _) => dlr::status_of_state(s),
+            (None, Some(r)) => dlr::status_of_stat(&r.stat),
+            (None, None) => crate::message::DeliveryStatus::Pending,
+        };
+        return Some(Incoming::Receipt {
+            smsc_id: receipted.or_else(|| parsed.map(|r| r.id)),
+            status,
+        });
+    }
+    let sar = match (sar_ref, sar_total, sar_seq) {
+        (Some(r), Some(t), Some(n)) => Some((r, t, n)),
+        _ => None,
+    };
+    let (concat, body, udh_len) = if esm & 0x40 != 0 {
+        let (info, len, rest) = split::strip_udh(&bytes);
+        (info, rest.to_vec(), len)
+    } else {
+        (sar, bytes, 0)
+    };
+    let text = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    Some(Incoming::Message {
+        from: text(source),
+        to: text(dest),
+        data_coding: dc,
+        body,
+        udh_len,
+        concat,
+        ussd_op,
+        session_info,
+    })
 }
 
 /// The text of a long message from its parts: decoded from the joined bytes (so a GSM
