@@ -5,10 +5,10 @@
 #![no_main]
 
 use bytes::BytesMut;
-use libfuzzer_sys::fuzz_target;
-use rusmpp::tokio_codec::CommandCodec;
 use hornbill::transports::smpp::session::{self, Incoming};
 use hornbill::transports::smpp::split::{self, Coding};
+use libfuzzer_sys::fuzz_target;
+use rusmpp::tokio_codec::CommandCodec;
 use tokio_util::codec::Decoder;
 
 fuzz_target!(|data: &[u8]| {
