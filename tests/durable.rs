@@ -765,6 +765,7 @@ fn the_conformance_suite_passes_on_the_durable_backends() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "conformance suite failed on amqp+redis:\n{stdout}"
+        "conformance suite failed on amqp+redis:\n{stdout}\nhornbill's log:\n{}",
+        server.output()
     );
 }

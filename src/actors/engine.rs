@@ -35,11 +35,16 @@ pub enum EngineError {
 
 pub struct Engine {
     core: Arc<Core>,
+    /// The thread the channels' forwarders run on (the channels run on the engine's).
+    forwarders: actix_rt::ArbiterHandle,
 }
 
 impl Engine {
+    /// Within a running actix System.
     pub fn new(core: Arc<Core>) -> Engine {
-        Engine { core }
+        // The arbiter's thread runs until the System stops.
+        let forwarders = actix_rt::Arbiter::new().handle();
+        Engine { core, forwarders }
     }
 
     fn launch(&self, id: String, props: Value) -> Arc<ChannelShared> {
@@ -55,7 +60,7 @@ impl Engine {
             id: id.clone(),
         });
         let actor = Channel::new(self.core.clone(), shared.clone()).start();
-        let forwarder = Forwarder::new(self.core.clone(), shared.clone()).start();
+        let forwarder = start_forwarder(&self.forwarders, self.core.clone(), shared.clone());
         *shared.actor.write() = Some(actor);
         *shared.forwarder.write() = Some(forwarder);
         self.core.channels.write().insert(id, shared.clone());
@@ -141,6 +146,7 @@ impl Handler<UpdateChannel> for Engine {
         let new_config = msg.changes.contains_key("config") || msg.changes.contains_key("type");
         let new_queue = msg.changes.contains_key("amqp_queue");
         let core = self.core.clone();
+        let forwarders = self.forwarders.clone();
         let store = self.core.store.clone();
         Box::pin(
             async move {
@@ -155,7 +161,7 @@ impl Handler<UpdateChannel> for Engine {
                 }
                 if new_queue {
                     // The router consumes `amqp_queue`: a new one means a new router.
-                    let fresh = Forwarder::new(core, shared.clone()).start();
+                    let fresh = start_forwarder(&forwarders, core, shared.clone());
                     if let Some(old) = shared.forwarder.write().replace(fresh) {
                         old.do_send(StopForwarder);
                     }
@@ -180,35 +186,59 @@ impl Handler<DeleteChannel> for Engine {
         let Some(shared) = self.core.channels.write().remove(&msg.0) else {
             return Box::pin(fut::ready(Err(EngineError::NotFound)));
         };
-        stop(&shared);
+        let actor = shared.actor.write().take();
+        let forwarder = shared.forwarder.write().take();
         let store = self.core.store.clone();
         let bus = self.core.bus.clone();
         Box::pin(
             async move {
-                store.delete_channel(&shared.id).await?;
-                // Its queues go too when nothing waits in them (Junebug left them all behind).
-                let cid = &shared.id;
-                for route in [
-                    routes::outbound(cid),
-                    routes::outbound_realtime(cid),
-                    routes::inbound(cid),
-                    routes::event(cid),
-                ] {
-                    match bus.remove_if_empty(&route).await {
-                        Ok(true) => {}
-                        Ok(false) => shared
-                            .log
-                            .warn(None, format!("Queue {route} still holds messages; kept")),
-                        Err(e) => shared
-                            .log
-                            .warn(None, format!("Queue {route} not removed: {e}")),
-                    }
+                // Stopped first (each answers once it has stopped taking work; one still
+                // setting up its consumers answers after that): a queue removed under a
+                // consumer being declared makes the broker close that AMQP channel.
+                if let Some(a) = actor {
+                    let _ = a.send(channel::StopChannel).await;
                 }
+                if let Some(f) = forwarder {
+                    let _ = f.send(StopForwarder).await;
+                }
+                store.delete_channel(&shared.id).await?;
+                // Its queues go too when nothing waits in them (Junebug left them all behind),
+                // in the background: the bus may first wait for its consumers to let go.
+                actix_rt::spawn(async move {
+                    let cid = &shared.id;
+                    for route in [
+                        routes::outbound(cid),
+                        routes::outbound_realtime(cid),
+                        routes::inbound(cid),
+                        routes::event(cid),
+                    ] {
+                        match bus.remove_if_empty(&route).await {
+                            Ok(true) => {}
+                            Ok(false) => shared
+                                .log
+                                .warn(None, format!("Queue {route} still holds messages; kept")),
+                            Err(e) => shared
+                                .log
+                                .warn(None, format!("Queue {route} not removed: {e}")),
+                        }
+                    }
+                });
                 Ok(())
             }
             .into_actor(self),
         )
     }
+}
+
+/// Forwarders (inbound, events, webhooks queued) run on a thread of their own, beside the
+/// channels' (queues, windows, transports): on a busy server each side has a core's worth of
+/// work.
+fn start_forwarder(
+    arbiter: &actix_rt::ArbiterHandle,
+    core: Arc<Core>,
+    shared: Arc<ChannelShared>,
+) -> Addr<Forwarder> {
+    Forwarder::start_in_arbiter(arbiter, move |_| Forwarder::new(core, shared))
 }
 
 fn stop(shared: &ChannelShared) {

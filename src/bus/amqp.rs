@@ -30,7 +30,26 @@ pub const EXCHANGE: &str = "vumi";
 struct Live {
     conn: Connection,
     publisher: Channel,
+    /// Declares and queue inspections: a channel apart from the publisher's, opened again
+    /// when the broker closed it (a refused operation closes the channel it came on).
+    admin: Mutex<Option<Channel>>,
     generation: u64,
+}
+
+impl Live {
+    async fn admin(&self) -> Result<Channel, BusError> {
+        if let Some(ch) = self
+            .admin
+            .lock()
+            .as_ref()
+            .filter(|c| c.status().connected())
+        {
+            return Ok(ch.clone());
+        }
+        let ch = self.conn.create_channel().await.map_err(unavailable)?;
+        *self.admin.lock() = Some(ch.clone());
+        Ok(ch)
+    }
 }
 
 struct Inner {
@@ -132,6 +151,7 @@ impl AmqpBus {
         *self.inner.live.lock() = Some(Arc::new(Live {
             conn,
             publisher,
+            admin: Mutex::new(None),
             generation,
         }));
         *self.inner.trouble.lock() = None;
@@ -187,7 +207,9 @@ impl AmqpBus {
         if self.inner.declared.lock().contains(route) {
             return Ok(());
         }
-        declare(&live.publisher, route).await.map_err(unavailable)?;
+        declare(&live.admin().await?, route)
+            .await
+            .map_err(unavailable)?;
         if *self.inner.generation.lock() == live.generation {
             self.inner.declared.lock().insert(route.to_string());
         }
@@ -262,22 +284,32 @@ impl Bus for AmqpBus {
         let bus = self.clone();
         let route = route.to_string();
         let prefetch = prefetch.clamp(1, u16::MAX as usize) as u16;
-        let stream = async_stream_consume(bus, route, prefetch);
+        // The first consumer is set up before this returns (when connected), so a caller
+        // that stops right after does not leave a declare or bind half-way on the broker
+        // (a bind to a queue deleted meanwhile closes the channel, and lapin then fails the
+        // whole connection). Later ones are set up by the stream itself.
+        let first = match self.live() {
+            Ok(live) => open_consumer(&live, &route, prefetch).await.ok(),
+            Err(_) => None,
+        };
+        let stream = async_stream_consume(bus, route, prefetch, first);
         Ok(Box::pin(stream))
     }
 
     async fn queue_len(&self, route: &str) -> Result<u64, BusError> {
         let live = self.live()?;
-        let queue = declare(&live.publisher, route).await.map_err(unavailable)?;
+        let queue = declare(&live.admin().await?, route)
+            .await
+            .map_err(unavailable)?;
         Ok(queue.message_count() as u64)
     }
 
     async fn drain(&self, route: &str) -> Result<Vec<Bytes>, BusError> {
         let live = self.live()?;
-        declare(&live.publisher, route).await.map_err(unavailable)?;
+        let admin = live.admin().await?;
+        declare(&admin, route).await.map_err(unavailable)?;
         let mut out = Vec::new();
-        while let Some(got) = live
-            .publisher
+        while let Some(got) = admin
             .basic_get(route.into(), BasicGetOptions { no_ack: true })
             .await
             .map_err(unavailable)?
@@ -289,7 +321,27 @@ impl Bus for AmqpBus {
 
     async fn remove_if_empty(&self, route: &str) -> Result<bool, BusError> {
         let live = self.live()?;
-        // A refused delete closes the channel it was sent on: use one of its own.
+        self.inner.declared.lock().remove(route);
+        // Looked at first, so the broker is not asked to delete a queue it would refuse to
+        // (a refusal closes the channel it came on); `if_empty` still guards the moment
+        // between the look and the delete, on a channel of the delete's own.
+        // A consumer that is letting go still holds its unacknowledged messages: wait for it
+        // (up to 3 s) so that they are counted.
+        let mut waiting = declare(&live.admin().await?, route)
+            .await
+            .map_err(unavailable)?;
+        for _ in 0..30 {
+            if waiting.consumer_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waiting = declare(&live.admin().await?, route)
+                .await
+                .map_err(unavailable)?;
+        }
+        if waiting.message_count() > 0 || waiting.consumer_count() > 0 {
+            return Ok(false);
+        }
         let channel = live.conn.create_channel().await.map_err(unavailable)?;
         let deleted = channel
             .queue_delete(
@@ -301,8 +353,9 @@ impl Bus for AmqpBus {
             )
             .await
             .is_ok();
-        let _ = channel.close(200, "done".into()).await;
-        self.inner.declared.lock().remove(route);
+        if channel.status().connected() {
+            let _ = channel.close(200, "done".into()).await;
+        }
         Ok(deleted)
     }
 
@@ -317,10 +370,28 @@ impl Bus for AmqpBus {
 
 /// Deliveries from `route`, surviving reconnects: each (re)connection opens a channel with
 /// `basic.qos(prefetch)` and a consumer; when it ends, the next connection is awaited.
+/// A channel with `basic.qos(prefetch)` consuming `route` (declared and bound first).
+async fn open_consumer(live: &Live, route: &str, prefetch: u16) -> lapin::Result<lapin::Consumer> {
+    let channel = open_channel(&live.conn).await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    declare(&channel, route).await?;
+    channel
+        .basic_consume(
+            route.into(),
+            format!("hornbill-{}", crate::message::new_id()).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
 fn async_stream_consume(
     bus: AmqpBus,
     route: String,
     prefetch: u16,
+    first: Option<lapin::Consumer>,
 ) -> impl futures::Stream<Item = Delivery> {
     use futures::StreamExt;
     struct State {
@@ -333,7 +404,7 @@ fn async_stream_consume(
         bus,
         route,
         prefetch,
-        consumer: None,
+        consumer: first,
     };
     futures::stream::unfold(state, |mut st| async move {
         loop {
@@ -357,23 +428,7 @@ fn async_stream_consume(
                 continue;
             }
             let live = st.bus.wait_live().await;
-            let opened = async {
-                let channel = open_channel(&live.conn).await?;
-                channel
-                    .basic_qos(st.prefetch, BasicQosOptions::default())
-                    .await?;
-                declare(&channel, &st.route).await?;
-                channel
-                    .basic_consume(
-                        st.route.as_str().into(),
-                        format!("hornbill-{}", crate::message::new_id()).into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-            }
-            .await;
-            match opened {
+            match open_consumer(&live, &st.route, st.prefetch).await {
                 Ok(c) => st.consumer = Some(c),
                 Err(e) => {
                     tracing::warn!(route = %st.route, error = %e, "Cannot consume; retrying.");

@@ -157,9 +157,12 @@ pub async fn submit(
     core.bus
         .publish(&route, msg.to_bytes())
         .await
-        .map_err(|e| match e {
-            BusError::QueueFull(_) => ApiError::QueueFull(e.to_string()),
-            BusError::Unavailable(_) => ApiError::BusUnavailable(e.to_string()),
+        .map_err(|e| {
+            tracing::warn!(channel = %cid, error = %e, "Message not accepted: the bus refused it.");
+            match e {
+                BusError::QueueFull(_) => ApiError::QueueFull(e.to_string()),
+                BusError::Unavailable(_) => ApiError::BusUnavailable(e.to_string()),
+            }
         })?;
     core.count(cid, "outbound");
     Ok(view)
