@@ -31,6 +31,18 @@ pub const ESC: u8 = 0x1B;
 
 /// The septets of one character: one, two (ESC + extension) or none (not in GSM 03.38).
 pub fn char_septets(c: char) -> Option<([u8; 2], usize)> {
+    // Most text is ASCII: a table for it, the tables' search for the rest.
+    if c.is_ascii() {
+        return match ASCII_SEPTETS[c as usize] {
+            NONE => None,
+            s if s & EXTENDED != 0 => Some(([ESC, s & !EXTENDED], 2)),
+            s => Some(([s, 0], 1)),
+        };
+    }
+    search(c)
+}
+
+fn search(c: char) -> Option<([u8; 2], usize)> {
     if c != '\u{1b}'
         && let Some(i) = BASIC.iter().position(|&b| b == c)
     {
@@ -41,6 +53,24 @@ pub fn char_septets(c: char) -> Option<([u8; 2], usize)> {
         .find(|(_, e)| *e == c)
         .map(|(s, _)| ([ESC, *s], 2))
 }
+
+/// `ASCII_SEPTETS` entry for a character GSM 03.38 lacks.
+const NONE: u8 = 0xFF;
+/// Flag in an `ASCII_SEPTETS` entry: the value is an extension-table septet (after ESC).
+const EXTENDED: u8 = 0x80;
+
+/// The septet of each ASCII character, built once from the tables.
+static ASCII_SEPTETS: std::sync::LazyLock<[u8; 128]> = std::sync::LazyLock::new(|| {
+    let mut table = [NONE; 128];
+    for (i, slot) in table.iter_mut().enumerate() {
+        *slot = match search(i as u8 as char) {
+            Some(([s, _], 1)) => s,
+            Some(([_, s], _)) => s | EXTENDED,
+            None => NONE,
+        };
+    }
+    table
+});
 
 /// True when every character of `text` has a GSM 03.38 encoding.
 pub fn fits(text: &str) -> bool {

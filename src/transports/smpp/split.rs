@@ -66,6 +66,18 @@ pub fn choose(text: &str, configured: Option<Coding>) -> Coding {
     }
 }
 
+/// `text` encoded whole (what `units` gives, joined, without a vector per character).
+fn encode(text: &str, coding: Coding) -> Vec<u8> {
+    match coding {
+        Coding::Gsm7 { .. } => gsm7::encode(text).unwrap_or_else(|| units(text, coding).concat()),
+        Coding::Latin1 => text
+            .chars()
+            .map(|c| if (c as u32) < 0x100 { c as u8 } else { b'?' })
+            .collect(),
+        Coding::Ucs2 => text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+    }
+}
+
 /// `text` as indivisible units (an escape pair, a surrogate pair stays whole).
 fn units(text: &str, coding: Coding) -> Vec<Vec<u8>> {
     text.chars()
@@ -114,8 +126,7 @@ fn body(unit_bytes: &[u8], coding: Coding, udh: &[u8]) -> Vec<u8> {
 /// UDH or SAR; otherwise parts carry `reference` (the low byte only for `Udh8`). Escape
 /// pairs and surrogate pairs are never cut.
 pub fn split(text: &str, coding: Coding, concat: Concat, reference: u16) -> Vec<Part> {
-    let units = units(text, coding);
-    let all: Vec<u8> = units.concat();
+    let all = encode(text, coding);
     let single = capacity(coding, 0);
     if concat == Concat::Payload || all.len() <= single {
         let payload = concat == Concat::Payload && all.len() > single;
@@ -133,7 +144,7 @@ pub fn split(text: &str, coding: Coding, concat: Concat, reference: u16) -> Vec<
     };
     let room = capacity(coding, udh_len);
     let mut chunks: Vec<Vec<u8>> = vec![Vec::new()];
-    for u in units {
+    for u in units(text, coding) {
         let last = chunks.last_mut().expect("one chunk at least");
         if last.len() + u.len() > room {
             chunks.push(u);
