@@ -366,8 +366,11 @@ impl Channel {
     }
 }
 
-/// Publishes events, up to 64 at once (each waits for its broker confirm), then settles the
-/// outbound delivery each one answers.
+/// Hands events to the channel's forwarder, up to 64 at once, then settles the outbound
+/// delivery each one answers. In process, not over the bus: the forwarder answers once the
+/// event is stored and its webhook saved (the same guarantee as a confirmed publish, at half
+/// the broker's work per message). Without a forwarder (the channel is stopping) the event
+/// goes to `<cid>.event` for the next one.
 async fn publish_events(
     core: Arc<Core>,
     shared: Arc<ChannelShared>,
@@ -378,11 +381,21 @@ async fn publish_events(
         .map(|(event, delivery): (Box<Event>, Option<Delivery>)| {
             let (core, shared, route) = (core.clone(), shared.clone(), route.clone());
             async move {
-                let body = event.to_bytes();
-                retry(&shared, "publish the event", || {
-                    core.bus.publish(&route, body.clone())
-                })
-                .await;
+                let forwarder = shared.forwarder.read().clone();
+                let handed = match forwarder {
+                    Some(f) => f
+                        .send(super::forwarder::OwnEvent(event.clone()))
+                        .await
+                        .is_ok(),
+                    None => false,
+                };
+                if !handed {
+                    let body = event.to_bytes();
+                    retry(&shared, "publish the event", || {
+                        core.bus.publish(&route, body.clone())
+                    })
+                    .await;
+                }
                 if let Some(d) = delivery {
                     d.ack();
                 }

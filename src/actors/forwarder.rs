@@ -240,6 +240,29 @@ async fn route_inbound(
     }
 }
 
+/// An event of the channel's own transport, handed over in process: `handle_event`
+/// (stored with its message, its webhook saved, republished to `amqp_queue`) answers once
+/// all of that is done, so the outbound delivery it answers can then be settled. Events
+/// from elsewhere (a Vumi transport publishing to `<cid>.event`) still come over the bus.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OwnEvent(pub Box<Event>);
+
+impl Handler<OwnEvent> for Forwarder {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, OwnEvent(event): OwnEvent, _ctx: &mut Context<Self>) -> Self::Result {
+        let (core, shared) = (self.core.clone(), self.shared.clone());
+        Box::pin(
+            async move {
+                let raw = event.to_bytes();
+                handle_event(&core, &shared, &event, &raw).await;
+            }
+            .into_actor(self),
+        )
+    }
+}
+
 async fn forward_event(core: &Core, shared: &ChannelShared, d: Delivery) {
     let Some(event) = parse_or_drop(
         shared,
