@@ -126,10 +126,19 @@ fn body(unit_bytes: &[u8], coding: Coding, udh: &[u8]) -> Vec<u8> {
 /// UDH or SAR; otherwise parts carry `reference` (the low byte only for `Udh8`). Escape
 /// pairs and surrogate pairs are never cut.
 pub fn split(text: &str, coding: Coding, concat: Concat, reference: u16) -> Vec<Part> {
-    let all = encode(text, coding);
+    let mut all = encode(text, coding);
     let single = capacity(coding, 0);
+    let packed = coding == Coding::Gsm7 { packed: true };
     if concat == Concat::Payload || all.len() <= single {
         let payload = concat == Concat::Payload && all.len() > single;
+        if packed && cr_on_boundary(&all, 0) {
+            if payload || all.len() < single {
+                all.push(CR);
+            } else {
+                // No room for the second CR: two parts instead (below).
+                return split_parts(text, coding, concat, reference);
+            }
+        }
         return vec![Part {
             bytes: body(&all, coding, &[]),
             udhi: false,
@@ -137,19 +146,58 @@ pub fn split(text: &str, coding: Coding, concat: Concat, reference: u16) -> Vec<
             payload,
         }];
     }
+    split_parts(text, coding, concat, reference)
+}
+
+/// Carriage return, in GSM 03.38 and ASCII alike.
+const CR: u8 = 0x0D;
+
+/// Whether packed septets would end with a CR on an octet boundary after `fill` bits: a
+/// receiver takes such a CR for padding (TS 23.038 §6.1.2.3.1).
+fn cr_on_boundary(septets: &[u8], fill: usize) -> bool {
+    let escaped = septets.len() >= 2 && septets[septets.len() - 2] == gsm7::ESC;
+    septets.last() == Some(&CR) && !escaped && (septets.len() * 7 + fill).is_multiple_of(8)
+}
+
+fn split_parts(text: &str, coding: Coding, concat: Concat, reference: u16) -> Vec<Part> {
+    let packed = coding == Coding::Gsm7 { packed: true };
     let udh_len = match concat {
         Concat::Udh8 => 6,
         Concat::Udh16 => 7,
         _ => 0,
     };
     let room = capacity(coding, udh_len);
+    let fill = fill_bits(udh_len);
     let mut chunks: Vec<Vec<u8>> = vec![Vec::new()];
     for u in units(text, coding) {
         let last = chunks.last_mut().expect("one chunk at least");
         if last.len() + u.len() > room {
-            chunks.push(u);
+            // Packed GSM: a part may not end with a CR on an octet boundary, or the
+            // receiver drops it as padding; that CR opens the next part instead.
+            let mut next = Vec::new();
+            if packed && cr_on_boundary(last, fill) {
+                last.pop();
+                next.push(CR);
+            }
+            next.extend(u);
+            chunks.push(next);
         } else {
             last.extend(u);
+        }
+    }
+    // The last part: the second CR the specification asks for (shown as two line ends),
+    // in a part of its own when there is no room for it.
+    if packed && chunks.last().is_some_and(|c| cr_on_boundary(c, fill)) {
+        let last = chunks.last_mut().expect("one chunk at least");
+        if last.len() < room {
+            last.push(CR);
+        } else {
+            last.pop();
+            let mut tail = vec![CR];
+            if cr_on_boundary(&tail, fill) {
+                tail.push(CR);
+            }
+            chunks.push(tail);
         }
     }
     let total = chunks.len().min(255) as u8;
@@ -309,6 +357,24 @@ mod tests {
         let parts = split(&text, Coding::Ucs2, Concat::Udh8, 1);
         assert_eq!(parts[0].bytes.len(), 6 + 132);
         assert_eq!(decode(8, &parts[1].bytes[6..], 0, gsm), "😀bbb");
+    }
+
+    #[test]
+    fn a_packed_cr_is_never_read_as_padding() {
+        // 8 septets end on an octet boundary: the CR gets a second one (TS 23.038).
+        let parts = split("1234567\r", Coding::Gsm7 { packed: true }, Concat::Udh8, 1);
+        assert_eq!(parts.len(), 1);
+        let text = decode(0, &parts[0].bytes, 0, Coding::Gsm7 { packed: true });
+        assert_eq!(text, "1234567\r\r");
+        // A part that would end with a CR on a boundary passes it to the next part.
+        let long = format!("{}\r{}", "a".repeat(152), "b".repeat(20));
+        let parts = split(&long, Coding::Gsm7 { packed: true }, Concat::Udh8, 1);
+        let mut back = String::new();
+        for p in &parts {
+            let (_, len, rest) = strip_udh(&p.bytes);
+            back.push_str(&decode(0, rest, len, Coding::Gsm7 { packed: true }));
+        }
+        assert_eq!(back, long);
     }
 
     #[test]
