@@ -6,6 +6,7 @@
 //! `response_timeout`). Protocol text layers (GSM 03.38, splitting, receipts) are pure
 //! modules here; PDUs are rusmpp's; `session` is the I/O.
 
+pub mod codec;
 pub mod config;
 pub mod dlr;
 pub mod gsm7;

@@ -6,6 +6,7 @@
 //! PDUs are rusmpp's (pinned 0.4.0); the protocol text layers (encodings, splitting,
 //! receipts) are this folder's.
 
+use super::codec::Codec;
 use super::config::{Role, SmppConfig};
 use super::{dlr, split};
 use crate::message::{Level, Message};
@@ -15,7 +16,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::{FutureExt, SinkExt, StreamExt};
 use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp, SubmitSm};
 use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
-use rusmpp::tokio_codec::CommandCodec;
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{
     DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, RegisteredDelivery, Ton,
@@ -274,7 +274,7 @@ impl<'a> Session<'a> {
             _ = stop.cancelled() => return Ok(Done::Stopped),
         };
         let _ = stream.set_nodelay(true);
-        let mut framed = Framed::new(stream, CommandCodec::new());
+        let mut framed = Framed::new(stream, Codec::new());
         let bind = self.bind_pdu()?;
         framed
             .send(Command::new(CommandStatus::EsmeRok, self.seq, bind))
@@ -297,8 +297,11 @@ impl<'a> Session<'a> {
                     return Err("bind timed out".into());
                 }
                 Ok(None) => return Err("the SMSC closed the connection during bind".into()),
-                Ok(Some(Err(e))) => return Err(format!("Bad PDU during bind: {e}")),
-                Ok(Some(Ok(c))) => c,
+                Ok(Some(Err(e))) => return Err(format!("Unreadable stream during bind: {e}")),
+                Ok(Some(Ok(Err(bad)))) => {
+                    return Err(format!("Unreadable PDU during bind: {}", bad.reason));
+                }
+                Ok(Some(Ok(Ok(c)))) => c,
             };
             if cmd.id() == self.bind_resp_id()
                 || (cmd.sequence_number() == self.seq && cmd.id() == CommandId::GenericNack)
@@ -334,8 +337,8 @@ impl<'a> Session<'a> {
                     .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
                     .await;
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while let Some(Ok(c)) = framed.next().await {
-                        if c.id() == CommandId::UnbindResp {
+                    while let Some(Ok(frame)) = framed.next().await {
+                        if frame.is_ok_and(|c| c.id() == CommandId::UnbindResp) {
                             break;
                         }
                     }
@@ -347,24 +350,29 @@ impl<'a> Session<'a> {
                 cmd = framed.next() => {
                     let cmd = match cmd {
                         None => return Ok(Done::Lost("The SMSC closed the connection".into())),
-                        Some(Err(e)) => {
-                            // A PDU we cannot read: say so and carry on (the codec
-                            // resynchronises on the next length prefix).
-                            self.link.log(crate::logs::WARNING, format!("Unreadable PDU from the SMSC: {e}"));
-                            let _ = framed.send(Command::new(CommandStatus::EsmeRinvcmdlen, 0, Pdu::GenericNack)).await;
-                            continue;
-                        }
-                        Some(Ok(c)) => c,
+                        // No command_length to go by: the stream cannot be read on.
+                        Some(Err(e)) => return Ok(Done::Lost(format!("Unreadable stream from the SMSC: {e}"))),
+                        Some(Ok(frame)) => frame,
                     };
                     last_heard = Instant::now();
-                    if let Some(done) = self.pdu(&mut framed, cmd).await {
-                        return Ok(done);
-                    }
+                    let mut next = Some(cmd);
+                    let mut more = 0;
                     // What else has already arrived is answered in the same write.
-                    for _ in 0..64 {
-                        let Some(Some(Ok(cmd))) = framed.next().now_or_never() else { break };
-                        if let Some(done) = self.pdu(&mut framed, cmd).await {
-                            return Ok(done);
+                    while let Some(frame) = next.take() {
+                        match frame {
+                            Ok(cmd) => {
+                                if let Some(done) = self.pdu(&mut framed, cmd).await {
+                                    return Ok(done);
+                                }
+                            }
+                            Err(bad) => {
+                                self.link.log(crate::logs::WARNING, format!("Unreadable PDU from the SMSC (sequence {}): {}", bad.sequence, bad.reason));
+                                let _ = framed.feed(Command::new(CommandStatus::EsmeRinvcmdlen, bad.sequence, Pdu::GenericNack)).await;
+                            }
+                        }
+                        more += 1;
+                        if more < 64 && let Some(Some(Ok(frame))) = framed.next().now_or_never() {
+                            next = Some(frame);
                         }
                     }
                     if let Err(e) = flush(&mut framed).await {
@@ -412,11 +420,7 @@ impl<'a> Session<'a> {
     }
 
     /// One PDU from the SMSC (answers are fed, not flushed); `Some` when the session is over.
-    async fn pdu(
-        &mut self,
-        framed: &mut Framed<TcpStream, CommandCodec>,
-        cmd: Command,
-    ) -> Option<Done> {
+    async fn pdu(&mut self, framed: &mut Framed<TcpStream, Codec>, cmd: Command) -> Option<Done> {
         let status = cmd.status();
         let cseq = cmd.sequence_number();
         // An error response may come without a body (SMPP 3.4 allows it).
@@ -540,7 +544,7 @@ impl<'a> Session<'a> {
     /// Writes one message as its parts (flushed by the caller).
     async fn submit(
         &mut self,
-        framed: &mut Framed<TcpStream, CommandCodec>,
+        framed: &mut Framed<TcpStream, Codec>,
         msg: Message,
     ) -> Result<(), String> {
         if !self.role.sends() {
@@ -886,7 +890,7 @@ fn join_parts(parts: &[StoredPart], default: split::Coding) -> String {
 }
 
 /// Writes what was fed.
-async fn flush(framed: &mut Framed<TcpStream, CommandCodec>) -> Result<(), String> {
+async fn flush(framed: &mut Framed<TcpStream, Codec>) -> Result<(), String> {
     SinkExt::<Command>::flush(framed)
         .await
         .map_err(|e| e.to_string())
