@@ -1,21 +1,33 @@
 //! SMPP benchmark (run by `bench/run.sh smpp`): HTTP -> submit_sm -> submit_sm_resp ->
-//! `submitted` event at event_url, on the embedded default, one transceiver bind with a
-//! window of 64, against the SMSC simulator (`../shared/peers/smsc`, `SMSC_RECORD=0`).
+//! `submitted` event at event_url, on the embedded default (memory bus and store), one
+//! transceiver bind with a window of 64, against the SMSC simulator (`../shared/peers/smsc`,
+//! `SMSC_RECORD=0`).
 //!
-//! 1. the simulator's own ceiling: its `load.js` (one bind, window 64), after a warm-up;
+//! 1. the simulator's own ceiling: its `load.js` (one bind, window 64, `TOTAL` submit_sm),
+//!    after a 5,000-message warm-up;
 //! 2. hornbill: `CLIENTS` keep-alive clients send `TOTAL` messages; reports accepted msg/s,
 //!    end-to-end msg/s (until every `submitted` event reached the event_url receiver),
-//!    accept latency p50/p99, the server's CPU seconds and peak RSS, and checks that the
-//!    simulator accepted every message exactly once (the bench fails otherwise).
+//!    accept latency p50/p99, the CPU seconds of hornbill, the simulator and this process,
+//!    and hornbill's peak RSS; checks that the simulator accepted every message exactly once
+//!    and that each message got exactly one `submitted` event (exit status 1 otherwise).
+//!
+//! The load generator and the event receiver share the 2 cores with hornbill and the
+//! simulator, so by default they are lean: each client writes a prepared HTTP/1.1 request on
+//! its own keep-alive connection and reads the response (status line, Content-Length); the
+//! receiver reads each POST (Content-Length) and answers 200. `BENCH_HTTP=reqwest` uses
+//! reqwest clients and an actix-web receiver instead (as bench/api.rs does), which cost this
+//! process about twice the CPU per message.
 //!
 //! Environment: BENCH_TOTAL (default 100000), BENCH_CLIENTS (64), BENCH_RECEIPTS (0; 1 asks
-//! for delivery receipts too, and waits for their events as well).
+//! for delivery receipts too, and waits for their events as well), BENCH_HTTP (`lean` or
+//! `reqwest`).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -57,6 +69,16 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// A child process that is killed when dropped, so a failing bench leaves nothing running.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn smsc_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/smsc")
 }
@@ -79,26 +101,100 @@ fn load_js(port: u16, n: usize) -> f64 {
     v["rate"].as_f64().unwrap_or(0.0)
 }
 
-/// Counts the events POSTed to it: `submitted`, and `delivery_*`.
-fn event_receiver(submitted: Arc<AtomicUsize>, delivered: Arc<AtomicUsize>) -> u16 {
+/// What the event_url receiver has counted.
+#[derive(Default)]
+struct Counts {
+    submitted: AtomicUsize,
+    delivery: AtomicUsize,
+    other: AtomicUsize,
+}
+
+impl Counts {
+    fn count(&self, body: &[u8]) {
+        let has = |w: &[u8]| body.windows(w.len()).any(|x| x == w);
+        if has(b"\"event_type\":\"submitted\"") {
+            self.submitted.fetch_add(1, Ordering::Relaxed);
+        } else if has(b"\"event_type\":\"delivery_") {
+            self.delivery.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.other.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where `\r\n\r\n` ends in `buf`, if it is there.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// The Content-Length of an HTTP/1.1 head; a chunked body is not expected from either side.
+fn content_length(head: &[u8]) -> usize {
+    let head = String::from_utf8_lossy(head);
+    let mut length = 0;
+    for line in head.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("content-length") {
+            length = value.trim().parse().expect("Content-Length");
+        }
+        assert!(
+            !(name.eq_ignore_ascii_case("transfer-encoding")
+                && value.to_ascii_lowercase().contains("chunked")),
+            "the bench's HTTP reader does not take chunked bodies: {head}"
+        );
+    }
+    length
+}
+
+/// The lean event_url receiver: HTTP/1.1 keep-alive, each POST counted and answered 200.
+async fn lean_receiver(listener: tokio::net::TcpListener, counts: Arc<Counts>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let counts = counts.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(8192);
+            let mut chunk = vec![0u8; 16384];
+            loop {
+                // Every complete request in the buffer (a client may pipeline).
+                let mut answers = 0;
+                while let Some(end) = head_end(&buf) {
+                    let length = content_length(&buf[..end]);
+                    if buf.len() < end + length {
+                        break;
+                    }
+                    counts.count(&buf[end..end + length]);
+                    buf.drain(..end + length);
+                    answers += 1;
+                }
+                if answers > 0 {
+                    let out = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".repeat(answers);
+                    if stream.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+    }
+}
+
+/// The actix-web event_url receiver (`BENCH_HTTP=reqwest`), on its own thread.
+fn actix_receiver(listener: std::net::TcpListener, counts: Arc<Counts>) {
     use actix_web::{App, HttpResponse, HttpServer, web};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             HttpServer::new(move || {
-                let (s, d) = (submitted.clone(), delivered.clone());
+                let counts = counts.clone();
                 App::new().default_service(web::to(move |body: web::Bytes| {
-                    let (s, d) = (s.clone(), d.clone());
-                    async move {
-                        let has = |w: &[u8]| body.windows(w.len()).any(|x| x == w);
-                        if has(b"\"event_type\":\"submitted\"") {
-                            s.fetch_add(1, Ordering::Relaxed);
-                        } else if has(b"\"event_type\":\"delivery_") {
-                            d.fetch_add(1, Ordering::Relaxed);
-                        }
-                        HttpResponse::Ok().finish()
-                    }
+                    counts.count(&body);
+                    async { HttpResponse::Ok().finish() }
                 }))
             })
             .workers(1)
@@ -109,13 +205,108 @@ fn event_receiver(submitted: Arc<AtomicUsize>, delivered: Arc<AtomicUsize>) -> u
             .unwrap();
         });
     });
-    port
+}
+
+/// Reads one response from a keep-alive connection: its status.
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> std::io::Result<u16> {
+    loop {
+        if let Some(end) = head_end(buf) {
+            let length = content_length(&buf[..end]);
+            if buf.len() >= end + length {
+                let status = std::str::from_utf8(&buf[..end])
+                    .ok()
+                    .and_then(|h| h.split(' ').nth(1))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                buf.drain(..end + length);
+                return Ok(status);
+            }
+        }
+        match stream.read(chunk).await? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// One lean client: sends the prepared request while messages remain, one at a time on one
+/// keep-alive connection (reconnecting after an error); accept latencies in us, and errors.
+async fn lean_client(
+    addr: String,
+    request: Arc<Vec<u8>>,
+    next: Arc<AtomicUsize>,
+    total: usize,
+) -> (Vec<u64>, usize) {
+    let mut lat = Vec::with_capacity(total / 32);
+    let mut errors = 0usize;
+    let mut conn: Option<tokio::net::TcpStream> = None;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 4096];
+    while next.fetch_add(1, Ordering::Relaxed) < total {
+        let t = Instant::now();
+        if conn.is_none() {
+            buf.clear();
+            match tokio::net::TcpStream::connect(&addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    conn = Some(s);
+                }
+                Err(_) => {
+                    errors += 1;
+                    continue;
+                }
+            }
+        }
+        let stream = conn.as_mut().unwrap();
+        let answer = match stream.write_all(&request).await {
+            Ok(()) => read_response(stream, &mut buf, &mut chunk).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(201) => lat.push(t.elapsed().as_micros() as u64),
+            Ok(_) => errors += 1,
+            Err(_) => {
+                errors += 1;
+                conn = None;
+            }
+        }
+    }
+    (lat, errors)
+}
+
+/// One reqwest client (`BENCH_HTTP=reqwest`), as in bench/api.rs.
+async fn reqwest_client(
+    http: reqwest::Client,
+    url: String,
+    body: String,
+    next: Arc<AtomicUsize>,
+    total: usize,
+) -> (Vec<u64>, usize) {
+    let mut lat = Vec::new();
+    let mut errors = 0usize;
+    while next.fetch_add(1, Ordering::Relaxed) < total {
+        let t = Instant::now();
+        match http.post(&url).body(body.clone()).send().await {
+            Ok(r) if r.status().as_u16() == 201 => {
+                let _ = r.bytes().await;
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            _ => errors += 1,
+        }
+    }
+    (lat, errors)
 }
 
 fn main() {
+    // `cargo bench` passes --bench; nothing else is taken from the command line.
     let total = env_usize("BENCH_TOTAL", 100_000);
-    let clients = env_usize("BENCH_CLIENTS", 64);
+    let clients = env_usize("BENCH_CLIENTS", 64).max(1);
     let receipts = env_usize("BENCH_RECEIPTS", 0) == 1;
+    let lean = std::env::var("BENCH_HTTP").map_or(true, |v| v != "reqwest");
 
     let ok = Command::new(smsc_dir().join("setup"))
         .status()
@@ -125,19 +316,22 @@ fn main() {
         ok,
         "the SMSC simulator's setup failed (node and npm are needed)"
     );
-    let mut smsc = Command::new("node")
-        .arg(smsc_dir().join("smsc.js"))
-        .args(["--port", "0", "--control-port", "0", "--dlr-delay-ms", "0"])
-        .env("SMSC_RECORD", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node smsc.js");
-    let smsc_pid = smsc.id();
+    let mut smsc = Killed(
+        Command::new("node")
+            .arg(smsc_dir().join("smsc.js"))
+            .args(["--port", "0", "--control-port", "0", "--dlr-delay-ms", "0"])
+            .env("SMSC_RECORD", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node smsc.js"),
+    );
+    let smsc_pid = smsc.0.id();
     let mut line = String::new();
-    BufReader::new(smsc.stdout.take().unwrap())
+    BufReader::new(smsc.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    // "smsc listening smpp=127.0.0.1:PORT control=127.0.0.1:PORT"
     let field = |name: &str| {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(name))
@@ -154,21 +348,27 @@ fn main() {
         "simulator ceiling (load.js, one bind, window 64, {total} submit_sm): {ceiling:.0} msg/s"
     );
 
-    // 2. hornbill.
+    // 2. hornbill on the embedded default.
     let dir = std::env::temp_dir().join(format!("hornbill-bench-smpp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
-    std::fs::write(&config, "[server]\nport = 0\n[log]\nlevel = \"warn\"\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hornbill"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start hornbill");
-    let pid = child.id();
+    std::fs::write(
+        &config,
+        "[server]\nport = 0\n[public]\nenabled = false\n[log]\nlevel = \"warn\"\n",
+    )
+    .unwrap();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_hornbill"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hornbill"),
+    );
+    let pid = child.0.id();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let base = line
@@ -176,9 +376,7 @@ fn main() {
         .strip_prefix("hornbill listening on ")
         .expect("listening line")
         .to_string();
-    let submitted = Arc::new(AtomicUsize::new(0));
-    let delivered = Arc::new(AtomicUsize::new(0));
-    let events_port = event_receiver(submitted.clone(), delivered.clone());
+    let counts = Arc::new(Counts::default());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -186,6 +384,15 @@ fn main() {
         .build()
         .unwrap();
     let failed = rt.block_on(async move {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let events_port = listener.local_addr().unwrap().port();
+        if lean {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tokio::spawn(lean_receiver(listener, counts.clone()));
+        } else {
+            actix_receiver(listener, counts.clone());
+        }
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(clients * 2)
             .build()
@@ -205,7 +412,10 @@ fn main() {
             .json()
             .await
             .unwrap();
-        let cid = created["result"]["id"].as_str().unwrap().to_string();
+        let cid = created["result"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no channel: {created}"))
+            .to_string();
         let bound_by = Instant::now() + Duration::from_secs(20);
         loop {
             let ch: serde_json::Value = http
@@ -234,11 +444,20 @@ fn main() {
         let before = stats(http.clone(), control.clone()).await["accepted"]
             .as_u64()
             .unwrap_or(0);
-        let url = format!("{base}/channels/{cid}/messages/");
+        let path = format!("/channels/{cid}/messages/");
         let body = serde_json::json!({"to": "27820000001", "from": "12345",
             "content": "bench message, about the size of an SMS",
             "event_url": format!("http://127.0.0.1:{events_port}/ev")})
         .to_string();
+        let host = base.strip_prefix("http://").unwrap_or(&base).to_string();
+        let request = Arc::new(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        );
+
         let next = Arc::new(AtomicUsize::new(0));
         let cpu_before = cpu_secs(pid);
         let smsc_cpu_before = cpu_secs(smsc_pid);
@@ -246,22 +465,13 @@ fn main() {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..clients {
-            let (http, url, body, next) = (http.clone(), url.clone(), body.clone(), next.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut errors = 0usize;
-                while next.fetch_add(1, Ordering::Relaxed) < total {
-                    let t = Instant::now();
-                    match http.post(&url).body(body.clone()).send().await {
-                        Ok(r) if r.status().as_u16() == 201 => {
-                            let _ = r.bytes().await;
-                            lat.push(t.elapsed().as_micros() as u64);
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (lat, errors)
-            }));
+            let next = next.clone();
+            tasks.push(if lean {
+                tokio::spawn(lean_client(host.clone(), request.clone(), next, total))
+            } else {
+                let url = format!("{base}{path}");
+                tokio::spawn(reqwest_client(http.clone(), url, body.clone(), next, total))
+            });
         }
         let mut lat = Vec::new();
         let mut errors = 0;
@@ -272,48 +482,59 @@ fn main() {
         }
         let accept_secs = start.elapsed().as_secs_f64();
         let accepted = lat.len();
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let done = |s: &AtomicUsize, d: &AtomicUsize| {
-            s.load(Ordering::Relaxed) >= accepted
-                && (!receipts || d.load(Ordering::Relaxed) >= accepted)
+        // Until every event is in, or none has come for 30 s.
+        let seen = |c: &Counts| {
+            c.submitted.load(Ordering::Relaxed) + c.delivery.load(Ordering::Relaxed)
         };
-        while !done(&submitted, &delivered) && Instant::now() < deadline {
+        let done = |c: &Counts| {
+            c.submitted.load(Ordering::Relaxed) >= accepted
+                && (!receipts || c.delivery.load(Ordering::Relaxed) >= accepted)
+        };
+        let (mut last, mut last_at) = (seen(&counts), Instant::now());
+        while !done(&counts) && last_at.elapsed() < Duration::from_secs(30) {
             tokio::time::sleep(Duration::from_millis(2)).await;
+            if seen(&counts) != last {
+                (last, last_at) = (seen(&counts), Instant::now());
+            }
         }
         let e2e_secs = start.elapsed().as_secs_f64();
         let cpu_used = cpu_secs(pid) - cpu_before;
         let smsc_cpu = cpu_secs(smsc_pid) - smsc_cpu_before;
         let own_cpu = cpu_secs(std::process::id()) - own_cpu_before;
-        let got = submitted.load(Ordering::Relaxed).min(accepted);
+        let got = counts.submitted.load(Ordering::Relaxed).min(accepted);
         // Late duplicates: events or submit_sm beyond one per message.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let extra_events = submitted.load(Ordering::Relaxed).saturating_sub(accepted);
+        let extra_events = counts
+            .submitted
+            .load(Ordering::Relaxed)
+            .saturating_sub(accepted);
         let after = stats(http.clone(), control.clone()).await;
-        let at_smsc = after["accepted"].as_u64().unwrap_or(0) - before;
+        let at_smsc = after["accepted"].as_u64().unwrap_or(0).saturating_sub(before);
         lat.sort_unstable();
         println!(
-            "hornbill: HTTP -> submit_sm -> submitted event, one bind, window 64, {clients} keep-alive clients, {total} messages, receipts {}",
+            "hornbill: HTTP -> submit_sm -> submitted event, one bind, window 64, {clients} keep-alive {} clients, {total} messages, receipts {}",
+            if lean { "lean" } else { "reqwest" },
             if receipts { "on" } else { "off" }
         );
+        let accept_rate = accepted as f64 / accept_secs;
         println!(
-            "  accepted: {accepted} in {accept_secs:.2} s = {:.0} msg/s ({errors} errors)",
-            accepted as f64 / accept_secs
+            "  accepted: {accepted} in {accept_secs:.2} s = {accept_rate:.0} msg/s ({errors} errors)"
         );
         let e2e = got as f64 / e2e_secs;
         println!(
-            "  end-to-end: {got} submitted events in {e2e_secs:.2} s = {e2e:.0} msg/s ({:.0} % of the simulator's ceiling)",
+            "  end-to-end: {got} submitted events{} in {e2e_secs:.2} s = {e2e:.0} msg/s ({:.0} % of the simulator's ceiling)",
+            if receipts { " and their delivery reports" } else { "" },
             100.0 * e2e / ceiling
         );
         if receipts {
             println!(
                 "  delivery reports: {}",
-                delivered.load(Ordering::Relaxed)
+                counts.delivery.load(Ordering::Relaxed)
             );
         }
+        let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
         println!(
-            "  accept latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99),
+            "  accept latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms",
             percentile(&lat, 1.0)
         );
         println!(
@@ -321,8 +542,14 @@ fn main() {
             cpu_used * 1e6 / got.max(1) as f64
         );
         println!(
-            "  the simulator accepted {at_smsc} submit_sm for {accepted} messages ({} duplicates); {extra_events} duplicate submitted events",
-            at_smsc.saturating_sub(accepted as u64)
+            "  the simulator accepted {at_smsc} submit_sm for {accepted} messages ({} duplicates); {extra_events} duplicate submitted events; {} other events",
+            at_smsc.saturating_sub(accepted as u64),
+            counts.other.load(Ordering::Relaxed)
+        );
+        let rss = peak_rss_mb(pid);
+        println!("hornbill peak RSS: {rss:.1} MB");
+        println!(
+            "summary: e2e {e2e:.0} msg/s, accepted {accept_rate:.0} msg/s, p50 {p50:.2} ms, p99 {p99:.2} ms, peak RSS {rss:.0} MB, hornbill CPU {cpu_used:.2} s, load.js ceiling {ceiling:.0} msg/s"
         );
         let mut failed = vec![];
         if errors > 0 {
@@ -341,11 +568,8 @@ fn main() {
         }
         failed
     });
-    println!("hornbill peak RSS: {:.1} MB", peak_rss_mb(pid));
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = smsc.kill();
-    let _ = smsc.wait();
+    drop(child);
+    drop(smsc);
     let _ = std::fs::remove_dir_all(&dir);
     if !failed.is_empty() {
         eprintln!("FAILED: {}", failed.join("; "));
