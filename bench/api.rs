@@ -88,7 +88,9 @@ fn main() {
     };
     std::fs::write(
         &config,
-        format!("[server]\nport = 0\n[log]\nlevel = \"warn\"\n{backends}"),
+        format!(
+            "[server]\nport = 0\n[public]\nenabled = false\n[log]\nlevel = \"warn\"\n{backends}"
+        ),
     )
     .unwrap();
     println!("mode: {mode}");

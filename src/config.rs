@@ -37,6 +37,41 @@ impl Default for ServerSettings {
     }
 }
 
+/// The public listener: where providers call back (inbound messages, delivery reports, USSD
+/// requests) at `/channels/{channel_id}/{action}`, apart from the management API so that one
+/// can stay private.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublicSettings {
+    /// Serve the public listener at all.
+    pub enabled: bool,
+    pub host: String,
+    /// Port of the public listener (0 picks a free one).
+    pub port: u16,
+    /// The URL providers reach the listener at (behind a proxy: its public address, e.g.
+    /// `https://sms.example.org`); given to providers as callback URLs and used to check
+    /// signed callbacks (Twilio). Default: `http://host:port` as bound.
+    pub base_url: Option<String>,
+    /// Largest callback body accepted, bytes.
+    pub max_body: usize,
+    /// Longest a callback waits for its channel (a USSD request for the application's
+    /// answer is bounded by its channel's own `request_timeout`), seconds.
+    pub timeout: f64,
+}
+
+impl Default for PublicSettings {
+    fn default() -> Self {
+        PublicSettings {
+            enabled: true,
+            host: "127.0.0.1".into(),
+            port: 8081,
+            base_url: None,
+            max_body: 256 * 1024,
+            timeout: 120.0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusSettings {
@@ -187,6 +222,7 @@ impl Default for LogSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub public: PublicSettings,
     pub bus: BusSettings,
     pub store: StoreSettings,
     pub webhooks: WebhookSettings,
@@ -218,6 +254,7 @@ impl std::error::Error for ConfigProblems {}
 
 const SECTIONS: &[&str] = &[
     "server",
+    "public",
     "bus",
     "store",
     "webhooks",
@@ -285,6 +322,7 @@ impl Settings {
             }
         }
         settings.server = section(&top, "server", &mut problems);
+        settings.public = section(&top, "public", &mut problems);
         settings.bus = section(&top, "bus", &mut problems);
         settings.store = section(&top, "store", &mut problems);
         settings.webhooks = section(&top, "webhooks", &mut problems);
@@ -296,6 +334,16 @@ impl Settings {
 
         if settings.server.username.is_some() != settings.server.password.is_some() {
             problems.push("[server] username and password must be set together".into());
+        }
+        if let Some(base) = &settings.public.base_url
+            && !url::Url::parse(base).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            problems.push(format!(
+                "[public] base_url = {base:?}: must be an http(s) URL"
+            ));
+        }
+        if settings.public.timeout <= 0.0 {
+            problems.push("[public] timeout must be above 0".into());
         }
         if !matches!(settings.bus.kind.as_str(), "memory" | "amqp") {
             problems.push(format!(

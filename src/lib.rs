@@ -62,6 +62,9 @@ pub struct Running {
     pub handle: actix_web::dev::ServerHandle,
     pub server: actix_web::dev::Server,
     pub core: Arc<Core>,
+    /// The public listener (provider callbacks), when `[public] enabled`.
+    pub public_addr: Option<SocketAddr>,
+    pub public_handle: Option<actix_web::dev::ServerHandle>,
 }
 
 /// Starts hornbill inside the current actix `System`: backends, engine, the channels of the
@@ -118,7 +121,30 @@ pub async fn start(
         std::mem::forget(arbiter);
         addr
     };
+    // The public listener is bound first: its address is every channel's callback base.
+    let public_listener = if settings.public.enabled {
+        let bind = format!("{}:{}", settings.public.host, settings.public.port);
+        Some(
+            std::net::TcpListener::bind(&bind)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (public listener): {e}"))?,
+        )
+    } else {
+        None
+    };
+    let public_addr = match &public_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let public_base = public_addr.map(|a| {
+        settings
+            .public
+            .base_url
+            .clone()
+            .map(|b| b.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{a}"))
+    });
     let core = Arc::new(Core {
+        public_base,
         store,
         memory_store,
         bus,
@@ -236,10 +262,36 @@ pub async fn start(
         .copied()
         .ok_or_else(|| anyhow::anyhow!("the server has no address"))?;
     let server = server.disable_signals().shutdown_timeout(5).run();
+    let public_handle = match public_listener {
+        Some(listener) => {
+            let state = web::Data::new(http::public::PublicState { core: core.clone() });
+            let max_body = settings.public.max_body;
+            let mut public = HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .configure(|cfg| http::public::configure(cfg, max_body))
+            })
+            .listen(listener)?;
+            if let Some(w) = settings.server.workers {
+                public = public.workers(w.max(1));
+            }
+            let public = public.disable_signals().shutdown_timeout(5).run();
+            let handle = public.handle();
+            actix_rt::spawn(async move {
+                if let Err(e) = public.await {
+                    tracing::error!(error = %e, "The public listener stopped.");
+                }
+            });
+            Some(handle)
+        }
+        None => None,
+    };
     Ok(Running {
         addr,
         handle: server.handle(),
         server,
         core,
+        public_addr,
+        public_handle,
     })
 }

@@ -112,8 +112,14 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         )
         .await?;
         tracing::info!(addr = %running.addr, "Hornbill is listening.");
-        println!("hornbill listening on http://{}", running.addr);
-        let _ = std::io::stdout().flush();
+        // A reader that went away (a script reading only the first line) is no reason to stop.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "hornbill listening on http://{}", running.addr);
+        if let Some(public) = running.public_addr {
+            tracing::info!(addr = %public, "Provider callbacks are served on the public listener.");
+            let _ = writeln!(out, "hornbill public listener on http://{public}");
+        }
+        let _ = out.flush();
         let handle = running.handle.clone();
         actix_web::rt::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;

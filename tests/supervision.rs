@@ -64,7 +64,8 @@ async fn a_panicking_transport_recovers_without_losing_messages() {
     });
     let mut registry = Registry::builtin();
     registry.register(crashy.clone());
-    let settings = hornbill::config::Settings::default();
+    let mut settings = hornbill::config::Settings::default();
+    settings.public.port = 0;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let running = hornbill::start(settings, registry, listener).await.unwrap();
     let api = Api {

@@ -21,6 +21,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Provider callbacks waiting for the transport to take them; past this the public listener
+/// answers 503 (the provider retries later).
+const CALLBACK_QUEUE: usize = 1024;
+
 /// A message taken off the bus, with the delivery that settles it.
 struct Pending {
     msg: Message,
@@ -188,13 +192,22 @@ impl Channel {
         self.generation += 1;
         let generation = self.generation;
         let (tx, rx) = mpsc::channel(self.window + 1);
+        let (callbacks_tx, callbacks) = mpsc::channel(CALLBACK_QUEUE);
         let tctx = crate::transports::TransportContext {
             channel_id: self.id().to_string(),
             commands: rx,
             reports: self.reports_tx.clone(),
             store: self.core.store.clone(),
             stop: tokio_util::sync::CancellationToken::new(),
+            callbacks,
+            callback_base: self
+                .core
+                .public_base
+                .as_ref()
+                .map(|b| format!("{b}/channels/{}", self.id())),
+            ttls: self.core.store_ttls(),
         };
+        *self.shared.callbacks.write() = Some(callbacks_tx);
         let stop = tctx.stop.clone();
         let handle = tokio::task::spawn_local(factory.start(&spec.config, tctx));
         self.transport = Some(TransportRun {

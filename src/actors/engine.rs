@@ -57,6 +57,7 @@ impl Engine {
             in_flight: AtomicUsize::new(0),
             actor: RwLock::new(None),
             forwarder: RwLock::new(None),
+            callbacks: RwLock::new(None),
             id: id.clone(),
         });
         let actor = Channel::new(self.core.clone(), shared.clone()).start();

@@ -33,6 +33,9 @@ pub struct Core {
     pub memory_store: Option<Arc<crate::store::MemoryStore>>,
     pub registry: Registry,
     pub delivery: Addr<delivery::Delivery>,
+    /// Where providers reach the public listener (`[public] base_url`, or the address it is
+    /// bound to; no trailing slash); `None` when it is off.
+    pub public_base: Option<String>,
     pub channels: RwLock<BTreeMap<String, Arc<ChannelShared>>>,
     pub routers: RwLock<BTreeMap<String, Arc<router::RouterShared>>>,
     /// Rate counts not yet written to the store (flushed by the engine every 250 ms).
@@ -40,6 +43,14 @@ pub struct Core {
 }
 
 impl Core {
+    /// The record lifetimes of the store settings.
+    pub fn store_ttls(&self) -> crate::store::Ttls {
+        crate::store::Ttls {
+            inbound: Duration::from_secs(self.settings.store.inbound_message_ttl),
+            outbound: Duration::from_secs(self.settings.store.outbound_message_ttl),
+        }
+    }
+
     pub fn channel(&self, id: &str) -> Option<Arc<ChannelShared>> {
         self.channels.read().get(id).cloned()
     }
@@ -157,6 +168,8 @@ pub struct ChannelShared {
     pub in_flight: AtomicUsize,
     pub actor: RwLock<Option<Addr<channel::Channel>>>,
     pub forwarder: RwLock<Option<Addr<forwarder::Forwarder>>>,
+    /// The running transport's intake of provider callbacks (public listener).
+    pub callbacks: RwLock<Option<tokio::sync::mpsc::Sender<crate::transports::Callback>>>,
 }
 
 impl ChannelShared {

@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod envelope;
 pub mod messages;
+pub mod public;
 pub mod routers;
 
 use crate::actors::Core;

@@ -7,6 +7,8 @@
 //! Adding a channel type: a module here with a config struct (`deny_unknown_fields`), a pure
 //! protocol layer, and a `TransportFactory`; then one line in `Registry::builtin`.
 
+pub mod africastalking;
+pub mod aggregator;
 pub mod smpp;
 pub mod telnet;
 pub mod webhook;
@@ -53,6 +55,77 @@ pub enum TransportReport {
     Log { level: u8, message: String },
 }
 
+/// A provider's request to the public listener (`/channels/{channel_id}/{action}`), handed
+/// to the channel's running transport, which answers it through `reply`.
+#[derive(Debug)]
+pub struct Callback {
+    /// One of the factory's `callback_actions`.
+    pub action: String,
+    pub method: String,
+    /// The URL the provider called, as it knows it (`[public] base_url` + path + query).
+    pub url: String,
+    /// The raw query string (no `?`).
+    pub query: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+    pub reply: tokio::sync::oneshot::Sender<CallbackResponse>,
+}
+
+impl Callback {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The form fields of the request: its query string, then (for a form body) its body.
+    pub fn form(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = url::form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .collect();
+        let is_form = self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            out.extend(url::form_urlencoded::parse(&self.body).into_owned());
+        }
+        out
+    }
+
+    /// Answers the provider (it may have given up waiting: then nothing happens).
+    pub fn respond(self, response: CallbackResponse) {
+        let _ = self.reply.send(response);
+    }
+}
+
+/// What the public listener answers a provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallbackResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl CallbackResponse {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Self {
+        CallbackResponse {
+            status,
+            content_type,
+            body: body.into(),
+        }
+    }
+
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "text/plain; charset=utf-8", body)
+    }
+
+    pub fn json(status: u16, body: &Value) -> Self {
+        Self::new(status, "application/json", body.to_string())
+    }
+}
+
 /// How long a transport that stops gracefully is given before it is aborted.
 pub const GRACEFUL_STOP: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -68,6 +141,15 @@ pub struct TransportContext {
     /// says `graceful_stop` winds down by itself (an SMPP session finishes its window and
     /// unbinds); every other one is aborted at once.
     pub stop: tokio_util::sync::CancellationToken,
+    /// Provider requests to the public listener for this channel (only the factory's
+    /// `callback_actions` arrive). A transport without callbacks may ignore it.
+    pub callbacks: mpsc::Receiver<Callback>,
+    /// Where providers reach this channel's callbacks: `{public base}/channels/{id}` (no
+    /// trailing slash); `None` when the public listener is off.
+    pub callback_base: Option<String>,
+    /// Records that must last as long as an outbound message's events can come
+    /// (`outbound_message_ttl`), and as long as a reply may come (`inbound_message_ttl`).
+    pub ttls: crate::store::Ttls,
 }
 
 impl TransportContext {
@@ -107,6 +189,11 @@ pub trait TransportFactory: Send + Sync + 'static {
     fn graceful_stop(&self) -> bool {
         false
     }
+    /// The `{action}`s of `/channels/{id}/{action}` on the public listener this channel type
+    /// answers (any other is a 404 there).
+    fn callback_actions(&self, _config: &Value) -> Vec<&'static str> {
+        Vec::new()
+    }
     /// Checks a `config` object; the error text is shown to the API client.
     fn validate(&self, config: &Value) -> Result<(), String>;
     /// The running transport. Ends with `Ok` when its command channel closes.
@@ -124,6 +211,22 @@ pub fn configured_transport_type(config: &Value, default: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or(default)
         .to_string()
+}
+
+/// Checks that a config key holds an http(s) URL.
+pub fn check_http_url(key: &str, value: &str) -> Result<(), String> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        _ => Err(format!("{key} must be an http(s) URL")),
+    }
+}
+
+/// Checks that config keys of seconds are above 0.
+pub fn check_positive(values: &[(&str, f64)]) -> Result<(), String> {
+    match values.iter().find(|(_, v)| v.is_nan() || *v <= 0.0) {
+        Some((k, _)) => Err(format!("{k} must be above 0")),
+        None => Ok(()),
+    }
 }
 
 /// Why a channel type/config pair was refused.
@@ -147,6 +250,7 @@ impl Registry {
         let mut r = Registry {
             types: BTreeMap::new(),
         };
+        r.register(Arc::new(africastalking::AfricasTalkingFactory));
         r.register(Arc::new(smpp::SmppFactory));
         r.register(Arc::new(telnet::TelnetFactory));
         r.register(Arc::new(webhook::WebhookFactory));
@@ -232,7 +336,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: smpp, telnet, webhook"
+            "Invalid channel type u'pigeon', must be one of: africastalking, smpp, telnet, webhook"
         );
     }
 }

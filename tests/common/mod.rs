@@ -2,6 +2,8 @@
 //! envelope, a webhook receiver (wiremock), and telnet users on real sockets.
 #![allow(dead_code)]
 
+pub mod cases;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +17,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A hornbill process, killed when dropped. Its stdout and stderr are kept for inspection.
 pub struct Server {
     pub url: String,
+    /// The public listener (provider callbacks), once it printed its address.
+    pub public: Arc<Mutex<Option<String>>>,
     child: Child,
     pub output: Arc<Mutex<String>>,
     _dir: TempDir,
@@ -64,11 +68,15 @@ impl Server {
     pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Server {
         let dir = TempDir::new();
         let path = dir.0.join("config.toml");
-        let text = if extra.contains("[server]") {
+        let mut text = if extra.contains("[server]") {
             extra.to_string()
         } else {
             format!("[server]\nport = 0\nworkers = 2\n{extra}")
         };
+        // The public listener on a free port too, unless the test sets it.
+        if !text.contains("[public]") {
+            text = format!("[public]\nport = 0\n{text}");
+        }
         std::fs::write(&path, text).unwrap();
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
@@ -95,10 +103,15 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let out3 = output.clone();
+        let public: Arc<Mutex<Option<String>>> = Arc::default();
+        let public2 = public.clone();
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
             let mut line = String::new();
             while r.read_line(&mut line).unwrap_or(0) > 0 {
+                if let Some(url) = line.trim().strip_prefix("hornbill public listener on ") {
+                    *public2.lock().unwrap() = Some(url.to_string());
+                }
                 if let Some(url) = line.trim().strip_prefix("hornbill listening on ") {
                     let _ = tx.send(url.to_string());
                 }
@@ -118,6 +131,7 @@ impl Server {
         };
         Server {
             url,
+            public,
             child,
             output,
             _dir: dir,
@@ -128,6 +142,18 @@ impl Server {
         Api {
             base: self.url.clone(),
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// The public listener's base URL (it is printed right after the API's).
+    pub fn public_url(&self) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(u) = self.public.lock().unwrap().clone() {
+                return u;
+            }
+            assert!(Instant::now() < deadline, "no public listener was printed");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -61,6 +61,7 @@ pub async fn run(cfg: SmppConfig, ctx: TransportContext) -> Result<(), Transport
         reports,
         store,
         stop,
+        ..
     } = ctx;
     let link = Link {
         store,

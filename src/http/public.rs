@@ -1,0 +1,137 @@
+//! The public listener (`[public]`): providers call hornbill back here, at
+//! `/channels/{channel_id}/{action}` (Courier's convention, `/c/<type>/<uuid>/<action>`, with
+//! the channel id first since the id alone finds the channel). The request is handed to the
+//! channel's running transport, which answers it: at once (an inbound SMS, a delivery report)
+//! or once the application has (a synchronous USSD request).
+//!
+//! An unknown channel, or an action its type does not take, is a 404; a channel whose
+//! transport is restarting, or is flooded, a 503 the provider retries. Bad provider requests
+//! are the transport's to refuse (400, with a channel-log entry).
+
+use crate::actors::Core;
+use crate::transports::{Callback, CallbackResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct PublicState {
+    pub core: Arc<Core>,
+}
+
+fn answer(r: CallbackResponse) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(r.status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type(r.content_type)
+        .body(r.body)
+}
+
+fn not_found(what: &str) -> HttpResponse {
+    answer(CallbackResponse::json(
+        404,
+        &serde_json::json!({"status": 404, "code": "Not Found", "description": what, "result": {}}),
+    ))
+}
+
+fn unavailable(what: &str) -> HttpResponse {
+    let mut resp = answer(CallbackResponse::json(
+        503,
+        &serde_json::json!({"status": 503, "code": "Service Unavailable", "description": what, "result": {}}),
+    ));
+    resp.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("5"),
+    );
+    resp
+}
+
+async fn callback(
+    state: web::Data<PublicState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (cid, action) = path.into_inner();
+    let core = &state.core;
+    let Some(shared) = core.channel(&cid) else {
+        return not_found("channel not found");
+    };
+    let spec = shared.spec();
+    let actions = core
+        .registry
+        .get(&spec.kind)
+        .map(|f| f.callback_actions(&spec.config))
+        .unwrap_or_default();
+    if !actions.contains(&action.as_str()) {
+        return not_found(&format!(
+            "channel type {} has no callback {action:?}",
+            spec.kind
+        ));
+    }
+    let Some(intake) = shared.callbacks.read().clone() else {
+        return unavailable("the channel's transport is not running");
+    };
+    let query = req.query_string().to_string();
+    let base = core.public_base.clone().unwrap_or_default();
+    let url = if query.is_empty() {
+        format!("{base}{}", req.path())
+    } else {
+        format!("{base}{}?{query}", req.path())
+    };
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let (reply, answered) = tokio::sync::oneshot::channel();
+    let cb = Callback {
+        action,
+        method: req.method().as_str().to_string(),
+        url,
+        query,
+        headers,
+        body,
+        reply,
+    };
+    if intake.try_send(cb).is_err() {
+        shared.log.warn(
+            None,
+            "Provider callback refused (503): the transport is busy or restarting",
+        );
+        return unavailable("the channel's transport is busy or restarting");
+    }
+    let wait = Duration::from_secs_f64(core.settings.public.timeout);
+    match tokio::time::timeout(wait, answered).await {
+        Ok(Ok(r)) => answer(r),
+        // The transport ended (restart) before answering: the provider should try again.
+        Ok(Err(_)) => unavailable("the channel's transport stopped"),
+        Err(_) => {
+            shared
+                .log
+                .warn(None, "Provider callback not answered in time (503)");
+            unavailable("the channel did not answer in time")
+        }
+    }
+}
+
+async fn health() -> HttpResponse {
+    answer(CallbackResponse::json(
+        200,
+        &serde_json::json!({"status": 200, "code": "OK", "description": "health ok", "result": {}}),
+    ))
+}
+
+async fn nothing_here() -> HttpResponse {
+    not_found("no such callback")
+}
+
+/// The public listener's routes.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
+    cfg.app_data(web::PayloadConfig::new(max_body))
+        .service(web::resource(["/health", "/health/"]).route(web::get().to(health)))
+        .service(
+            web::resource(["/channels/{id}/{action}", "/channels/{id}/{action}/"])
+                .route(web::route().to(callback)),
+        )
+        .default_service(web::to(nothing_here));
+}

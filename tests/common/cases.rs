@@ -1,0 +1,440 @@
+//! The shared harness of the HTTP aggregator channel types (after Courier's `handlertest`):
+//! a type's tests are tables of incoming cases (a provider request to the public listener ->
+//! its answer, the inbound message at `mo_url`, the event at `event_url`) and outgoing cases
+//! (a message sent through the API -> the request the stub provider got, its mocked answers
+//! -> the event). Every case runs on its own channel of one real hornbill and its own stub
+//! provider (wiremock), and every case checks that the channel's secrets appear in no log
+//! entry, no API answer and nothing the server printed.
+#![allow(dead_code)]
+
+use super::*;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A request body.
+#[derive(Clone, Debug, Default)]
+pub enum Body {
+    #[default]
+    None,
+    Form(Vec<(String, String)>),
+    Json(Value),
+    Raw(&'static str, String),
+}
+
+/// A form body from pairs.
+pub fn form(pairs: &[(&str, &str)]) -> Body {
+    Body::Form(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// A query string from pairs (URL-encoded).
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// Signs a callback: (its full URL, its body) -> headers to add.
+pub type Signer = Box<dyn Fn(&str, &Body) -> Vec<(String, String)> + Send + Sync>;
+
+/// One channel type under test.
+pub struct Table {
+    pub channel_type: &'static str,
+    /// The channel's `config`, given the stub provider's base URL.
+    pub config: Box<dyn Fn(&str) -> Value + Send + Sync>,
+    /// Where the stub provider takes sends (method, path).
+    pub send: (&'static str, &'static str),
+    /// Values that must appear in no log entry.
+    pub secrets: Vec<&'static str>,
+    /// Signs the incoming cases that ask for it.
+    pub signer: Option<Signer>,
+}
+
+/// A provider request to the public listener and what must follow.
+#[derive(Clone, Debug, Default)]
+pub struct Incoming {
+    pub label: &'static str,
+    pub action: &'static str,
+    /// Default POST.
+    pub method: &'static str,
+    pub query: String,
+    pub body: Body,
+    pub headers: Vec<(&'static str, String)>,
+    /// Sign it with the table's signer.
+    pub signed: bool,
+    /// A message is sent first and the stub provider answers it with (status, body): the
+    /// case's callback then reports on it.
+    pub prior_send: Option<(u16, String)>,
+    pub status: u16,
+    /// Texts the answer's body must contain.
+    pub response_contains: Vec<&'static str>,
+    /// The answer's exact body.
+    pub response: Option<&'static str>,
+    /// What reaches `mo_url` (a JSON subset), or `None`: nothing does.
+    pub inbound: Option<Value>,
+    /// The event the prior send gets at `event_url` (a JSON subset).
+    pub event: Option<Value>,
+}
+
+/// The request the stub provider must have got.
+#[derive(Clone, Debug, Default)]
+pub struct ExpectRequest {
+    /// Headers (lower-case names) and their exact values.
+    pub headers: Vec<(&'static str, String)>,
+    /// Form fields (body, or query for a GET) and their exact values.
+    pub form: Vec<(&'static str, String)>,
+    /// Form fields that must be absent.
+    pub absent: Vec<&'static str>,
+    /// A JSON subset of the body.
+    pub json: Option<Value>,
+}
+
+/// A message sent through the API and what must follow.
+#[derive(Clone, Debug, Default)]
+pub struct Outgoing {
+    pub label: &'static str,
+    /// The API's send body (`event_url` is added).
+    pub send: Value,
+    /// The stub provider's answers (status, body) in order; the last one repeats.
+    pub responses: Vec<(u16, String)>,
+    pub request: ExpectRequest,
+    /// The event that ends it at `event_url` (a JSON subset).
+    pub event: Value,
+    /// Sends the provider got (more than one: retried).
+    pub attempts: usize,
+}
+
+/// Whether `actual` has everything `expected` has (objects by key, recursively; arrays
+/// element by element; `null` also matches a missing key).
+pub fn subset(actual: &Value, expected: &Value) -> bool {
+    match (actual, expected) {
+        (_, Value::Null) => actual.is_null(),
+        (Value::Object(a), Value::Object(e)) => e.iter().all(|(k, v)| match a.get(k) {
+            Some(x) => subset(x, v),
+            None => v.is_null(),
+        }),
+        (Value::Array(a), Value::Array(e)) => {
+            a.len() == e.len() && a.iter().zip(e).all(|(x, y)| subset(x, y))
+        }
+        _ => actual == expected,
+    }
+}
+
+/// `{channel_id}` and `{public}` in an expected text, filled in.
+fn fill(text: &str, cid: &str, public: &str) -> String {
+    text.replace("{channel_id}", cid)
+        .replace("{public}", public)
+}
+
+fn fill_json(v: &Value, cid: &str, public: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(fill(s, cid, public)),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), fill_json(v, cid, public)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| fill_json(v, cid, public)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// One hornbill for a table, and a channel per case.
+pub struct Bench {
+    pub server: Server,
+    pub api: Api,
+    pub hooks: MockServer,
+    pub public: String,
+}
+
+impl Bench {
+    pub async fn start(extra: &str) -> Bench {
+        let server = Server::start(&format!("{FAST_WEBHOOKS}{extra}"));
+        let api = server.api();
+        let public = server.public_url();
+        Bench {
+            server,
+            api,
+            hooks: receiver().await,
+            public,
+        }
+    }
+
+    /// A channel of the table's type, talking to `provider`; (channel id, mo path, event
+    /// path) — each case's webhooks go to paths of its own.
+    pub async fn channel(&self, table: &Table, provider: &str, label: &str) -> (String, String) {
+        let tag: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let cid = self
+            .api
+            .create(json!({
+                "type": table.channel_type,
+                "config": (table.config)(provider),
+                "mo_url": format!("{}/mo/{tag}", self.hooks.uri()),
+            }))
+            .await;
+        (cid, tag)
+    }
+
+    /// What the stub `hooks` got at `path`, as JSON bodies.
+    pub async fn posted(&self, at: &str) -> Vec<Value> {
+        hits(&self.hooks)
+            .await
+            .into_iter()
+            .filter(|(p, _, _)| p == at)
+            .map(|(_, _, b)| b)
+            .collect()
+    }
+
+    /// Fails if a secret is in the channel's log, its API view or the server's output.
+    pub async fn assert_redacted(&self, table: &Table, cid: &str, label: &str) {
+        let logs = self.api.logs(cid).await;
+        let shown = self.api.get(&format!("/channels/{cid}")).await.text;
+        for secret in &table.secrets {
+            for e in &logs {
+                assert!(
+                    !e.to_string().contains(secret),
+                    "{label}: secret {secret:?} in a log entry: {e}"
+                );
+            }
+            assert!(
+                !shown.contains(secret),
+                "{label}: secret {secret:?} in the channel's API view: {shown}"
+            );
+            assert!(
+                !self.server.output().contains(secret),
+                "{label}: secret {secret:?} in the server's output"
+            );
+        }
+    }
+
+    /// Sends a provider request to the channel's public callback: (status, body).
+    pub async fn call(&self, table: &Table, cid: &str, case: &Incoming) -> (u16, String) {
+        let mut url = format!("{}/channels/{cid}/{}", self.public, case.action);
+        if !case.query.is_empty() {
+            url = format!("{url}?{}", case.query);
+        }
+        let method = if case.method.is_empty() {
+            "POST"
+        } else {
+            case.method
+        };
+        let http = reqwest::Client::new();
+        let mut req = http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            &url,
+        );
+        for (k, v) in &case.headers {
+            req = req.header(*k, v.as_str());
+        }
+        if case.signed {
+            let signer = table.signer.as_ref().expect("the table has a signer");
+            for (k, v) in signer(&url, &case.body) {
+                req = req.header(k, v);
+            }
+        }
+        req = match &case.body {
+            Body::None => req,
+            Body::Form(pairs) => req
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(pairs)
+                        .finish(),
+                ),
+            Body::Json(v) => req
+                .header("Content-Type", "application/json")
+                .body(v.to_string()),
+            Body::Raw(ct, text) => req.header("Content-Type", *ct).body(text.clone()),
+        };
+        let resp = req.send().await.expect("callback request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+}
+
+/// Mounts the stub provider's answers to sends: `responses` in order, the last repeating.
+pub async fn mount_answers(provider: &MockServer, table: &Table, responses: &[(u16, String)]) {
+    let (m, p) = table.send;
+    let count = responses.len();
+    for (i, (status, body)) in responses.iter().enumerate() {
+        let template = ResponseTemplate::new(*status).set_body_string(body.clone());
+        let mock = Mock::given(method(m)).and(path(p)).respond_with(template);
+        let mock = if i + 1 < count {
+            mock.up_to_n_times(1).with_priority(1 + i as u8)
+        } else {
+            mock.with_priority(1 + i as u8)
+        };
+        mock.mount(provider).await;
+    }
+}
+
+/// Form fields of a request the stub got: its query, then a form body.
+pub fn request_form(r: &wiremock::Request) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = r.url.query_pairs().into_owned().collect();
+    out.extend(url::form_urlencoded::parse(&r.body).into_owned());
+    out
+}
+
+/// Runs a table's incoming cases.
+pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
+    let bench = Bench::start("").await;
+    for case in cases {
+        let label = case.label;
+        let provider = MockServer::start().await;
+        let (cid, tag) = bench.channel(table, &provider.uri(), label).await;
+        let event_path = format!("/ev/{tag}");
+        let mut sent_id = None;
+        if let Some((status, body)) = &case.prior_send {
+            mount_answers(&provider, table, &[(*status, body.clone())]).await;
+            let sent = bench
+                .api
+                .send(
+                    &cid,
+                    json!({"to": "+254711000001", "content": "hello",
+                           "event_url": format!("{}{event_path}", bench.hooks.uri())}),
+                )
+                .await;
+            let mid = sent["message_id"].as_str().unwrap().to_string();
+            eventually(&format!("{label}: the prior send is submitted"), || async {
+                bench
+                    .posted(&event_path)
+                    .await
+                    .into_iter()
+                    .find(|e| e["message_id"] == mid && e["event_type"] == "submitted")
+            })
+            .await;
+            sent_id = Some(mid);
+        }
+        let (status, body) = bench.call(table, &cid, case).await;
+        assert_eq!(status, case.status, "{label}: status; body {body}");
+        for text in &case.response_contains {
+            assert!(
+                body.contains(text),
+                "{label}: {text:?} not in the answer {body:?}"
+            );
+        }
+        if let Some(exact) = case.response {
+            assert_eq!(body, exact, "{label}: the answer");
+        }
+        let mo_path = format!("/mo/{tag}");
+        match &case.inbound {
+            Some(expected) => {
+                let expected = fill_json(expected, &cid, &bench.public);
+                let got = eventually(&format!("{label}: the inbound message"), || async {
+                    bench.posted(&mo_path).await.into_iter().next()
+                })
+                .await;
+                assert!(
+                    subset(&got, &expected),
+                    "{label}: inbound\n got {got:#}\nwant {expected:#}"
+                );
+                assert_eq!(got["channel_id"], json!(cid), "{label}");
+            }
+            None => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let got = bench.posted(&mo_path).await;
+                assert!(
+                    got.is_empty(),
+                    "{label}: nothing should reach mo_url: {got:?}"
+                );
+            }
+        }
+        if let Some(expected) = &case.event {
+            let mid = sent_id.clone().expect("an event needs a prior_send");
+            let got = eventually(&format!("{label}: the event"), || async {
+                bench
+                    .posted(&event_path)
+                    .await
+                    .into_iter()
+                    .find(|e| e["message_id"] == mid && e["event_type"] != "submitted")
+            })
+            .await;
+            assert!(
+                subset(&got, expected),
+                "{label}: event\n got {got:#}\nwant {expected:#}"
+            );
+        }
+        bench.assert_redacted(table, &cid, label).await;
+    }
+}
+
+/// Runs a table's outgoing cases.
+pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
+    let bench = Bench::start("").await;
+    for case in cases {
+        let label = case.label;
+        let provider = MockServer::start().await;
+        mount_answers(&provider, table, &case.responses).await;
+        let (cid, tag) = bench.channel(table, &provider.uri(), label).await;
+        let event_path = format!("/ev/{tag}");
+        let mut send = case.send.clone();
+        send["event_url"] = json!(format!("{}{event_path}", bench.hooks.uri()));
+        let sent = bench.api.send(&cid, send).await;
+        let mid = sent["message_id"].as_str().unwrap().to_string();
+        let event = eventually(&format!("{label}: the event"), || async {
+            bench
+                .posted(&event_path)
+                .await
+                .into_iter()
+                .find(|e| e["message_id"] == mid)
+        })
+        .await;
+        let expected = fill_json(&case.event, &cid, &bench.public);
+        assert!(
+            subset(&event, &expected),
+            "{label}: event\n got {event:#}\nwant {expected:#}"
+        );
+        let got = provider.received_requests().await.unwrap();
+        let attempts = if case.attempts == 0 { 1 } else { case.attempts };
+        assert_eq!(got.len(), attempts, "{label}: requests the provider got");
+        let first = &got[0];
+        let (m, p) = table.send;
+        assert_eq!(first.method.as_str(), m, "{label}: method");
+        assert_eq!(first.url.path(), p, "{label}: path");
+        for (name, value) in &case.request.headers {
+            let value = fill(value, &cid, &bench.public);
+            let got = first
+                .headers
+                .get(*name)
+                .map(|v| v.to_str().unwrap_or("").to_string());
+            assert_eq!(
+                got.as_deref(),
+                Some(value.as_str()),
+                "{label}: header {name}"
+            );
+        }
+        let fields = request_form(first);
+        for (name, value) in &case.request.form {
+            let value = fill(value, &cid, &bench.public);
+            let got: Vec<&String> = fields
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v)
+                .collect();
+            assert_eq!(got, vec![&value], "{label}: field {name} in {fields:?}");
+        }
+        for name in &case.request.absent {
+            assert!(
+                !fields.iter().any(|(k, _)| k == name),
+                "{label}: field {name} should be absent: {fields:?}"
+            );
+        }
+        if let Some(expected) = &case.request.json {
+            let expected = fill_json(expected, &cid, &bench.public);
+            let body: Value = serde_json::from_slice(&first.body).unwrap_or(Value::Null);
+            assert!(
+                subset(&body, &expected),
+                "{label}: request body\n got {body:#}\nwant {expected:#}"
+            );
+        }
+        bench.assert_redacted(table, &cid, label).await;
+    }
+}
