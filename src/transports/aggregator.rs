@@ -130,6 +130,10 @@ pub struct Report {
 pub enum UssdStep {
     /// The store decides: a session it knows is resumed, any other is new.
     Continue,
+    /// The provider says the session starts here (whatever the store knows).
+    Start,
+    /// The provider says the session goes on (AAT: its callback URL says so).
+    Resume,
     /// The user or network ended the session (a notification, no answer expected).
     End,
 }
@@ -251,6 +255,22 @@ pub trait Provider: 'static {
     fn maps_ids(&self) -> bool {
         true
     }
+    /// Checked first for every outbound message, replies to held USSD requests included:
+    /// the final reason it cannot go (Vumi's Dmark and AAT nack a reply without content).
+    fn check_send(&self, msg: &Message) -> Result<(), String> {
+        let _ = msg;
+        Ok(())
+    }
+    /// The nack reason of a USSD reply whose request has gone (timed out, or answered).
+    fn request_gone(&self) -> &'static str {
+        "Could not find original request."
+    }
+    /// The `provider` of its inbound messages, given their transport metadata (Vumi's
+    /// Dmark: `dmark`; AAT: the user's network).
+    fn message_provider(&self, metadata: &Map<String, Value>) -> Option<String> {
+        let _ = metadata;
+        None
+    }
 }
 
 /// `text` cut to `QUOTE` characters for a log line.
@@ -314,6 +334,11 @@ struct Driver<P: Provider> {
     /// inbound message, for the `close` the application gets then).
     sessions: RefCell<HashMap<String, (Instant, Message)>>,
     up: std::cell::Cell<bool>,
+    /// The store outlives this process and may be shared with other nodes (Redis): a reply
+    /// that reaches a node not holding its request is handed over through the store.
+    shared_store: bool,
+    /// A look in the store for answers handed over is under way.
+    polling: std::cell::Cell<bool>,
 }
 
 /// Runs a provider's channel until its command channel closes.
@@ -336,7 +361,10 @@ pub async fn run<P: Provider>(
         ttls,
         ..
     } = ctx;
+    let shared_store = store.kind() != "memory";
     let driver = Rc::new(Driver {
+        shared_store,
+        polling: std::cell::Cell::new(false),
         secrets: provider.secrets(),
         provider,
         cid: channel_id,
@@ -416,6 +444,10 @@ impl<P: Provider> Driver<P> {
     }
 
     fn send(self: Rc<Self>, msg: Message) {
+        if let Err(reason) = self.provider.check_send(&msg) {
+            self.nack(msg.message_id, reason, false);
+            return;
+        }
         // A reply to a held USSD request is its answer.
         let held = msg
             .in_reply_to
@@ -425,21 +457,13 @@ impl<P: Provider> Driver<P> {
             self.answer_ussd(held, msg);
             return;
         }
-        if msg.in_reply_to.is_some() && self.session_of(&msg).is_some() {
-            // Junebug's (Vumi's) words: the request this answers has gone (timed out, or
-            // answered already).
-            self.log(
-                crate::logs::WARNING,
-                format!(
-                    "USSD reply {} has no request waiting for it",
-                    msg.message_id
-                ),
-            );
-            self.nack(
-                msg.message_id,
-                "Could not find original request.".into(),
-                false,
-            );
+        if let (Some(original), Some(_)) = (msg.in_reply_to.clone(), self.session_of(&msg)) {
+            if self.shared_store {
+                // Another node may hold the request: the answer goes to it through the store.
+                tokio::task::spawn_local(async move { self.hand_over(original, msg).await });
+            } else {
+                self.no_request(msg);
+            }
             return;
         }
         let cx = SendContext {
@@ -617,6 +641,7 @@ impl<P: Provider> Driver<P> {
     fn inbound_message(&self, inbound: Inbound, session: Option<(&str, SessionEvent)>) -> Message {
         let mut msg = Message::new(Some(inbound.to), Some(inbound.from), inbound.content);
         let mut meta = inbound.metadata;
+        msg.provider = self.provider.message_provider(&meta);
         if let Some((sid, event)) = session {
             meta.insert(SESSION_KEY.into(), Value::String(sid.to_string()));
             msg.session_event = Some(event);
@@ -694,6 +719,10 @@ pub const SESSION_KEY: &str = "session_id";
 const ID_KEY: &str = "id:";
 /// State key prefix of USSD sessions.
 const USSD_KEY: &str = "ussd:";
+/// State key prefix of USSD requests some node holds (by inbound message id).
+const HELD_KEY: &str = "held:";
+/// State key prefix of answers handed to the node holding the request.
+const ANSWER_KEY: &str = "answer:";
 
 impl<P: Provider> Driver<P> {
     fn ussd_settings(&self) -> UssdSettings {
@@ -710,6 +739,7 @@ impl<P: Provider> Driver<P> {
         m.session_event = Some(SessionEvent::Close);
         m.transport_metadata = last.transport_metadata.clone();
         m.helper_metadata = last.helper_metadata.clone();
+        m.provider = last.provider.clone();
         m
     }
 
@@ -783,6 +813,11 @@ impl<P: Provider> Driver<P> {
             return;
         }
         let raw = req.content.clone().unwrap_or_default();
+        let previous = match req.step {
+            UssdStep::Start => None,
+            UssdStep::Resume => Some(previous.unwrap_or_default()),
+            _ => previous,
+        };
         let (event, content) = match &previous {
             None if req.new_without_content || raw.is_empty() => (SessionEvent::New, None),
             None => (SessionEvent::New, Some(raw.clone())),
@@ -826,7 +861,17 @@ impl<P: Provider> Driver<P> {
         );
         self.sessions
             .borrow_mut()
-            .insert(sid, (now + settings.session_timeout, msg.clone()));
+            .insert(sid.clone(), (now + settings.session_timeout, msg.clone()));
+        if self.shared_store {
+            let key = format!("{HELD_KEY}{}", msg.message_id);
+            let ttl = settings.request_timeout + Duration::from_secs(10);
+            if let Err(e) = self.store.set_state(&self.cid, &key, "1", ttl).await {
+                self.log(
+                    crate::logs::WARNING,
+                    format!("USSD session {sid}: other nodes cannot answer it ({e})"),
+                );
+            }
+        }
         self.held.borrow_mut().insert(
             msg.message_id.clone(),
             Held {
@@ -839,12 +884,135 @@ impl<P: Provider> Driver<P> {
         self.report(TransportReport::Inbound(Box::new(msg)));
     }
 
+    /// Junebug's (Vumi's) answer to a reply whose request has gone (timed out, answered
+    /// already, or never seen).
+    fn no_request(&self, msg: Message) {
+        self.log(
+            crate::logs::WARNING,
+            format!(
+                "USSD reply {} has no request waiting for it",
+                msg.message_id
+            ),
+        );
+        self.nack(msg.message_id, self.provider.request_gone().into(), false);
+    }
+
+    /// A reply to a request this node does not hold: if another node holds it, the answer is
+    /// left in the store for that node, which looks for answers every sweep.
+    async fn hand_over(&self, original: String, msg: Message) {
+        let held = self
+            .store
+            .get_state(&self.cid, &format!("{HELD_KEY}{original}"))
+            .await;
+        match held {
+            Ok(Some(_)) => {
+                let answer = serde_json::json!({
+                    "message_id": msg.message_id,
+                    "content": msg.content,
+                    "end": msg.session_event == Some(SessionEvent::Close)
+                        || msg.continue_session() == Some(false),
+                });
+                let key = format!("{ANSWER_KEY}{original}");
+                let ttl = Duration::from_secs(60);
+                match self
+                    .store
+                    .set_state(&self.cid, &key, &answer.to_string(), ttl)
+                    .await
+                {
+                    Ok(()) => {
+                        self.log(
+                            crate::logs::INFO,
+                            format!(
+                                "USSD answer {} handed to the node holding request {original}",
+                                msg.message_id
+                            ),
+                        );
+                        self.ack(msg.message_id.clone(), msg.message_id);
+                    }
+                    Err(e) => self.nack(
+                        msg.message_id,
+                        format!("Could not hand the answer over: {e}"),
+                        true,
+                    ),
+                }
+            }
+            Ok(None) => self.no_request(msg),
+            Err(e) => self.nack(
+                msg.message_id,
+                format!("Could not look the request up: {e}"),
+                true,
+            ),
+        }
+    }
+
+    /// A held request is over: other nodes no longer hand answers to it.
+    fn release(self: &Rc<Self>, original: &str) {
+        if !self.shared_store {
+            return;
+        }
+        let (me, original) = (self.clone(), original.to_string());
+        tokio::task::spawn_local(async move {
+            for key in [HELD_KEY, ANSWER_KEY] {
+                let _ = me
+                    .store
+                    .delete_state(&me.cid, &format!("{key}{original}"))
+                    .await;
+            }
+        });
+    }
+
+    /// Answers handed over by other nodes for the requests this node holds.
+    fn poll_answers(self: &Rc<Self>) {
+        if !self.shared_store || self.polling.get() || self.held.borrow().is_empty() {
+            return;
+        }
+        self.polling.set(true);
+        let ids: Vec<String> = self.held.borrow().keys().cloned().collect();
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            let looks = ids.iter().map(|id| {
+                let key = format!("{ANSWER_KEY}{id}");
+                let store = me.store.clone();
+                let cid = me.cid.clone();
+                async move { store.get_state(&cid, &key).await.ok().flatten() }
+            });
+            let found = futures::future::join_all(looks).await;
+            for (id, answer) in ids.into_iter().zip(found) {
+                let Some(answer) = answer.and_then(|a| serde_json::from_str::<Value>(&a).ok())
+                else {
+                    continue;
+                };
+                let Some(held) = me.held.borrow_mut().remove(&id) else {
+                    continue;
+                };
+                let text = answer["content"].as_str().unwrap_or_default();
+                let end = answer["end"].as_bool().unwrap_or(false);
+                let response = me.provider.ussd_answer(&held.request, text, end);
+                let sid = held.request.session_id.clone();
+                let _ = held.reply.send(response);
+                me.log(
+                    crate::logs::INFO,
+                    format!(
+                        "USSD answer {} (handed over by another node) in session {sid}",
+                        answer["message_id"].as_str().unwrap_or("?")
+                    ),
+                );
+                me.release(&id);
+                if end {
+                    me.forget_session(&sid).await;
+                }
+            }
+            me.polling.set(false);
+        });
+    }
+
     fn answer_ussd(self: Rc<Self>, held: Held, msg: Message) {
         let end =
             msg.session_event == Some(SessionEvent::Close) || msg.continue_session() == Some(false);
         let text = msg.content.clone().unwrap_or_default();
         let answer = self.provider.ussd_answer(&held.request, &text, end);
         let sid = held.request.session_id.clone();
+        self.release(&held.inbound.message_id);
         if held.reply.send(answer).is_ok() {
             self.log(
                 crate::logs::INFO,
@@ -860,11 +1028,7 @@ impl<P: Provider> Driver<P> {
             );
             self.ack(msg.message_id.clone(), msg.message_id);
         } else {
-            self.nack(
-                msg.message_id,
-                "Could not find original request.".into(),
-                false,
-            );
+            self.nack(msg.message_id, self.provider.request_gone().into(), false);
         }
         if end {
             tokio::task::spawn_local(async move { self.forget_session(&sid).await });
@@ -874,6 +1038,7 @@ impl<P: Provider> Driver<P> {
     /// Answers the requests the application left waiting too long, and closes the sessions
     /// that went idle.
     fn sweep(self: Rc<Self>) {
+        self.poll_answers();
         let now = Instant::now();
         let expired: Vec<Held> = {
             let mut held = self.held.borrow_mut();
@@ -907,6 +1072,7 @@ impl<P: Provider> Driver<P> {
                 .provider
                 .ussd_answer(&h.request, &settings.timeout_message, true);
             let _ = h.reply.send(answer);
+            self.release(&h.inbound.message_id);
             let close = Self::close_message(&h.inbound);
             self.log(
                 crate::logs::WARNING,

@@ -9,6 +9,7 @@
 
 pub mod africastalking;
 pub mod aggregator;
+pub mod http_channel;
 pub mod smpp;
 pub mod telnet;
 pub mod webhook;
@@ -251,6 +252,7 @@ impl Registry {
             types: BTreeMap::new(),
         };
         r.register(Arc::new(africastalking::AfricasTalkingFactory));
+        r.register(Arc::new(http_channel::HttpFactory));
         r.register(Arc::new(smpp::SmppFactory));
         r.register(Arc::new(telnet::TelnetFactory));
         r.register(Arc::new(webhook::WebhookFactory));
@@ -336,7 +338,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: africastalking, smpp, telnet, webhook"
+            "Invalid channel type u'pigeon', must be one of: africastalking, http, smpp, telnet, webhook"
         );
     }
 }
