@@ -10,7 +10,9 @@ pub const SECRET_KEYS: &[&str] = &["mo_url_auth_token", "event_auth_token", "mo_
 /// Channel keys holding URLs that may carry credentials.
 pub const URL_KEYS: &[&str] = &["mo_url", "event_url", "status_url"];
 /// Words that make a `config` key a secret, whatever the channel type.
-const SECRET_WORDS: &[&str] = &["password", "secret", "token", "api_key", "apikey", "auth"];
+const SECRET_WORDS: &[&str] = &[
+    "password", "secret", "token", "api_key", "api-key", "apikey", "auth",
+];
 
 /// A URL with its password (and any `token=`-like query values) replaced by the mark.
 pub fn url(raw: &str) -> String {

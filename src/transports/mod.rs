@@ -12,6 +12,7 @@ pub mod aggregator;
 pub mod http_channel;
 pub mod smpp;
 pub mod telnet;
+pub mod twilio;
 pub mod webhook;
 
 use crate::message::{DeliveryStatus, Message, StatusEvent};
@@ -255,6 +256,7 @@ impl Registry {
         r.register(Arc::new(http_channel::HttpFactory));
         r.register(Arc::new(smpp::SmppFactory));
         r.register(Arc::new(telnet::TelnetFactory));
+        r.register(Arc::new(twilio::TwilioFactory));
         r.register(Arc::new(webhook::WebhookFactory));
         r
     }
@@ -338,7 +340,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: africastalking, http, smpp, telnet, webhook"
+            "Invalid channel type u'pigeon', must be one of: africastalking, http, smpp, telnet, twilio, webhook"
         );
     }
 }
