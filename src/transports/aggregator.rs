@@ -95,7 +95,12 @@ pub fn status_outcome(resp: &ProviderResponse) -> Option<SendOutcome> {
     if (200..300).contains(&code) {
         return None;
     }
-    let reason = format!("HTTP {code}: {}", quote(&resp.body));
+    let said = quote(&resp.body);
+    let reason = if said.is_empty() {
+        format!("HTTP {code}")
+    } else {
+        format!("HTTP {code}: {said}")
+    };
     Some(if code == 408 || code == 429 || code >= 500 {
         SendOutcome::Retry(reason)
     } else {
