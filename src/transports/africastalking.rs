@@ -19,13 +19,13 @@
 
 use super::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
-    RequestBody, SendContext, SendOutcome, UssdRequest, UssdSettings, UssdStep, ussd_defaults,
+    RequestBody, SendContext, SendOutcome, UssdRequest, UssdSettings, UssdStep, form_field,
+    form_metadata, required_fields, ussd_defaults,
 };
-use super::{Callback, CallbackResponse, TransportContext, TransportError, TransportFactory};
+use super::{Callback, CallbackResponse};
 use crate::message::{DeliveryStatus, Message};
-use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 const LIVE: &str = "https://api.africastalking.com";
@@ -80,65 +80,25 @@ fn parse(config: &Value) -> Result<AfricasTalkingConfig, String> {
     Ok(cfg)
 }
 
-pub struct AfricasTalkingFactory;
+/// The `africastalking` channel type.
+pub type AfricasTalkingFactory = aggregator::Factory<AfricasTalking>;
 
-impl TransportFactory for AfricasTalkingFactory {
-    fn name(&self) -> &'static str {
-        "africastalking"
+impl aggregator::HttpType for AfricasTalking {
+    const TYPE: &'static str = "africastalking";
+    const TRANSPORT_TYPE: &'static str = "sms";
+    const ACTIONS: &'static [&'static str] = &["inbound", "status", "ussd", "ussd_end"];
+
+    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
+        parse(config).map(|cfg| AfricasTalking { cfg })
     }
 
-    fn transport_type(&self, config: &Value) -> String {
-        super::configured_transport_type(config, "sms")
-    }
-
-    fn callback_actions(&self, _config: &Value) -> Vec<&'static str> {
-        vec!["inbound", "status", "ussd", "ussd_end"]
-    }
-
-    fn validate(&self, config: &Value) -> Result<(), String> {
-        parse(config).map(|_| ())
-    }
-
-    fn start(
-        &self,
-        config: &Value,
-        ctx: TransportContext,
-    ) -> LocalBoxFuture<'static, Result<(), TransportError>> {
-        let cfg = parse(config);
-        Box::pin(async move {
-            let cfg = cfg.map_err(TransportError::Other)?;
-            let timeout = Duration::from_secs_f64(cfg.timeout);
-            aggregator::run(AfricasTalking { cfg }, timeout, ctx).await
-        })
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.cfg.timeout)
     }
 }
 
 pub struct AfricasTalking {
     pub cfg: AfricasTalkingConfig,
-}
-
-/// The value of a form field, if present.
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// The named fields, or a 400 naming the first one missing.
-fn required<'a>(form: &'a [(String, String)], names: &[&str]) -> Result<Vec<&'a str>, Refusal> {
-    names
-        .iter()
-        .map(|n| {
-            field(form, n).ok_or_else(|| Refusal::bad_request(format!("field '{n}' required")))
-        })
-        .collect()
-}
-
-/// Form fields (other than the ones already used) kept as transport metadata.
-fn metadata(form: &[(String, String)], keys: &[&str]) -> Map<String, Value> {
-    keys.iter()
-        .filter_map(|k| field(form, k).map(|v| (k.to_string(), Value::String(v.to_string()))))
-        .collect()
 }
 
 fn accepted(what: &str) -> CallbackResponse {
@@ -238,8 +198,9 @@ impl Provider for AfricasTalking {
         let form = cb.form();
         match cb.action.as_str() {
             "inbound" => {
-                let v = required(&form, &["from", "to", "text", "id"])?;
-                let mut meta = metadata(&form, &["id", "date", "linkId", "networkCode", "cost"]);
+                let v = required_fields(&form, &["from", "to", "text", "id"])?;
+                let mut meta =
+                    form_metadata(&form, &["id", "date", "linkId", "networkCode", "cost"]);
                 meta.insert("message_id".into(), Value::String(v[3].to_string()));
                 let inbound = Inbound {
                     from: v[0].to_string(),
@@ -253,7 +214,7 @@ impl Provider for AfricasTalking {
                 ))
             }
             "status" => {
-                let v = required(&form, &["id", "status"])?;
+                let v = required_fields(&form, &["id", "status"])?;
                 let status = report_status(v[1]).ok_or_else(|| {
                     Refusal::bad_request(format!(
                         "unknown status '{}', must be one of 'AbsentSubscriber', 'Buffered', 'Expired', 'Failed', 'Rejected', 'Sent', 'Submitted', 'Success'",
@@ -261,7 +222,7 @@ impl Provider for AfricasTalking {
                     ))
                 })?;
                 let mut detail = v[1].to_string();
-                if let Some(why) = field(&form, "failureReason") {
+                if let Some(why) = form_field(&form, "failureReason") {
                     detail = format!("{detail}: {why}");
                 }
                 let report = Report {
@@ -276,13 +237,13 @@ impl Provider for AfricasTalking {
                 ))
             }
             "ussd" | "ussd_end" => {
-                let v = required(&form, &["sessionId", "serviceCode", "phoneNumber"])?;
+                let v = required_fields(&form, &["sessionId", "serviceCode", "phoneNumber"])?;
                 let end = cb.action == "ussd_end";
                 let req = UssdRequest {
                     session_id: v[0].to_string(),
                     from: v[2].to_string(),
                     to: v[1].to_string(),
-                    content: field(&form, "text").map(str::to_string),
+                    content: form_field(&form, "text").map(str::to_string),
                     cumulative: true,
                     new_without_content: false,
                     step: if end {
@@ -290,7 +251,7 @@ impl Provider for AfricasTalking {
                     } else {
                         UssdStep::Continue
                     },
-                    metadata: metadata(
+                    metadata: form_metadata(
                         &form,
                         &["sessionId", "networkCode", "text", "status", "input"],
                     ),

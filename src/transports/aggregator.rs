@@ -278,6 +278,108 @@ pub trait Provider: 'static {
     }
 }
 
+/// Where a channel of an HTTP type starts: what its provider may need to know of itself.
+pub struct StartContext<'a> {
+    pub channel_id: &'a str,
+    /// As `TransportContext::callback_base`; `None` when only validating a config.
+    pub callback_base: Option<&'a str>,
+}
+
+/// An HTTP aggregator channel type: a provider made from a channel's `config`.
+pub trait HttpType: Provider + Sized {
+    /// The API `type` string.
+    const TYPE: &'static str;
+    /// The Vumi `transport_type` of its messages unless the config says otherwise.
+    const TRANSPORT_TYPE: &'static str;
+    /// Its callbacks on the public listener (`/channels/{id}/{action}`).
+    const ACTIONS: &'static [&'static str];
+    /// The provider for a (checked) config; the error text is shown to the API client.
+    fn from_config(config: &Value, cx: &StartContext) -> Result<Self, String>;
+    /// How long one request to the provider may take.
+    fn http_timeout(&self) -> Duration;
+}
+
+/// The `TransportFactory` of an HTTP aggregator channel type.
+pub struct Factory<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> Factory<T> {
+    pub const fn new() -> Self {
+        Factory(std::marker::PhantomData)
+    }
+}
+
+impl<T> Default for Factory<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: HttpType> super::TransportFactory for Factory<T> {
+    fn name(&self) -> &'static str {
+        T::TYPE
+    }
+
+    fn transport_type(&self, config: &Value) -> String {
+        super::configured_transport_type(config, T::TRANSPORT_TYPE)
+    }
+
+    fn callback_actions(&self, _config: &Value) -> Vec<&'static str> {
+        T::ACTIONS.to_vec()
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), String> {
+        let cx = StartContext {
+            channel_id: "",
+            callback_base: None,
+        };
+        T::from_config(config, &cx).map(|_| ())
+    }
+
+    fn start(
+        &self,
+        config: &Value,
+        ctx: TransportContext,
+    ) -> futures::future::LocalBoxFuture<'static, Result<(), TransportError>> {
+        let cx = StartContext {
+            channel_id: &ctx.channel_id,
+            callback_base: ctx.callback_base.as_deref(),
+        };
+        let provider = T::from_config(config, &cx);
+        Box::pin(async move {
+            let provider = provider.map_err(TransportError::Other)?;
+            let timeout = provider.http_timeout();
+            run(provider, timeout, ctx).await
+        })
+    }
+}
+
+/// The value of a callback's form field, if present.
+pub fn form_field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The named form fields, or a 400 naming the first one missing.
+pub fn required_fields<'a>(
+    form: &'a [(String, String)],
+    names: &[&str],
+) -> Result<Vec<&'a str>, Refusal> {
+    names
+        .iter()
+        .map(|n| {
+            form_field(form, n).ok_or_else(|| Refusal::bad_request(format!("field '{n}' required")))
+        })
+        .collect()
+}
+
+/// The named form fields that are present, as transport metadata.
+pub fn form_metadata(form: &[(String, String)], keys: &[&str]) -> Map<String, Value> {
+    keys.iter()
+        .filter_map(|k| form_field(form, k).map(|v| (k.to_string(), Value::String(v.to_string()))))
+        .collect()
+}
+
 /// `text` cut to `QUOTE` characters for a log line.
 pub fn quote(text: &str) -> String {
     let text = text.trim();

@@ -25,9 +25,8 @@ use super::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
     RequestBody, SendContext, SendOutcome,
 };
-use super::{Callback, CallbackResponse, TransportContext, TransportError, TransportFactory};
+use super::{Callback, CallbackResponse};
 use crate::message::{DeliveryStatus, Message};
-use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -163,36 +162,20 @@ fn delivery_status(word: &str) -> Option<DeliveryStatus> {
     })
 }
 
-pub struct HttpFactory;
+/// The `http` channel type.
+pub type HttpFactory = aggregator::Factory<HttpChannel>;
 
-impl TransportFactory for HttpFactory {
-    fn name(&self) -> &'static str {
-        "http"
+impl aggregator::HttpType for HttpChannel {
+    const TYPE: &'static str = "http";
+    const TRANSPORT_TYPE: &'static str = "sms";
+    const ACTIONS: &'static [&'static str] = &["inbound", "status"];
+
+    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
+        parse(config).map(|cfg| HttpChannel { cfg })
     }
 
-    fn transport_type(&self, config: &Value) -> String {
-        super::configured_transport_type(config, "sms")
-    }
-
-    fn callback_actions(&self, _config: &Value) -> Vec<&'static str> {
-        vec!["inbound", "status"]
-    }
-
-    fn validate(&self, config: &Value) -> Result<(), String> {
-        parse(config).map(|_| ())
-    }
-
-    fn start(
-        &self,
-        config: &Value,
-        ctx: TransportContext,
-    ) -> LocalBoxFuture<'static, Result<(), TransportError>> {
-        let cfg = parse(config);
-        Box::pin(async move {
-            let cfg = cfg.map_err(TransportError::Other)?;
-            let timeout = Duration::from_secs_f64(cfg.timeout);
-            aggregator::run(HttpChannel { cfg }, timeout, ctx).await
-        })
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.cfg.timeout)
     }
 }
 

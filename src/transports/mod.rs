@@ -7,12 +7,18 @@
 //! Adding a channel type: a module here with a config struct (`deny_unknown_fields`), a pure
 //! protocol layer, and a `TransportFactory`; then one line in `Registry::builtin`.
 
+pub mod aat;
 pub mod africastalking;
 pub mod aggregator;
+pub mod clickatell;
+pub mod dmark;
 pub mod http_channel;
+pub mod httprpc;
+pub mod infobip;
 pub mod smpp;
 pub mod telnet;
 pub mod twilio;
+pub mod vonage;
 pub mod webhook;
 
 use crate::message::{DeliveryStatus, Message, StatusEvent};
@@ -252,12 +258,17 @@ impl Registry {
         let mut r = Registry {
             types: BTreeMap::new(),
         };
-        r.register(Arc::new(africastalking::AfricasTalkingFactory));
-        r.register(Arc::new(http_channel::HttpFactory));
+        r.register(Arc::new(aat::AatFactory::new()));
+        r.register(Arc::new(africastalking::AfricasTalkingFactory::new()));
+        r.register(Arc::new(clickatell::ClickatellFactory::new()));
+        r.register(Arc::new(dmark::DmarkFactory::new()));
+        r.register(Arc::new(http_channel::HttpFactory::new()));
+        r.register(Arc::new(infobip::InfobipFactory::new()));
         r.register(Arc::new(smpp::SmppFactory));
         r.register(Arc::new(telnet::TelnetFactory));
-        r.register(Arc::new(twilio::TwilioFactory));
-        r.register(Arc::new(webhook::WebhookFactory));
+        r.register(Arc::new(twilio::TwilioFactory::new()));
+        r.register(Arc::new(vonage::VonageFactory::new()));
+        r.register(Arc::new(webhook::WebhookFactory::new()));
         r
     }
 
@@ -340,7 +351,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: africastalking, http, smpp, telnet, twilio, webhook"
+            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, smpp, telnet, twilio, vonage, webhook"
         );
     }
 }

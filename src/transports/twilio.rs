@@ -32,15 +32,14 @@
 
 use super::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
-    RequestBody, SendContext, SendOutcome,
+    RequestBody, SendContext, SendOutcome, form_field, form_metadata, required_fields,
 };
-use super::{Callback, CallbackResponse, TransportContext, TransportError, TransportFactory};
+use super::{Callback, CallbackResponse};
 use crate::message::{DeliveryStatus, Message};
 use base64::Engine;
-use futures::future::LocalBoxFuture;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -108,36 +107,20 @@ fn parse(config: &Value) -> Result<TwilioConfig, String> {
     Ok(cfg)
 }
 
-pub struct TwilioFactory;
+/// The `twilio` channel type.
+pub type TwilioFactory = aggregator::Factory<Twilio>;
 
-impl TransportFactory for TwilioFactory {
-    fn name(&self) -> &'static str {
-        "twilio"
+impl aggregator::HttpType for Twilio {
+    const TYPE: &'static str = "twilio";
+    const TRANSPORT_TYPE: &'static str = "sms";
+    const ACTIONS: &'static [&'static str] = &["inbound", "status"];
+
+    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
+        parse(config).map(|cfg| Twilio { cfg })
     }
 
-    fn transport_type(&self, config: &Value) -> String {
-        super::configured_transport_type(config, "sms")
-    }
-
-    fn callback_actions(&self, _config: &Value) -> Vec<&'static str> {
-        vec!["inbound", "status"]
-    }
-
-    fn validate(&self, config: &Value) -> Result<(), String> {
-        parse(config).map(|_| ())
-    }
-
-    fn start(
-        &self,
-        config: &Value,
-        ctx: TransportContext,
-    ) -> LocalBoxFuture<'static, Result<(), TransportError>> {
-        let cfg = parse(config);
-        Box::pin(async move {
-            let cfg = cfg.map_err(TransportError::Other)?;
-            let timeout = Duration::from_secs_f64(cfg.timeout);
-            aggregator::run(Twilio { cfg }, timeout, ctx).await
-        })
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.cfg.timeout)
     }
 }
 
@@ -228,30 +211,6 @@ fn body_params(cb: &Callback) -> Vec<(String, String)> {
     } else {
         Vec::new()
     }
-}
-
-/// The value of a form field, if present.
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// The named fields, or a 400 naming the first one missing.
-fn required<'a>(form: &'a [(String, String)], names: &[&str]) -> Result<Vec<&'a str>, Refusal> {
-    names
-        .iter()
-        .map(|n| {
-            field(form, n).ok_or_else(|| Refusal::bad_request(format!("field '{n}' required")))
-        })
-        .collect()
-}
-
-/// Form fields (other than the ones already used) kept as transport metadata.
-fn metadata(form: &[(String, String)], keys: &[&str]) -> Map<String, Value> {
-    keys.iter()
-        .filter_map(|k| field(form, k).map(|v| (k.to_string(), Value::String(v.to_string()))))
-        .collect()
 }
 
 fn twiml() -> CallbackResponse {
@@ -404,8 +363,8 @@ impl Provider for Twilio {
         }
         let form = cb.form();
         if cb.action == "inbound" {
-            let v = required(&form, &["From", "To", "MessageSid"])?;
-            let mut meta = metadata(
+            let v = required_fields(&form, &["From", "To", "MessageSid"])?;
+            let mut meta = form_metadata(
                 &form,
                 &[
                     "MessageSid",
@@ -423,13 +382,13 @@ impl Provider for Twilio {
                     "ToZip",
                 ],
             );
-            let count = field(&form, "NumMedia")
+            let count = form_field(&form, "NumMedia")
                 .and_then(|n| n.parse::<usize>().ok())
                 .unwrap_or(0);
             let media: Vec<Value> = (0..count)
                 .filter_map(|i| {
-                    let url = field(&form, &format!("MediaUrl{i}"))?;
-                    let kind = field(&form, &format!("MediaContentType{i}"));
+                    let url = form_field(&form, &format!("MediaUrl{i}"))?;
+                    let kind = form_field(&form, &format!("MediaContentType{i}"));
                     Some(json!({"url": url, "content_type": kind}))
                 })
                 .collect();
@@ -439,14 +398,14 @@ impl Provider for Twilio {
             let inbound = Inbound {
                 from: v[0].to_string(),
                 to: v[1].to_string(),
-                content: field(&form, "Body").map(str::to_string),
+                content: form_field(&form, "Body").map(str::to_string),
                 metadata: meta,
             };
             return Ok((Received::Messages(vec![inbound]), twiml()));
         }
-        let sid = required(&form, &["MessageSid"])?[0];
-        let word = field(&form, "MessageStatus")
-            .or_else(|| field(&form, "SmsStatus"))
+        let sid = required_fields(&form, &["MessageSid"])?[0];
+        let word = form_field(&form, "MessageStatus")
+            .or_else(|| form_field(&form, "SmsStatus"))
             .ok_or_else(|| Refusal::bad_request("field 'MessageStatus' required"))?;
         let status = report_status(word).ok_or_else(|| {
             let known: Vec<String> = STATUS_WORDS.iter().map(|w| format!("'{w}'")).collect();
@@ -456,12 +415,12 @@ impl Provider for Twilio {
             ))
         })?;
         let mut detail = word.to_string();
-        if let Some(code) = field(&form, "ErrorCode").filter(|c| !c.is_empty() && *c != "0") {
+        if let Some(code) = form_field(&form, "ErrorCode").filter(|c| !c.is_empty() && *c != "0") {
             detail = format!("{detail} ({})", error_code_detail(code));
         }
         let report = Report {
             provider_id: Some(sid.to_string()),
-            message_id: field(&form, "id")
+            message_id: form_field(&form, "id")
                 .filter(|id| !id.is_empty())
                 .map(str::to_string),
             status,

@@ -7,12 +7,11 @@
 //! the aggregator driver (`aggregator.rs`).
 
 use super::aggregator::{
-    self, Provider, ProviderRequest, ProviderResponse, Received, Refusal, RequestBody,
-    SendContext, SendOutcome,
+    self, Provider, ProviderRequest, ProviderResponse, Received, Refusal, RequestBody, SendContext,
+    SendOutcome,
 };
-use super::{Callback, CallbackResponse, TransportContext, TransportError, TransportFactory};
+use super::{Callback, CallbackResponse};
 use crate::message::Message;
-use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -43,37 +42,25 @@ fn parse(config: &Value) -> Result<WebhookConfig, String> {
     Ok(cfg)
 }
 
-pub struct WebhookFactory;
+/// The `webhook` channel type.
+pub type WebhookFactory = aggregator::Factory<Webhook>;
 
-impl TransportFactory for WebhookFactory {
-    fn name(&self) -> &'static str {
-        "webhook"
+impl aggregator::HttpType for Webhook {
+    const TYPE: &'static str = "webhook";
+    const TRANSPORT_TYPE: &'static str = "http_api";
+    const ACTIONS: &'static [&'static str] = &[];
+
+    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
+        parse(config).map(|cfg| Webhook { cfg })
     }
 
-    fn transport_type(&self, config: &Value) -> String {
-        super::configured_transport_type(config, "http_api")
-    }
-
-    fn validate(&self, config: &Value) -> Result<(), String> {
-        parse(config).map(|_| ())
-    }
-
-    fn start(
-        &self,
-        config: &Value,
-        ctx: TransportContext,
-    ) -> LocalBoxFuture<'static, Result<(), TransportError>> {
-        let cfg = parse(config);
-        Box::pin(async move {
-            let cfg = cfg.map_err(TransportError::Other)?;
-            let timeout = Duration::from_secs_f64(cfg.timeout);
-            aggregator::run(Webhook { cfg }, timeout, ctx).await
-        })
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.cfg.timeout)
     }
 }
 
-struct Webhook {
-    cfg: WebhookConfig,
+pub struct Webhook {
+    pub cfg: WebhookConfig,
 }
 
 impl Provider for Webhook {
@@ -108,7 +95,9 @@ impl Provider for Webhook {
     }
 
     fn receive(&self, _cb: &Callback) -> Result<(Received, CallbackResponse), Refusal> {
-        Err(Refusal::bad_request("the webhook channel type takes no callbacks"))
+        Err(Refusal::bad_request(
+            "the webhook channel type takes no callbacks",
+        ))
     }
 
     fn maps_ids(&self) -> bool {

@@ -68,7 +68,8 @@ pub struct Incoming {
     /// Sign it with the table's signer.
     pub signed: bool,
     /// A message is sent first and the stub provider answers it with (status, body): the
-    /// case's callback then reports on it.
+    /// case's callback then reports on it. `{message_id}` in the case's query and body is
+    /// that message's id (for providers whose reports name an id we gave them).
     pub prior_send: Option<(u16, String)>,
     pub status: u16,
     /// Texts the answer's body must contain.
@@ -81,7 +82,8 @@ pub struct Incoming {
     pub event: Option<Value>,
 }
 
-/// The request the stub provider must have got.
+/// The request the stub provider must have got (`{channel_id}`, `{public}` and
+/// `{message_id}`, the sent message's id, are filled in).
 #[derive(Clone, Debug, Default)]
 pub struct ExpectRequest {
     /// Headers (lower-case names) and their exact values.
@@ -142,6 +144,40 @@ fn fill_json(v: &Value, cid: &str, public: &str) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(|v| fill_json(v, cid, public)).collect()),
         other => other.clone(),
     }
+}
+
+/// `v` with `{message_id}` in its strings replaced by `mid`.
+fn json_message_id(v: &Value, mid: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace("{message_id}", mid)),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), json_message_id(v, mid)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| json_message_id(v, mid)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `case` with `{message_id}` in its query and body replaced by `mid`.
+fn with_message_id(case: &Incoming, mid: &str) -> Incoming {
+    let mut case = case.clone();
+    case.query = case.query.replace("{message_id}", mid);
+    // In a query built with `query()` the braces are URL-encoded.
+    case.query = case.query.replace("%7Bmessage_id%7D", mid);
+    case.body = match &case.body {
+        Body::None => Body::None,
+        Body::Form(pairs) => Body::Form(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.replace("{message_id}", mid)))
+                .collect(),
+        ),
+        Body::Json(v) => Body::Json(json_message_id(v, mid)),
+        Body::Raw(ct, text) => Body::Raw(ct, text.replace("{message_id}", mid)),
+    };
+    case
 }
 
 /// One hornbill for a table, and a channel per case.
@@ -313,7 +349,10 @@ pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
             .await;
             sent_id = Some(mid);
         }
-        let (status, body) = bench.call(table, &cid, case).await;
+        let (status, body) = match &sent_id {
+            Some(mid) => bench.call(table, &cid, &with_message_id(case, mid)).await,
+            None => bench.call(table, &cid, case).await,
+        };
         assert_eq!(status, case.status, "{label}: status; body {body}");
         for text in &case.response_contains {
             assert!(
@@ -400,7 +439,7 @@ pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
         assert_eq!(first.method.as_str(), m, "{label}: method");
         assert_eq!(first.url.path(), p, "{label}: path");
         for (name, value) in &case.request.headers {
-            let value = fill(value, &cid, &bench.public);
+            let value = fill(value, &cid, &bench.public).replace("{message_id}", &mid);
             let got = first
                 .headers
                 .get(*name)
@@ -413,7 +452,7 @@ pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
         }
         let fields = request_form(first);
         for (name, value) in &case.request.form {
-            let value = fill(value, &cid, &bench.public);
+            let value = fill(value, &cid, &bench.public).replace("{message_id}", &mid);
             let got: Vec<&String> = fields
                 .iter()
                 .filter(|(k, _)| k == name)
@@ -428,7 +467,7 @@ pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
             );
         }
         if let Some(expected) = &case.request.json {
-            let expected = fill_json(expected, &cid, &bench.public);
+            let expected = json_message_id(&fill_json(expected, &cid, &bench.public), &mid);
             let body: Value = serde_json::from_slice(&first.body).unwrap_or(Value::Null);
             assert!(
                 subset(&body, &expected),

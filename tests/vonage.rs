@@ -1,0 +1,300 @@
+//! Channel type `vonage` against a stub of the Vonage (Nexmo) SMS API: inbound SMS and
+//! delivery receipts as GET queries, forms and JSON, sends and their per-message statuses.
+//! Payloads are Vonage's documented ones (as in courier's `nexmo` test data).
+
+mod common;
+use common::cases::*;
+use serde_json::json;
+
+const SECRET: &str = "vns_8c3e1f0a9b7d";
+
+fn table() -> Table {
+    Table {
+        channel_type: "vonage",
+        config: Box::new(|stub| {
+            json!({"api_key": "nexmo-api-key", "api_secret": SECRET, "from": "2020",
+                   "base_url": stub})
+        }),
+        send: ("POST", "/sms/json"),
+        secrets: vec![SECRET],
+        signer: None,
+    }
+}
+
+fn accepted(id: &str) -> String {
+    json!({"message-count": "1", "messages": [{"to": "254711000001", "message-id": id,
+        "status": "0", "remaining-balance": "15.53590000", "message-price": "0.03330000",
+        "network": "63902"}]})
+    .to_string()
+}
+
+fn refused(status: &str, text: &str) -> String {
+    json!({"message-count": "1", "messages": [{"status": status, "error-text": text}]}).to_string()
+}
+
+#[tokio::test]
+async fn incoming_cases() {
+    let sent = || Some((200, accepted("1002")));
+    let mo = || Some(json!({"from": "2349067554729", "to": "2020", "content": "Join"}));
+    run_incoming(
+        &table(),
+        &[
+            Incoming {
+                label: "an SMS by GET",
+                action: "inbound",
+                method: "GET",
+                query: query(&[
+                    ("to", "2020"),
+                    ("msisdn", "2349067554729"),
+                    ("text", "Join"),
+                    ("messageId", "external1"),
+                ]),
+                status: 200,
+                response_contains: vec!["Message Accepted"],
+                inbound: mo(),
+                ..Default::default()
+            },
+            Incoming {
+                label: "an SMS by POST form",
+                action: "inbound",
+                body: form(&[
+                    ("to", "2020"),
+                    ("msisdn", "2349067554729"),
+                    ("text", "Join"),
+                    ("messageId", "external1"),
+                ]),
+                status: 200,
+                inbound: mo(),
+                ..Default::default()
+            },
+            Incoming {
+                label: "an SMS by POST JSON",
+                action: "inbound",
+                body: Body::Json(json!({"msisdn": "447700900001", "to": "447700900000",
+                    "messageId": "0A0000000123ABCD1", "text": "Hello world ☺", "type": "unicode",
+                    "keyword": "HELLO", "api-key": "nexmo-api-key",
+                    "message-timestamp": "2020-01-01 12:00:00"})),
+                status: 200,
+                inbound: Some(json!({"from": "447700900001", "to": "447700900000",
+                                     "content": "Hello world ☺"})),
+                ..Default::default()
+            },
+            Incoming {
+                label: "Vonage's check of the URL (no fields)",
+                action: "inbound",
+                status: 200,
+                response_contains: vec!["Ignored"],
+                ..Default::default()
+            },
+            Incoming {
+                label: "an SMS without text",
+                action: "inbound",
+                method: "GET",
+                query: query(&[
+                    ("to", "2020"),
+                    ("msisdn", "2349067554729"),
+                    ("messageId", "external1"),
+                ]),
+                status: 400,
+                response_contains: vec!["field 'text' required"],
+                ..Default::default()
+            },
+            Incoming {
+                label: "delivered (the receipt names our client-ref)",
+                action: "status",
+                method: "GET",
+                query: query(&[
+                    ("msisdn", "254711000001"),
+                    ("to", "2020"),
+                    ("network-code", "63902"),
+                    ("messageId", "0A0000001234567B"),
+                    ("price", "0.03330000"),
+                    ("status", "delivered"),
+                    ("scts", "2001011400"),
+                    ("err-code", "0"),
+                    ("client-ref", "{message_id}"),
+                    ("message-timestamp", "2020-01-01 12:00:00"),
+                ]),
+                prior_send: sent(),
+                status: 200,
+                response_contains: vec!["Status Update Accepted"],
+                event: Some(json!({"event_type": "delivery_succeeded"})),
+                ..Default::default()
+            },
+            Incoming {
+                label: "failed (found by Vonage's message id)",
+                action: "status",
+                method: "GET",
+                query: query(&[
+                    ("to", "2020"),
+                    ("messageId", "1002"),
+                    ("status", "failed"),
+                    ("err-code", "6"),
+                ]),
+                prior_send: sent(),
+                status: 200,
+                event: Some(json!({"event_type": "delivery_failed"})),
+                ..Default::default()
+            },
+            Incoming {
+                label: "accepted, by POST JSON",
+                action: "status",
+                body: Body::Json(json!({"msisdn": "254711000001", "to": "2020",
+                    "network-code": "63902", "messageId": "1002", "price": "0.03330000",
+                    "status": "accepted", "scts": "2001011400", "err-code": "0",
+                    "client-ref": "{message_id}", "api-key": "nexmo-api-key",
+                    "message-timestamp": "2020-01-01 12:00:00"})),
+                prior_send: sent(),
+                status: 200,
+                event: Some(json!({"event_type": "delivery_pending"})),
+                ..Default::default()
+            },
+            Incoming {
+                label: "expired, by POST form",
+                action: "status",
+                body: form(&[
+                    ("messageId", "1002"),
+                    ("status", "expired"),
+                    ("err-code", "2"),
+                ]),
+                prior_send: sent(),
+                status: 200,
+                event: Some(json!({"event_type": "delivery_failed"})),
+                ..Default::default()
+            },
+            Incoming {
+                label: "an unknown status word",
+                action: "status",
+                method: "GET",
+                query: query(&[
+                    ("to", "2020"),
+                    ("messageId", "external1"),
+                    ("status", "unexpected"),
+                ]),
+                status: 400,
+                response_contains: vec!["unknown status 'unexpected', must be one of 'accepted'"],
+                ..Default::default()
+            },
+            Incoming {
+                label: "a receipt without status",
+                action: "status",
+                method: "GET",
+                query: query(&[("to", "2020"), ("messageId", "external1")]),
+                status: 400,
+                response_contains: vec!["field 'status' required"],
+                ..Default::default()
+            },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn outgoing_cases() {
+    let send = json!({"to": "+254711000001", "content": "Simple Message"});
+    let fields = |text: &str, kind: &str| {
+        vec![
+            ("api_key", "nexmo-api-key".to_string()),
+            ("api_secret", SECRET.to_string()),
+            ("from", "2020".into()),
+            ("to", "254711000001".into()),
+            ("text", text.into()),
+            ("type", kind.into()),
+            ("status-report-req", "1".into()),
+            ("client-ref", "{message_id}".into()),
+            ("callback", "{public}/channels/{channel_id}/status".into()),
+        ]
+    };
+    run_outgoing(
+        &table(),
+        &[
+            Outgoing {
+                label: "accepted",
+                send: send.clone(),
+                responses: vec![(200, accepted("0C000000217B7F02"))],
+                request: ExpectRequest {
+                    headers: vec![("content-type", "application/x-www-form-urlencoded".into())],
+                    form: fields("Simple Message", "text"),
+                    ..Default::default()
+                },
+                event: json!({"event_type": "submitted"}),
+                ..Default::default()
+            },
+            Outgoing {
+                label: "unicode",
+                send: json!({"to": "254711000001", "content": "Unicode ☺"}),
+                responses: vec![(200, accepted("0C000000217B7F03"))],
+                request: ExpectRequest {
+                    form: fields("Unicode ☺", "unicode"),
+                    ..Default::default()
+                },
+                event: json!({"event_type": "submitted"}),
+                ..Default::default()
+            },
+            Outgoing {
+                label: "refused by Vonage",
+                send: send.clone(),
+                responses: vec![(200, refused("15", "Illegal Sender Address - rejected"))],
+                event: json!({"event_type": "rejected", "event_details": {
+                    "reason": "Vonage: Illegal Sender Address - rejected (status 15)"}}),
+                ..Default::default()
+            },
+            Outgoing {
+                label: "throughput rate exceeded, then accepted",
+                send: send.clone(),
+                responses: vec![
+                    (
+                        200,
+                        refused(
+                            "1",
+                            "Throughput Rate Exceeded - please wait [ 250 ] and retry",
+                        ),
+                    ),
+                    (200, accepted("0C000000217B7F04")),
+                ],
+                event: json!({"event_type": "submitted"}),
+                attempts: 2,
+                ..Default::default()
+            },
+            Outgoing {
+                label: "too many binds (10), then accepted",
+                send: send.clone(),
+                responses: vec![
+                    (200, refused("10", "Too many existing binds")),
+                    (200, accepted("0C000000217B7F05")),
+                ],
+                event: json!({"event_type": "submitted"}),
+                attempts: 2,
+                ..Default::default()
+            },
+            Outgoing {
+                label: "throttled (429) then accepted",
+                send: send.clone(),
+                responses: vec![
+                    (429, "Throttled".into()),
+                    (200, accepted("0C000000217B7F06")),
+                ],
+                event: json!({"event_type": "submitted"}),
+                attempts: 2,
+                ..Default::default()
+            },
+            Outgoing {
+                label: "a 500 then accepted",
+                send: send.clone(),
+                responses: vec![(500, "Error".into()), (200, accepted("0C000000217B7F07"))],
+                event: json!({"event_type": "submitted"}),
+                attempts: 2,
+                ..Default::default()
+            },
+            Outgoing {
+                label: "a bad token (401) is final",
+                send: send.clone(),
+                responses: vec![(401, "Invalid API token".into())],
+                event: json!({"event_type": "rejected",
+                              "event_details": {"reason": "HTTP 401: Invalid API token"}}),
+                ..Default::default()
+            },
+        ],
+    )
+    .await;
+}
