@@ -5,6 +5,8 @@
 #   bench/run.sh amqp         # the same on RabbitMQ + Redis, beside the broker's raw ceiling
 #   bench/run.sh smpp         # HTTP -> submit_sm -> submitted event through the SMSC
 #                             # simulator (SMSC_RECORD=0), beside the simulator's own ceiling
+#   bench/run.sh ussd         # provider callbacks: USSD sessions held until an application
+#                             # answers over the API, and inbound SMS callbacks (africastalking)
 #   BENCH_TOTAL=200000 BENCH_CLIENTS=128 bench/run.sh
 #   BENCH_RECEIPTS=1 bench/run.sh smpp   # with delivery receipts too
 set -euo pipefail
@@ -15,6 +17,8 @@ case "${1:-memory}" in
     BENCH_MODE=amqp cargo bench --bench api ;;
   smpp)
     cargo bench --bench smpp ;;
+  ussd)
+    cargo bench --bench ussd ;;
   *)
     BENCH_MODE=memory cargo bench --bench api ;;
 esac
