@@ -5,7 +5,6 @@
 
 mod common;
 use common::cases::*;
-use common::*;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a4t-s3cret-pw";
@@ -108,15 +107,6 @@ async fn incoming_cases() {
     .await;
 }
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    let raw = format!("{user}:{password}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
-}
-
 #[tokio::test]
 async fn basic_auth() {
     let request = query(&[
@@ -163,19 +153,6 @@ async fn basic_auth() {
     .await;
 }
 
-/// Sends through the API and waits for the event that ends it.
-async fn event_of(bench: &Bench, cid: &str, body: Value, tag: &str) -> Value {
-    let mut body = body;
-    let at = format!("/ev/{tag}");
-    body["event_url"] = json!(format!("{}{at}", bench.hooks.uri()));
-    let sent = bench.api.send(cid, body).await;
-    let (_, _, event) = wait_hit(&bench.hooks, &format!("the event of {tag}"), |p, b| {
-        p == at && b["message_id"] == sent["message_id"]
-    })
-    .await;
-    event
-}
-
 #[tokio::test]
 async fn sends_that_are_not_replies_are_rejected() {
     let bench = Bench::start("").await;
@@ -192,7 +169,7 @@ async fn sends_that_are_not_replies_are_rejected() {
             "Outbound message has no content.",
         ),
     ] {
-        let event = event_of(&bench, &cid, body, label).await;
+        let event = bench.event_of(&cid, body, label).await;
         assert_eq!(event["event_type"], "rejected", "{label}");
         assert_eq!(event["event_details"]["reason"], reason, "{label}");
     }
@@ -204,25 +181,6 @@ fn ussd(url: String) -> tokio::task::JoinHandle<(u16, String)> {
         let resp = reqwest::get(url).await.unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
     })
-}
-
-async fn nth_inbound(bench: &Bench, tag: &str, n: usize) -> Value {
-    let at = format!("/mo/{tag}");
-    eventually(&format!("inbound #{n}"), || async {
-        bench.posted(&at).await.get(n).cloned()
-    })
-    .await
-}
-
-async fn answer(bench: &Bench, cid: &str, to: &Value, text: &str, more: bool) {
-    bench
-        .api
-        .send(
-            cid,
-            json!({"reply_to": to["message_id"], "content": text,
-                   "channel_data": {"continue_session": more}}),
-        )
-        .await;
 }
 
 /// The callback an XML answer gives AAT.
@@ -250,20 +208,15 @@ async fn a_ussd_session_end_to_end() {
         query(&[("request", "*1234#")])
     );
     let pending = ussd(first);
-    let new = nth_inbound(&bench, &tag, 0).await;
+    let new = bench.nth_inbound(&tag, 0).await;
     assert_eq!(new["channel_data"]["session_event"], "new");
     assert_eq!(new["channel_data"]["session_id"], "aat-s-1");
     assert_eq!(new["content"], Value::Null);
     assert_eq!(new["from"], "27729042520");
     assert_eq!(new["to"], "*1234#");
-    answer(
-        &bench,
-        &cid,
-        &new,
-        "We are the Knights Who Say ... Ni!",
-        true,
-    )
-    .await;
+    bench
+        .answer(&cid, &new, "We are the Knights Who Say ... Ni!", true)
+        .await;
     let (status, xml) = pending.await.unwrap();
     assert_eq!(status, 200);
     let callback = format!("{}/channels/{cid}/ussd?to_addr=%2A1234%23", bench.public);
@@ -280,11 +233,13 @@ async fn a_ussd_session_end_to_end() {
         callback_of(&xml),
         query(&[("request", "Well, what is it you want?")])
     ));
-    let second = nth_inbound(&bench, &tag, 1).await;
+    let second = bench.nth_inbound(&tag, 1).await;
     assert_eq!(second["channel_data"]["session_event"], "resume");
     assert_eq!(second["content"], "Well, what is it you want?");
     assert_eq!(second["to"], "*1234#");
-    answer(&bench, &cid, &second, "Thrëë & <co>, my lord.", true).await;
+    bench
+        .answer(&cid, &second, "Thrëë & <co>, my lord.", true)
+        .await;
     let (_, xml) = pending.await.unwrap();
     assert_eq!(
         xml,
@@ -299,16 +254,16 @@ async fn a_ussd_session_end_to_end() {
         callback_of(&xml),
         query(&[("request", "I didn't expect a kind of Spanish Inquisition!")])
     ));
-    let third = nth_inbound(&bench, &tag, 2).await;
+    let third = bench.nth_inbound(&tag, 2).await;
     assert_eq!(third["channel_data"]["session_event"], "resume");
-    answer(
-        &bench,
-        &cid,
-        &third,
-        "Nobody expects the Spanish Inquisition!",
-        false,
-    )
-    .await;
+    bench
+        .answer(
+            &cid,
+            &third,
+            "Nobody expects the Spanish Inquisition!",
+            false,
+        )
+        .await;
     assert_eq!(
         pending.await.unwrap(),
         (
@@ -319,13 +274,13 @@ async fn a_ussd_session_end_to_end() {
     );
 
     // a second answer to a request already answered (vxaat's failed_request)
-    let late = event_of(
-        &bench,
-        &cid,
-        json!({"reply_to": third["message_id"], "content": "She turned me into a newt!"}),
-        "late",
-    )
-    .await;
+    let late = bench
+        .event_of(
+            &cid,
+            json!({"reply_to": third["message_id"], "content": "She turned me into a newt!"}),
+            "late",
+        )
+        .await;
     assert_eq!(late["event_type"], "rejected");
     assert_eq!(
         late["event_details"]["reason"],
@@ -354,8 +309,8 @@ async fn base_url_names_the_public_address_in_the_callback() {
             .header("Authorization", basic("aat", PASSWORD))
             .send(),
     );
-    let new = nth_inbound(&bench, &tag, 0).await;
-    answer(&bench, &cid, &new, "Menu", true).await;
+    let new = bench.nth_inbound(&tag, 0).await;
+    bench.answer(&cid, &new, "Menu", true).await;
     let xml = pending.await.unwrap().unwrap().text().await.unwrap();
     assert_eq!(
         xml,
@@ -382,19 +337,19 @@ async fn a_ussd_request_the_application_does_not_answer_times_out() {
         ])
     );
     let pending = ussd(url);
-    let new = nth_inbound(&bench, &tag, 0).await;
+    let new = bench.nth_inbound(&tag, 0).await;
     assert_eq!(pending.await.unwrap(), (200, TIMED_OUT.into()));
-    let close = nth_inbound(&bench, &tag, 1).await;
+    let close = bench.nth_inbound(&tag, 1).await;
     assert_eq!(close["channel_data"]["session_event"], "close");
     assert_eq!(close["channel_data"]["session_id"], "aat-s-2");
     assert_eq!(close["to"], "*1234#");
-    let late = event_of(
-        &bench,
-        &cid,
-        json!({"reply_to": new["message_id"], "content": "too late"}),
-        "late",
-    )
-    .await;
+    let late = bench
+        .event_of(
+            &cid,
+            json!({"reply_to": new["message_id"], "content": "too late"}),
+            "late",
+        )
+        .await;
     assert_eq!(late["event_type"], "rejected");
     assert_eq!(
         late["event_details"]["reason"],

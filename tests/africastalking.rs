@@ -217,26 +217,6 @@ fn ussd(
     })
 }
 
-/// The `n`th message the application got at `mo_url` (waits for it).
-async fn nth_inbound(bench: &Bench, tag: &str, n: usize) -> Value {
-    let at = format!("/mo/{tag}");
-    eventually(&format!("inbound #{n}"), || async {
-        bench.posted(&at).await.get(n).cloned()
-    })
-    .await
-}
-
-async fn answer(bench: &Bench, cid: &str, to: &Value, text: &str, more: bool) {
-    bench
-        .api
-        .send(
-            cid,
-            json!({"reply_to": to["message_id"], "content": text,
-                   "channel_data": {"continue_session": more}}),
-        )
-        .await;
-}
-
 #[tokio::test]
 async fn a_ussd_session_end_to_end() {
     let bench = Bench::start("").await;
@@ -245,12 +225,14 @@ async fn a_ussd_session_end_to_end() {
 
     // new: the menu
     let pending = ussd(&bench, &cid, "ATUid_1", "");
-    let new = nth_inbound(&bench, &tag, 0).await;
+    let new = bench.nth_inbound(&tag, 0).await;
     assert_eq!(new["channel_data"]["session_event"], "new");
     assert_eq!(new["content"], Value::Null);
     assert_eq!(new["from"], "+254711000002");
     assert_eq!(new["to"], "*384*1234#");
-    answer(&bench, &cid, &new, "Menu\n1. Balance\n2. Name", true).await;
+    bench
+        .answer(&cid, &new, "Menu\n1. Balance\n2. Name", true)
+        .await;
     assert_eq!(
         pending.await.unwrap(),
         (200, "CON Menu\n1. Balance\n2. Name".into())
@@ -258,16 +240,18 @@ async fn a_ussd_session_end_to_end() {
 
     // resume: an answer, then another (AT sends the whole path)
     let pending = ussd(&bench, &cid, "ATUid_1", "2");
-    let second = nth_inbound(&bench, &tag, 1).await;
+    let second = bench.nth_inbound(&tag, 1).await;
     assert_eq!(second["channel_data"]["session_event"], "resume");
     assert_eq!(second["content"], "2");
-    answer(&bench, &cid, &second, "Your name?", true).await;
+    bench.answer(&cid, &second, "Your name?", true).await;
     assert_eq!(pending.await.unwrap(), (200, "CON Your name?".into()));
 
     let pending = ussd(&bench, &cid, "ATUid_1", "2*Wanjiru");
-    let third = nth_inbound(&bench, &tag, 2).await;
+    let third = bench.nth_inbound(&tag, 2).await;
     assert_eq!(third["content"], "Wanjiru");
-    answer(&bench, &cid, &third, "Thank you, Wanjiru", false).await;
+    bench
+        .answer(&cid, &third, "Thank you, Wanjiru", false)
+        .await;
     assert_eq!(
         pending.await.unwrap(),
         (200, "END Thank you, Wanjiru".into())
@@ -275,9 +259,9 @@ async fn a_ussd_session_end_to_end() {
 
     // the session is over: the same id starts a new one
     let pending = ussd(&bench, &cid, "ATUid_1", "");
-    let again = nth_inbound(&bench, &tag, 3).await;
+    let again = bench.nth_inbound(&tag, 3).await;
     assert_eq!(again["channel_data"]["session_event"], "new");
-    answer(&bench, &cid, &again, "Bye", false).await;
+    bench.answer(&cid, &again, "Bye", false).await;
     assert_eq!(pending.await.unwrap(), (200, "END Bye".into()));
 
     // a second answer to a request already answered is refused, as Junebug's were
@@ -308,7 +292,7 @@ async fn a_ussd_request_the_application_does_not_answer_times_out() {
     let (cid, tag) = bench.channel(&t, "http://127.0.0.1:9", "timeout").await;
     let started = std::time::Instant::now();
     let pending = ussd(&bench, &cid, "ATUid_2", "");
-    let new = nth_inbound(&bench, &tag, 0).await;
+    let new = bench.nth_inbound(&tag, 0).await;
     // no answer: after request_timeout (2 s) the user is told, and the application gets close
     let (status, body) = pending.await.unwrap();
     assert_eq!(status, 200);
@@ -317,7 +301,7 @@ async fn a_ussd_request_the_application_does_not_answer_times_out() {
         "END Sorry, the service did not answer in time. Please try again later."
     );
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
-    let close = nth_inbound(&bench, &tag, 1).await;
+    let close = bench.nth_inbound(&tag, 1).await;
     assert_eq!(close["channel_data"]["session_event"], "close");
     assert_eq!(close["from"], "+254711000002");
     assert_eq!(close["content"], Value::Null);
@@ -349,8 +333,8 @@ async fn a_session_the_network_ends_closes_at_the_application() {
     let t = table();
     let (cid, tag) = bench.channel(&t, "http://127.0.0.1:9", "ended").await;
     let pending = ussd(&bench, &cid, "ATUid_3", "");
-    let new = nth_inbound(&bench, &tag, 0).await;
-    answer(&bench, &cid, &new, "Menu", true).await;
+    let new = bench.nth_inbound(&tag, 0).await;
+    bench.answer(&cid, &new, "Menu", true).await;
     pending.await.unwrap();
     // the user walks away: AT's end-of-session notification
     let (status, _) = bench
@@ -371,7 +355,7 @@ async fn a_session_the_network_ends_closes_at_the_application() {
         )
         .await;
     assert_eq!(status, 200);
-    let close = nth_inbound(&bench, &tag, 1).await;
+    let close = bench.nth_inbound(&tag, 1).await;
     assert_eq!(close["channel_data"]["session_event"], "close");
     assert_eq!(close["from"], "+254711000002");
 }

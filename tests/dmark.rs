@@ -5,7 +5,6 @@
 
 mod common;
 use common::cases::*;
-use common::*;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "dm4rk-s3cret-pw";
@@ -138,15 +137,6 @@ async fn incoming_cases() {
     .await;
 }
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    let raw = format!("{user}:{password}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
-}
-
 #[tokio::test]
 async fn basic_auth_and_fixed_service_codes() {
     let request = query(&params(&[
@@ -225,19 +215,6 @@ async fn configs_junebug_gave_load_and_bad_ones_do_not() {
     }
 }
 
-/// Sends through the API and waits for the event that ends it.
-async fn event_of(bench: &Bench, cid: &str, body: Value, tag: &str) -> Value {
-    let mut body = body;
-    let at = format!("/ev/{tag}");
-    body["event_url"] = json!(format!("{}{at}", bench.hooks.uri()));
-    let sent = bench.api.send(cid, body).await;
-    let (_, _, event) = wait_hit(&bench.hooks, &format!("the event of {tag}"), |p, b| {
-        p == at && b["message_id"] == sent["message_id"]
-    })
-    .await;
-    event
-}
-
 #[tokio::test]
 async fn sends_that_are_not_replies_are_rejected() {
     let bench = Bench::start("").await;
@@ -255,7 +232,7 @@ async fn sends_that_are_not_replies_are_rejected() {
         ),
     ] {
         let tag = label.replace(' ', "_");
-        let event = event_of(&bench, &cid, body, &tag).await;
+        let event = bench.event_of(&cid, body, &tag).await;
         assert_eq!(event["event_type"], "rejected", "{label}");
         assert_eq!(event["event_details"]["reason"], reason, "{label}");
     }
@@ -280,25 +257,6 @@ fn ussd(
     })
 }
 
-async fn nth_inbound(bench: &Bench, tag: &str, n: usize) -> Value {
-    let at = format!("/mo/{tag}");
-    eventually(&format!("inbound #{n}"), || async {
-        bench.posted(&at).await.get(n).cloned()
-    })
-    .await
-}
-
-async fn answer(bench: &Bench, cid: &str, to: &Value, text: &str, more: bool) {
-    bench
-        .api
-        .send(
-            cid,
-            json!({"reply_to": to["message_id"], "content": text,
-                   "channel_data": {"continue_session": more}}),
-        )
-        .await;
-}
-
 async fn body_of(pending: tokio::task::JoinHandle<(u16, String, String)>) -> String {
     let (status, ct, body) = pending.await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -318,25 +276,23 @@ async fn a_ussd_session_end_to_end() {
         &cid,
         params(&[("ussdRequestString", "SHOULD BE IGNORED")]),
     );
-    let new = nth_inbound(&bench, &tag, 0).await;
+    let new = bench.nth_inbound(&tag, 0).await;
     assert_eq!(new["channel_data"]["session_event"], "new");
     assert_eq!(new["channel_data"]["session_id"], "transaction-123");
     assert_eq!(new["content"], Value::Null);
     assert_eq!(new["from"], "+00775551122");
     assert_eq!(new["to"], "*121#");
     // an empty answer is refused as Vumi refused it, and the request still waits
-    let empty = event_of(
-        &bench,
-        &cid,
-        json!({"reply_to": new["message_id"], "content": ""}),
-        "empty",
-    )
-    .await;
+    let empty = bench
+        .event_of(
+            &cid,
+            json!({"reply_to": new["message_id"], "content": ""}),
+            "empty",
+        )
+        .await;
     assert_eq!(empty["event_type"], "rejected");
     assert_eq!(empty["event_details"]["reason"], "Missing fields: content");
-    let menu = event_of(
-        &bench,
-        &cid,
+    let menu = bench.event_of(&cid,
         json!({"reply_to": new["message_id"], "content": "We are the Knights Who Say ... Ni!\n1. Ni\n2. Ekke"}),
         "menu",
     )
@@ -356,10 +312,10 @@ async fn a_ussd_session_end_to_end() {
             ("response", "true"),
         ]),
     );
-    let second = nth_inbound(&bench, &tag, 1).await;
+    let second = bench.nth_inbound(&tag, 1).await;
     assert_eq!(second["channel_data"]["session_event"], "resume");
     assert_eq!(second["content"], "Well, what is it you want?");
-    answer(&bench, &cid, &second, "Thrëë, my lord.", true).await;
+    bench.answer(&cid, &second, "Thrëë, my lord.", true).await;
     assert_eq!(
         body_of(pending).await,
         r#"{"responseString": "Thr\u00eb\u00eb, my lord.", "action": "request"}"#
@@ -371,19 +327,19 @@ async fn a_ussd_session_end_to_end() {
         &cid,
         params(&[("ussdRequestString", "2"), ("response", "true")]),
     );
-    let third = nth_inbound(&bench, &tag, 2).await;
+    let third = bench.nth_inbound(&tag, 2).await;
     assert_eq!(third["channel_data"]["session_event"], "resume");
     assert_eq!(third["content"], "2");
-    answer(&bench, &cid, &third, "We want ... a shrubbery!", false).await;
+    bench
+        .answer(&cid, &third, "We want ... a shrubbery!", false)
+        .await;
     assert_eq!(
         body_of(pending).await,
         r#"{"responseString": "We want ... a shrubbery!", "action": "end"}"#
     );
 
     // a second answer to a request already answered (nack_http_http_response_failure)
-    let late = event_of(
-        &bench,
-        &cid,
+    let late = bench.event_of(&cid,
         json!({"reply_to": third["message_id"], "content": "There are some who call me ... Tim!"}),
         "late",
     )
@@ -410,7 +366,7 @@ async fn a_ussd_request_the_application_does_not_answer_times_out() {
         &cid,
         params(&[("transactionId", "transaction-456")]),
     );
-    let new = nth_inbound(&bench, &tag, 0).await;
+    let new = bench.nth_inbound(&tag, 0).await;
     // no answer: after request_timeout (2 s) the user is told, and the application gets close
     let body = body_of(pending).await;
     assert_eq!(
@@ -418,20 +374,20 @@ async fn a_ussd_request_the_application_does_not_answer_times_out() {
         format!(r#"{{"responseString": "{TIMEOUT}", "action": "end"}}"#)
     );
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
-    let close = nth_inbound(&bench, &tag, 1).await;
+    let close = bench.nth_inbound(&tag, 1).await;
     assert_eq!(close["channel_data"]["session_event"], "close");
     assert_eq!(close["channel_data"]["session_id"], "transaction-456");
     assert_eq!(close["from"], "+00775551122");
     assert_eq!(close["to"], "*121#");
     assert_eq!(close["content"], Value::Null);
     // the application's late answer is refused
-    let late = event_of(
-        &bench,
-        &cid,
-        json!({"reply_to": new["message_id"], "content": "too late"}),
-        "late",
-    )
-    .await;
+    let late = bench
+        .event_of(
+            &cid,
+            json!({"reply_to": new["message_id"], "content": "too late"}),
+            "late",
+        )
+        .await;
     assert_eq!(late["event_type"], "rejected");
     assert_eq!(
         late["event_details"]["reason"],

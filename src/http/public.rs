@@ -21,9 +21,12 @@ pub struct PublicState {
 fn answer(r: CallbackResponse) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(r.status)
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
-        .content_type(r.content_type)
-        .body(r.body)
+    let mut resp = HttpResponse::build(status);
+    resp.content_type(r.content_type);
+    for (name, value) in r.headers {
+        resp.insert_header((name, value));
+    }
+    resp.body(r.body)
 }
 
 fn not_found(what: &str) -> HttpResponse {

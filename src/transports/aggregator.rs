@@ -72,6 +72,13 @@ pub struct ProviderResponse {
 }
 
 impl ProviderResponse {
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        ProviderResponse {
+            status,
+            body: body.into(),
+        }
+    }
+
     pub fn json(&self) -> Option<Value> {
         serde_json::from_str(&self.body).ok()
     }

@@ -329,22 +329,11 @@ mod tests {
     }
 
     fn r(status: u16, body: &str) -> ProviderResponse {
-        ProviderResponse {
-            status,
-            body: body.into(),
-        }
+        ProviderResponse::new(status, body)
     }
 
     fn callback(action: &str, body: &str) -> Callback {
-        Callback {
-            action: action.into(),
-            method: "POST".into(),
-            url: format!("https://hb.example/channels/c/{action}"),
-            query: String::new(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: bytes::Bytes::from(body.to_string()),
-            reply: tokio::sync::oneshot::channel().0,
-        }
+        Callback::for_test(action, "", "application/json", body)
     }
 
     #[test]

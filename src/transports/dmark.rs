@@ -24,8 +24,8 @@
 //! body) is answered with `timeout_message` and `"action": "end"`, so the user is told, and
 //! the application gets `close`. The session lives `ussd_session_timeout` from its last
 //! request, not from its first, and ends when the application closes it. Sessions are kept
-//! in hornbill's store, so any node can take a session's next request (its answer still
-//! comes from the node holding that request).
+//! in hornbill's store, so any node can take a session's next request, and an answer that
+//! reaches another node is handed to the one holding the request.
 
 use super::aggregator::{
     self, Provider, ProviderRequest, ProviderResponse, Received, Refusal, SendContext, SendOutcome,

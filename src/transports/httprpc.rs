@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 /// (`redis_manager`); a request left waiting is answered with `timeout_message`
 /// (`request_timeout_status_code`, `request_timeout_body`, and `request_cleanup_interval`:
 /// requests are checked five times a second); no response-time statuses
-/// (`response_time_degraded`, `response_time_down`); Basic auth has no realm to name
+/// (`response_time_degraded`, `response_time_down`); Basic auth's realm is Vumi's default
 /// (`web_auth_domain`); logs are the channel log (`noisy`); and the Vumi worker keys Junebug
 /// adds.
 pub const IGNORED_VUMI_KEYS: &[&str] = &[
@@ -54,6 +54,9 @@ pub fn without_vumi_keys(config: &Value) -> Value {
     }
     config
 }
+
+/// The realm of the Basic auth challenge (Vumi's default `web_auth_domain`).
+const REALM: &str = "Vumi HTTP RPC transport";
 
 pub const STRICT: &str = "strict";
 pub const PERMISSIVE: &str = "permissive";
@@ -193,8 +196,11 @@ pub fn check_auth(cb: &Callback, credentials: Option<(&str, &str)>) -> Result<()
         } else {
             "no HTTP Basic credentials"
         };
+        // Twisted's challenge, with Vumi's default realm, for clients that send
+        // credentials only when asked.
+        let challenge = format!("basic realm=\"{REALM}\"");
         Err(Refusal::with(
-            CallbackResponse::text(401, "Unauthorized"),
+            CallbackResponse::text(401, "Unauthorized").with_header("WWW-Authenticate", challenge),
             why,
         ))
     }
@@ -441,6 +447,13 @@ mod tests {
         assert_eq!(
             (refused.response.status, refused.response.body.as_str()),
             (401, "Unauthorized")
+        );
+        assert_eq!(
+            refused.response.headers,
+            vec![(
+                "WWW-Authenticate",
+                "basic realm=\"Vumi HTTP RPC transport\"".to_string()
+            )]
         );
         assert!(check_auth(&callback("", &[]), creds).is_err());
     }

@@ -102,6 +102,20 @@ impl Callback {
         out
     }
 
+    /// A callback as the public listener would hand it over, for unit tests of providers.
+    #[cfg(test)]
+    pub fn for_test(action: &str, query: &str, content_type: &str, body: &str) -> Callback {
+        Callback {
+            action: action.into(),
+            method: "POST".into(),
+            url: format!("https://hb.example/channels/c/{action}"),
+            query: query.into(),
+            headers: vec![("content-type".into(), content_type.into())],
+            body: bytes::Bytes::from(body.to_string()),
+            reply: tokio::sync::oneshot::channel().0,
+        }
+    }
+
     /// Answers the provider (it may have given up waiting: then nothing happens).
     pub fn respond(self, response: CallbackResponse) {
         let _ = self.reply.send(response);
@@ -114,6 +128,8 @@ pub struct CallbackResponse {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Further headers (e.g. `WWW-Authenticate` on a 401).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl CallbackResponse {
@@ -122,7 +138,13 @@ impl CallbackResponse {
             status,
             content_type,
             body: body.into(),
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn text(status: u16, body: impl Into<String>) -> Self {

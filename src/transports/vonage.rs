@@ -350,22 +350,11 @@ mod tests {
     }
 
     fn r(status: u16, body: &str) -> ProviderResponse {
-        ProviderResponse {
-            status,
-            body: body.into(),
-        }
+        ProviderResponse::new(status, body)
     }
 
     fn callback(action: &str, query: &str, content_type: &str, body: &str) -> Callback {
-        Callback {
-            action: action.into(),
-            method: "POST".into(),
-            url: format!("https://hb.example/channels/c/{action}"),
-            query: query.into(),
-            headers: vec![("content-type".into(), content_type.into())],
-            body: bytes::Bytes::from(body.to_string()),
-            reply: tokio::sync::oneshot::channel().0,
-        }
+        Callback::for_test(action, query, content_type, body)
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
+/// An HTTP Basic `Authorization` value.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let raw = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
 /// Signs a callback: (its full URL, its body) -> headers to add.
 pub type Signer = Box<dyn Fn(&str, &Body) -> Vec<(String, String)> + Send + Sync>;
 
@@ -249,6 +259,39 @@ impl Bench {
                 "{label}: secret {secret:?} in the server's output"
             );
         }
+    }
+
+    /// The `n`th message the application got at the case's `mo_url` (waits for it).
+    pub async fn nth_inbound(&self, tag: &str, n: usize) -> Value {
+        let at = format!("/mo/{tag}");
+        eventually(&format!("inbound #{n}"), || async {
+            self.posted(&at).await.get(n).cloned()
+        })
+        .await
+    }
+
+    /// The application answers `to`, continuing the session or not.
+    pub async fn answer(&self, cid: &str, to: &Value, text: &str, more: bool) {
+        self.api
+            .send(
+                cid,
+                json!({"reply_to": to["message_id"], "content": text,
+                       "channel_data": {"continue_session": more}}),
+            )
+            .await;
+    }
+
+    /// Sends `body` on the channel and waits for its event (at `/ev/{tag}`).
+    pub async fn event_of(&self, cid: &str, body: Value, tag: &str) -> Value {
+        let mut body = body;
+        let at = format!("/ev/{tag}");
+        body["event_url"] = json!(format!("{}{at}", self.hooks.uri()));
+        let sent = self.api.send(cid, body).await;
+        let (_, _, event) = wait_hit(&self.hooks, &format!("the event of {tag}"), |p, b| {
+            p == at && b["message_id"] == sent["message_id"]
+        })
+        .await;
+        event
     }
 
     /// Sends a provider request to the channel's public callback: (status, body).
