@@ -361,6 +361,31 @@ async fn a_session_the_network_ends_closes_at_the_application() {
 }
 
 #[tokio::test]
+async fn an_idle_session_closes_at_the_application() {
+    let bench = Bench::start("").await;
+    let mut t = table();
+    t.config = Box::new(|stub| {
+        json!({"username": "hornbill", "api_key": KEY, "base_url": stub,
+               "ussd_session_timeout": 1.0})
+    });
+    let (cid, tag) = bench.channel(&t, "http://127.0.0.1:9", "idle").await;
+    let pending = ussd(&bench, &cid, "ATUid_4", "");
+    let new = bench.nth_inbound(&tag, 0).await;
+    bench.answer(&cid, &new, "Menu", true).await;
+    assert_eq!(pending.await.unwrap(), (200, "CON Menu".into()));
+    // the user never answers: after ussd_session_timeout the application gets close
+    let close = bench.nth_inbound(&tag, 1).await;
+    assert_eq!(close["channel_data"]["session_event"], "close");
+    assert_eq!(close["from"], "+254711000002");
+    // and the session is over: the same id starts a new one
+    let pending = ussd(&bench, &cid, "ATUid_4", "1");
+    let again = bench.nth_inbound(&tag, 2).await;
+    assert_eq!(again["channel_data"]["session_event"], "new");
+    bench.answer(&cid, &again, "Bye", false).await;
+    assert_eq!(pending.await.unwrap(), (200, "END Bye".into()));
+}
+
+#[tokio::test]
 async fn unknown_channels_and_actions_are_404_on_the_public_listener() {
     let bench = Bench::start("").await;
     let http = reqwest::Client::new();

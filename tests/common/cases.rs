@@ -406,6 +406,15 @@ pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
         if let Some(exact) = case.response {
             assert_eq!(body, exact, "{label}: the answer");
         }
+        if case.status == 400 {
+            // A refused provider request leaves its reason in the channel's log.
+            let logs = bench.api.logs(&cid).await;
+            assert!(
+                logs.iter()
+                    .any(|e| e["message"].as_str().unwrap_or("").starts_with("Refused")),
+                "{label}: no channel-log entry for the 400: {logs:?}"
+            );
+        }
         let mo_path = format!("/mo/{tag}");
         match &case.inbound {
             Some(expected) => {
