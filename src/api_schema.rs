@@ -48,6 +48,15 @@ const CHANNEL_FIELDS: &[(&str, Ty)] = &[
     ("window", Ty::Int0),
 ];
 
+/// The channel keys a modify may set to `null`.
+const MODIFY_NULLABLE: &[&str] = &[
+    "mo_url",
+    "status_url",
+    "event_url",
+    "event_auth_token",
+    "application",
+];
+
 const MESSAGE_FIELDS: &[(&str, Ty)] = &[
     ("to", Ty::Str),
     ("from", Ty::StrOrNull),
@@ -190,11 +199,7 @@ pub fn validate_channel(body: &Value, create: bool) -> Vec<SchemaError> {
     }
     for (name, ty) in CHANNEL_FIELDS {
         if let Some(v) = obj.get(*name) {
-            let nullable = !create
-                && matches!(
-                    *name,
-                    "mo_url" | "status_url" | "event_url" | "event_auth_token" | "application"
-                );
+            let nullable = !create && MODIFY_NULLABLE.contains(name);
             check_field(name, *ty, v, nullable, &mut errors);
         }
     }
@@ -303,5 +308,81 @@ mod tests {
             "True is not of type 'integer'"
         );
         assert_eq!(py_repr(&json!("caf\u{e9}")), "u'caf\\xe9'");
+    }
+
+    /// The request bodies in the OpenAPI document (`http::openapi`) say what these schemas
+    /// check: the same keys, types, required keys, nulls, and closed schemas.
+    #[test]
+    fn openapi_bodies_match() {
+        use std::collections::BTreeSet;
+        use utoipa::OpenApi;
+        let spec = serde_json::to_value(crate::http::openapi::ApiDoc::openapi()).unwrap();
+        let check = |name: &str, fields: &[(&str, Ty)], required: &[&str], nullable: &[&str]| {
+            let schema = &spec["components"]["schemas"][name];
+            let props = schema["properties"].as_object().expect(name);
+            let names: BTreeSet<&str> = props.keys().map(String::as_str).collect();
+            let expected: BTreeSet<&str> = fields.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, expected, "{name}: keys");
+            for (field, ty) in fields {
+                let p = &props[*field];
+                let base = match ty {
+                    Ty::Str | Ty::StrOrNull => "string",
+                    Ty::Obj => "object",
+                    Ty::Int0 => "integer",
+                };
+                let want = if matches!(ty, Ty::StrOrNull) || nullable.contains(field) {
+                    json!([base, "null"])
+                } else {
+                    json!(base)
+                };
+                assert_eq!(p["type"], want, "{name}.{field}");
+                if let Ty::Int0 = ty {
+                    assert_eq!(p["minimum"], json!(0), "{name}.{field}");
+                }
+            }
+            let found: BTreeSet<&str> = schema["required"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let required: BTreeSet<&str> = required.iter().copied().collect();
+            assert_eq!(found, required, "{name}: required");
+            schema["additionalProperties"] == json!(false)
+        };
+        type Body<'a> = (
+            &'a str,
+            &'a [(&'a str, Ty)],
+            &'a [&'a str],
+            &'a [&'a str],
+            bool,
+        );
+        let bodies: [Body; 7] = [
+            // name, keys, required, nullable, closed (no other keys)
+            (
+                "ChannelCreate",
+                CHANNEL_FIELDS,
+                &["type", "config"],
+                &[],
+                false,
+            ),
+            ("ChannelModify", CHANNEL_FIELDS, &[], MODIFY_NULLABLE, false),
+            ("MessageSend", MESSAGE_FIELDS, &["content"], &[], true),
+            ("RouterBody", ROUTER_FIELDS, &["type", "config"], &[], true),
+            ("RouterPatch", ROUTER_FIELDS, &[], &[], true),
+            (
+                "DestinationBody",
+                DESTINATION_FIELDS,
+                &["config"],
+                &[],
+                true,
+            ),
+            ("DestinationPatch", DESTINATION_FIELDS, &[], &[], true),
+        ];
+        for (name, fields, required, nullable, closed) in bodies {
+            assert_eq!(
+                check(name, fields, required, nullable),
+                closed,
+                "{name}: closed"
+            );
+        }
     }
 }

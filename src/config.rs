@@ -204,6 +204,15 @@ pub struct LogSettings {
     pub ring_size: usize,
     /// Cap on `n` for the logs endpoint (Junebug's `max_logs`).
     pub max_logs: usize,
+    /// Where each channel's and router's log is written, `{id}.log` (Junebug's
+    /// `logging_path`); empty: no files, the in-memory ring only.
+    pub logging_path: String,
+    /// A log file is rotated once it is larger than this many bytes (Junebug's
+    /// `log_rotate_size`).
+    pub log_rotate_size: usize,
+    /// Rotated files kept per log, `{id}.log.1` (newest) to `{id}.log.{n}`; 0 keeps them all
+    /// (Junebug's `max_log_files`).
+    pub max_log_files: usize,
 }
 
 impl Default for LogSettings {
@@ -213,6 +222,9 @@ impl Default for LogSettings {
             format: "text".into(),
             ring_size: 1000,
             max_logs: 100,
+            logging_path: "logs/".into(),
+            log_rotate_size: 1_000_000,
+            max_log_files: 5,
         }
     }
 }
@@ -362,6 +374,9 @@ impl Settings {
                 "[log] format = {:?}: must be \"text\" or \"json\"",
                 settings.log.format
             ));
+        }
+        if settings.log.log_rotate_size == 0 {
+            problems.push("[log] log_rotate_size must be at least 1".into());
         }
         if settings.channel_defaults.window == 0 {
             problems.push("[channel_defaults] window must be at least 1".into());

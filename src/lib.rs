@@ -14,6 +14,7 @@ pub mod logs;
 pub mod message;
 pub mod redact;
 pub mod store;
+pub mod telemetry;
 pub mod transports;
 
 use actix::Actor;
@@ -75,6 +76,17 @@ pub async fn start(
     registry: Registry,
     listener: std::net::TcpListener,
 ) -> anyhow::Result<Running> {
+    // Before any channel registers its counters (with no recorder they would count nowhere).
+    telemetry::init();
+    if !settings.log.logging_path.is_empty() {
+        let dir = std::path::Path::new(&settings.log.logging_path);
+        logs::keep_files(
+            dir,
+            settings.log.log_rotate_size,
+            settings.log.max_log_files,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot write logs under {}: {e}", dir.display()))?;
+    }
     let ttls = store::Ttls {
         inbound: Duration::from_secs(settings.store.inbound_message_ttl),
         outbound: Duration::from_secs(settings.store.outbound_message_ttl),
@@ -250,6 +262,8 @@ pub async fn start(
         App::new()
             .app_data(state.clone())
             .wrap(actix_web::middleware::from_fn(http::require_auth))
+            // Outermost, so refused requests are timed too.
+            .wrap(actix_web::middleware::from_fn(http::metrics::time_requests))
             .configure(http::configure)
     })
     .listen(listener)?;

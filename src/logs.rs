@@ -1,18 +1,25 @@
-//! Per-channel logs: what happened on one channel (connections, transport restarts, webhook
-//! attempts, refusals), kept in a bounded ring and served by `GET /channels/{id}/logs`
-//! in Junebug's entry shape (§2.6). Entries carry Python level numbers (20 INFO, 30 WARNING,
-//! 40 ERROR) and, where there is one, the message id.
+//! Per-channel logs: what happened on one channel (connections, transport restarts, provider
+//! requests and answers, webhook attempts, refusals), kept in a bounded ring and served by
+//! `GET /channels/{id}/logs` in Junebug's entry shape (§2.6), and written as JSON lines to
+//! `{logging_path}/{id}.log`, rotated at `log_rotate_size` bytes into `{id}.log.1` ...
+//! `{id}.log.{max_log_files}` (Junebug's files and defaults). Entries carry Python level
+//! numbers (20 INFO, 30 WARNING, 40 ERROR) and, where there is one, the message id: the
+//! entries of one message are its story (`GET /channels/{id}/messages/{mid}/logs`).
+//!
+//! Files are written by one thread of their own, so a channel's actor only queues the line.
 
 use parking_lot::Mutex;
-use serde::Serialize;
-use std::collections::VecDeque;
-use std::sync::Arc;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, mpsc};
 
 pub const INFO: u8 = 20;
 pub const WARNING: u8 = 30;
 pub const ERROR: u8 = 40;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogEntry {
     pub logger: String,
     pub level: u8,
@@ -68,11 +75,33 @@ impl ChannelLog {
             message,
             message_id: message_id.map(str::to_string),
         };
+        if let Some(files) = FILES.get() {
+            // The writer thread lives as long as the process.
+            let _ = files.tx.send(Write_::Entry(self.id.clone(), entry.clone()));
+        }
         let mut ring = self.ring.lock();
         if ring.len() >= self.capacity {
             ring.pop_front();
         }
         ring.push_back(entry);
+    }
+
+    /// The entries about one message, oldest first: from the files when they are kept (they
+    /// reach further back than the ring), else from the ring.
+    pub fn of_message(&self, message_id: &str) -> Vec<LogEntry> {
+        if let Some(files) = FILES.get() {
+            let (tx, rx) = mpsc::channel();
+            // Written entries first, so the search sees all of them.
+            if files.tx.send(Write_::Flush(tx)).is_ok() {
+                let _ = rx.recv();
+            }
+            return search(&files.dir, &self.id, message_id, files.max_files);
+        }
+        let ring = self.ring.lock();
+        ring.iter()
+            .filter(|e| e.message_id.as_deref() == Some(message_id))
+            .cloned()
+            .collect()
     }
 
     /// The channel (or router) this log belongs to.
@@ -88,10 +117,144 @@ impl ChannelLog {
         self.log(WARNING, message_id, message)
     }
 
+    /// Closes the log's file (its channel or router was deleted); a later entry opens it again.
+    pub fn close_file(&self) {
+        if let Some(files) = FILES.get() {
+            let _ = files.tx.send(Write_::Close(self.id.clone()));
+        }
+    }
+
     /// The newest `n` entries, newest first (`n == 0`: all of them).
     pub fn newest(&self, n: usize) -> Vec<LogEntry> {
         let ring = self.ring.lock();
         let take = if n == 0 { ring.len() } else { n };
         ring.iter().rev().take(take).cloned().collect()
     }
+}
+
+/// Where and how the log files are kept (`[log] logging_path`, `log_rotate_size`,
+/// `max_log_files`).
+struct Files {
+    tx: mpsc::Sender<Write_>,
+    dir: PathBuf,
+    max_files: usize,
+}
+
+enum Write_ {
+    Entry(Arc<str>, LogEntry),
+    /// Answered once everything queued before it is written.
+    Flush(mpsc::Sender<()>),
+    Close(Arc<str>),
+}
+
+static FILES: OnceLock<Files> = OnceLock::new();
+
+/// A log's file name in `dir`: its id, kept to file-name-safe characters.
+fn file_of(dir: &Path, id: &str) -> PathBuf {
+    let name: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{name}.log"))
+}
+
+/// Starts writing every log to files under `dir` (once per process; later calls are
+/// ignored). `max_files == 0` keeps every rotated file.
+pub fn keep_files(dir: &Path, rotate_size: usize, max_files: usize) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let (tx, rx) = mpsc::channel::<Write_>();
+    let files = Files {
+        tx,
+        dir: dir.to_path_buf(),
+        max_files,
+    };
+    if FILES.set(files).is_err() {
+        return Ok(());
+    }
+    let dir = dir.to_path_buf();
+    let keep = if max_files == 0 {
+        usize::MAX
+    } else {
+        max_files
+    };
+    std::thread::Builder::new()
+        .name("hornbill-logs".into())
+        .spawn(move || {
+            let mut open: HashMap<Arc<str>, file_rotate::FileRotate<file_rotate::suffix::AppendCount>> =
+                HashMap::new();
+            let mut line = Vec::with_capacity(256);
+            while let Ok(first) = rx.recv() {
+                // Everything queued meanwhile goes out in the same pass.
+                for w in std::iter::once(first).chain(rx.try_iter()) {
+                    match w {
+                        Write_::Entry(id, entry) => {
+                            let file = open.entry(id.clone()).or_insert_with(|| {
+                                file_rotate::FileRotate::new(
+                                    file_of(&dir, &id),
+                                    file_rotate::suffix::AppendCount::new(keep),
+                                    file_rotate::ContentLimit::BytesSurpassed(rotate_size.max(1)),
+                                    file_rotate::compression::Compression::None,
+                                    None,
+                                )
+                            });
+                            line.clear();
+                            if serde_json::to_writer(&mut line, &entry).is_ok() {
+                                line.push(b'\n');
+                                if let Err(e) = file.write_all(&line) {
+                                    tracing::warn!(log = %id, error = %e, "Log entry not written to its file.");
+                                }
+                            }
+                        }
+                        Write_::Flush(done) => {
+                            for f in open.values_mut() {
+                                let _ = f.flush();
+                            }
+                            let _ = done.send(());
+                        }
+                        Write_::Close(id) => {
+                            open.remove(&id);
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// The entries of `message_id` in a log's files, oldest first.
+fn search(dir: &Path, id: &str, message_id: &str, max_files: usize) -> Vec<LogEntry> {
+    let current = file_of(dir, id);
+    let mut paths = vec![current.clone()];
+    let mut n = 1;
+    loop {
+        let rotated = PathBuf::from(format!("{}.{n}", current.display()));
+        if !rotated.exists() || (max_files != 0 && n > max_files) {
+            break;
+        }
+        paths.push(rotated);
+        n += 1;
+    }
+    let needle = format!("\"message_id\":{}", serde_json::Value::from(message_id));
+    let mut found = Vec::new();
+    // Oldest file first.
+    for path in paths.iter().rev() {
+        let Ok(f) = std::fs::File::open(path) else {
+            continue;
+        };
+        for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+            if line.contains(&needle)
+                && let Ok(entry) = serde_json::from_str::<LogEntry>(&line)
+                && entry.message_id.as_deref() == Some(message_id)
+            {
+                found.push(entry);
+            }
+        }
+    }
+    found
 }

@@ -66,6 +66,7 @@ async fn a_panicking_transport_recovers_without_losing_messages() {
     registry.register(crashy.clone());
     let mut settings = hornbill::config::Settings::default();
     settings.public.port = 0;
+    settings.log.logging_path = String::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let running = hornbill::start(settings, registry, listener).await.unwrap();
     let api = Api {

@@ -269,6 +269,7 @@ impl Channel {
             self.failures = 0;
         }
         self.failures += 1;
+        self.shared.metrics.read().restarts.increment(1);
         let max = self.core.settings.channel_defaults.max_restart_backoff;
         let delay = (0.5 * 2f64.powi(self.failures.min(20) as i32 - 1)).min(max.max(0.1));
         let text = format!("Transport {why}; restarting in {delay:.1} s");
@@ -341,6 +342,9 @@ impl Channel {
             };
             match run.tx.try_send(TransportCommand::Send(p.msg.clone())) {
                 Ok(()) => {
+                    self.shared
+                        .log
+                        .info(Some(&p.msg.message_id), "Handed to the transport");
                     self.in_flight.insert(p.msg.message_id.clone(), p);
                 }
                 Err(_) => {
@@ -447,6 +451,10 @@ async fn run_jobs(
                 let _ = events.send((event, delivery));
             }
             Job::Status(status) => {
+                shared
+                    .metrics
+                    .read()
+                    .status(&status.component, &status.status);
                 let previous = core
                     .store
                     .load_statuses(&cid)
@@ -545,6 +553,16 @@ impl StreamHandler<TransportReport> for Channel {
         let cid = self.id().to_string();
         match report {
             TransportReport::Inbound(mut msg) => {
+                self.shared.metrics.read().inbound.increment(1);
+                let from = msg.from_addr.as_deref().unwrap_or("?");
+                let session = msg
+                    .session_event
+                    .map(|e| format!(", session {}", e.as_str()))
+                    .unwrap_or_default();
+                self.shared.log.info(
+                    Some(&msg.message_id),
+                    format!("Inbound from {from}{session}"),
+                );
                 msg.transport_name = Some(cid);
                 if msg.transport_type.is_none() {
                     msg.transport_type = Some(self.shared.spec().transport_type.clone());
@@ -556,7 +574,12 @@ impl StreamHandler<TransportReport> for Channel {
                 sent_message_id,
             } => {
                 self.unavailable_since = None;
+                self.shared.metrics.read().sent.increment(1);
                 let delivery = self.in_flight.remove(&message_id).map(|p| p.delivery);
+                self.shared.log.info(
+                    Some(&message_id),
+                    format!("Submitted: the provider accepted it as {sent_message_id}"),
+                );
                 let event = Event::ack(&message_id, &sent_message_id, &cid);
                 let _ = self.jobs.send(Job::Event(Box::new(event), delivery));
                 self.pump(ctx);
@@ -603,6 +626,9 @@ impl StreamHandler<TransportReport> for Channel {
                 self.pump(ctx);
             }
             TransportReport::DeliveryReport { message_id, status } => {
+                self.shared
+                    .log
+                    .info(Some(&message_id), format!("Delivery report: {status:?}"));
                 let event = Event::delivery_report(&message_id, status, &cid);
                 let _ = self.jobs.send(Job::Event(Box::new(event), None));
             }
@@ -616,7 +642,11 @@ impl StreamHandler<TransportReport> for Channel {
                 );
                 let _ = self.jobs.send(Job::Status(status));
             }
-            TransportReport::Log { level, message } => self.shared.log.log(level, None, message),
+            TransportReport::Log {
+                level,
+                message,
+                message_id,
+            } => self.shared.log.log(level, message_id.as_deref(), message),
         }
     }
 

@@ -13,6 +13,7 @@
 use crate::config::WebhookSettings;
 use crate::logs::ChannelLog;
 use crate::redact;
+use crate::telemetry::{WebhookMetrics, WebhookOutcome};
 use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -42,6 +43,15 @@ impl HookKind {
             "inbound" => HookKind::Inbound,
             "status" => HookKind::Status,
             _ => HookKind::Event,
+        }
+    }
+
+    /// The `kind` label of the webhook metrics (after the URL keys: `mo_url`, ...).
+    fn metric_label(self) -> &'static str {
+        match self {
+            HookKind::Inbound => "mo",
+            HookKind::Event => "event",
+            HookKind::Status => "status",
         }
     }
 
@@ -159,6 +169,8 @@ pub struct Delivery {
     store: Arc<dyn crate::store::Store>,
     /// Callback URLs already taken apart (most traffic goes to a few).
     targets: HashMap<String, Arc<Target>>,
+    /// Counter handles by channel (or router) id, one set per kind.
+    counters: HashMap<String, [Option<Arc<WebhookMetrics>>; 3]>,
 }
 
 /// A callback URL taken apart: where to POST, its credentials, how it is shown in logs,
@@ -187,7 +199,21 @@ impl Delivery {
             limits: HashMap::new(),
             store,
             targets: HashMap::new(),
+            counters: HashMap::new(),
         }
+    }
+
+    fn counters(&mut self, channel: &str, kind: HookKind) -> Arc<WebhookMetrics> {
+        let slot = kind as usize;
+        if let Some(c) = self.counters.get(channel).and_then(|k| k[slot].clone()) {
+            return c;
+        }
+        if self.counters.len() >= TARGET_CACHE {
+            self.counters.clear();
+        }
+        let c = Arc::new(WebhookMetrics::new(channel, kind.metric_label()));
+        self.counters.entry(channel.to_string()).or_default()[slot] = Some(c.clone());
+        c
     }
 
     /// `raw` taken apart, or why it cannot be posted to.
@@ -300,7 +326,9 @@ impl Delivery {
                 });
             }
         };
+        let counters = self.counters(job.log.id(), job.kind);
         let Ok(target) = self.target(&job.url) else {
+            counters.failures.increment(1);
             job.log.log(
                 crate::logs::ERROR,
                 job.message_id.as_deref(),
@@ -333,15 +361,26 @@ impl Delivery {
                     let _permit = target.limit.acquire().await;
                     match req.send().await {
                         Ok(resp) if resp.status().is_success() => Ok(resp.status().as_u16()),
-                        Ok(resp) => Err(format!("HTTP {}", resp.status().as_u16())),
-                        Err(e) if e.is_timeout() => Err("timed out".to_string()),
-                        Err(e) if e.is_connect() => Err("connection failed".to_string()),
-                        Err(_) => Err("request failed".to_string()),
+                        Ok(resp) => Err((
+                            WebhookOutcome::HttpError,
+                            format!("HTTP {}", resp.status().as_u16()),
+                        )),
+                        Err(e) if e.is_timeout() => {
+                            Err((WebhookOutcome::Timeout, "timed out".to_string()))
+                        }
+                        Err(e) if e.is_connect() => Err((
+                            WebhookOutcome::ConnectionFailed,
+                            "connection failed".to_string(),
+                        )),
+                        Err(_) => {
+                            Err((WebhookOutcome::RequestFailed, "request failed".to_string()))
+                        }
                     }
                 };
                 let mid = job.message_id.as_deref();
                 match outcome {
                     Ok(status) => {
+                        counters.attempt(WebhookOutcome::Delivered);
                         job.log.info(
                             mid,
                             format!(
@@ -352,10 +391,12 @@ impl Delivery {
                         forget();
                         return;
                     }
-                    Err(why) => {
+                    Err((outcome, why)) => {
+                        counters.attempt(outcome);
                         let delay = backoff(&settings, attempt);
                         let elapsed = crate::actors::now_secs() - first + delay.as_secs_f64();
                         if elapsed > settings.retry_for {
+                            counters.failures.increment(1);
                             job.log.log(
                                 crate::logs::ERROR,
                                 mid,

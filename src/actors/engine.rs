@@ -49,8 +49,10 @@ impl Engine {
 
     fn launch(&self, id: String, props: Value) -> Arc<ChannelShared> {
         let d = &self.core.settings;
+        let spec = Arc::new(ChannelSpec::from_props(&props, &self.core));
         let shared = Arc::new(ChannelShared {
-            spec: RwLock::new(Arc::new(ChannelSpec::from_props(&props, &self.core))),
+            metrics: RwLock::new(crate::telemetry::ChannelMetrics::new(&id, &spec.kind)),
+            spec: RwLock::new(spec),
             props: RwLock::new(props),
             log: ChannelLog::new(&id, d.log.ring_size),
             held: AtomicUsize::new(0),
@@ -152,7 +154,9 @@ impl Handler<UpdateChannel> for Engine {
         Box::pin(
             async move {
                 store.save_channel(&shared.id, &props).await?;
-                *shared.spec.write() = Arc::new(ChannelSpec::from_props(&props, &core));
+                let spec = Arc::new(ChannelSpec::from_props(&props, &core));
+                shared.metrics.write().retype(&shared.id, &spec.kind);
+                *shared.spec.write() = spec;
                 *shared.props.write() = props;
                 if let Some(actor) = shared.actor.read().clone() {
                     actor.do_send(channel::SpecChanged);
@@ -223,6 +227,8 @@ impl Handler<DeleteChannel> for Engine {
                                 .warn(None, format!("Queue {route} not removed: {e}")),
                         }
                     }
+                    // Its file stays on disk (as Junebug's), but not open.
+                    shared.log.close_file();
                 });
                 Ok(())
             }

@@ -352,6 +352,7 @@ pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, ra
     }
     if let Some(label) = event_type {
         core.count(cid, label);
+        shared.metrics.read().event(label);
         shared
             .log
             .info(Some(&event.user_message_id), format!("Event {label}"));
@@ -381,6 +382,7 @@ async fn forward_reply(core: &Core, shared: &ChannelShared, d: Delivery) {
     })
     .await;
     core.count(cid, "outbound");
+    shared.metrics.read().outbound.increment(1);
     shared
         .log
         .info(Some(&msg.message_id), "Outbound message from amqp_queue");

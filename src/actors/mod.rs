@@ -166,6 +166,8 @@ pub struct ChannelShared {
     pub held: AtomicUsize,
     /// Messages handed to the transport and not yet answered.
     pub in_flight: AtomicUsize,
+    /// Counter handles and component statuses for `/metrics`.
+    pub metrics: RwLock<crate::telemetry::ChannelMetrics>,
     pub actor: RwLock<Option<Addr<channel::Channel>>>,
     pub forwarder: RwLock<Option<Addr<forwarder::Forwarder>>>,
     /// The running transport's intake of provider callbacks (public listener).

@@ -2,6 +2,7 @@
 
 use super::State;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
+use super::openapi as doc;
 use crate::actors::engine::{CreateChannel, DeleteChannel, RestartChannel, UpdateChannel};
 use crate::actors::{ChannelShared, Core, rate_bucket};
 use crate::api_schema;
@@ -127,11 +128,21 @@ pub fn check_destinations(core: &Core, props: &Map<String, Value>) -> Result<(),
     }
 }
 
+#[utoipa::path(get, path = "/channels/", tag = "channels", operation_id = "list_channels",
+    summary = "List the channels' ids",
+    responses((status = 200, description = "channels listed", body = doc::Envelope<Vec<String>>)))]
 pub async fn list(state: web::Data<State>) -> HttpResponse {
     let ids: Vec<String> = state.core.channels.read().keys().cloned().collect();
     ok("channels listed", json!(ids))
 }
 
+#[utoipa::path(post, path = "/channels/", tag = "channels", operation_id = "create_channel",
+    summary = "Create a channel (and start it)",
+    request_body(content = doc::ChannelCreate, description = "The channel's properties"),
+    responses(
+        (status = 201, description = "channel created", body = doc::Envelope<doc::Channel>),
+        (status = 400, description = "json decode error, api usage error, invalid channel type or config", body = doc::ErrorEnvelope),
+    ))]
 pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpResponse, ApiError> {
     let props = parse_json(&body)?;
     let errors = api_schema::validate_channel(&props, true);
@@ -152,6 +163,13 @@ pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpRes
     ))
 }
 
+#[utoipa::path(get, path = "/channels/{id}", tag = "channels", operation_id = "get_channel",
+    summary = "A channel, with its status",
+    params(("id" = String, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "channel found", body = doc::Envelope<doc::Channel>),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn get(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -163,6 +181,15 @@ pub async fn get(
     ))
 }
 
+#[utoipa::path(post, path = "/channels/{id}", tag = "channels", operation_id = "modify_channel",
+    summary = "Change a channel's properties (merged; restarts what they concern)",
+    params(("id" = String, Path, description = "Channel id")),
+    request_body(content = doc::ChannelModify, description = "The properties to change"),
+    responses(
+        (status = 200, description = "channel updated", body = doc::Envelope<doc::Channel>),
+        (status = 400, description = "json decode error, api usage error, invalid channel type or config (checked before the channel is looked up)", body = doc::ErrorEnvelope),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn modify(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -203,6 +230,13 @@ pub async fn modify(
     ))
 }
 
+#[utoipa::path(delete, path = "/channels/{id}", tag = "channels", operation_id = "delete_channel",
+    summary = "Stop and delete a channel",
+    params(("id" = String, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "channel deleted", body = doc::Envelope<doc::Empty>),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn delete(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -214,6 +248,13 @@ pub async fn delete(
     Ok(ok("channel deleted", json!({})))
 }
 
+#[utoipa::path(post, path = "/channels/{id}/restart", tag = "channels", operation_id = "restart_channel",
+    summary = "Restart a channel's transport (any body is ignored)",
+    params(("id" = String, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "channel restarted", body = doc::Envelope<doc::Empty>),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn restart(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -225,6 +266,14 @@ pub async fn restart(
     Ok(ok("channel restarted", json!({})))
 }
 
+#[utoipa::path(get, path = "/channels/{id}/logs", tag = "channels", operation_id = "channel_logs",
+    summary = "A channel's newest log entries, newest first",
+    params(("id" = String, Path, description = "Channel id"), doc::LogsQuery),
+    responses(
+        (status = 200, description = "logs retrieved", body = doc::Envelope<Vec<doc::LogEntry>>),
+        (status = 400, description = "api usage error (n is not an integer)", body = doc::ErrorEnvelope),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn logs(
     state: web::Data<State>,
     path: web::Path<String>,

@@ -2,6 +2,7 @@
 
 use super::State;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
+use super::openapi as doc;
 use crate::actors::channel::CancelQueued;
 use crate::api_schema::{self, py_repr};
 use crate::bus::{BusError, routes};
@@ -13,6 +14,18 @@ fn session_event(v: Option<&Value>) -> Option<SessionEvent> {
     v.and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
+#[utoipa::path(post, path = "/channels/{id}/messages/", tag = "messages", operation_id = "send_message",
+    summary = "Send a message, or a reply (`reply_to`)",
+    description = "Answers once the message is queued; what the provider does with it comes back as events (to `event_url`, and in the message status).",
+    params(("id" = String, Path, description = "Channel id")),
+    request_body(content = doc::MessageSend, description = "The message"),
+    responses(
+        (status = 201, description = "message submitted", body = doc::Envelope<doc::Message>),
+        (status = 400, description = "json decode error, api usage error (schema; neither `to` nor `reply_to`; the channel has no `mo_url` or `amqp_queue`), message not found (`reply_to`), message too long", body = doc::ErrorEnvelope),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+        (status = 500, description = "amqp connection error (the bus refused the message)", body = doc::ErrorEnvelope),
+        (status = 503, description = "message not sent: the channel's queue is full", body = doc::ErrorEnvelope),
+    ))]
 pub async fn send(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -64,7 +77,8 @@ pub async fn submit(
     request: Value,
 ) -> Result<Value, ApiError> {
     let cid = &target.cid;
-    let spec = core.channel(cid).ok_or(ApiError::ChannelNotFound)?.spec();
+    let shared = core.channel(cid).ok_or(ApiError::ChannelNotFound)?;
+    let spec = shared.spec();
     let req = request.as_object().cloned().unwrap_or_default();
     let text = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_string);
     let (to, reply_to) = (text("to"), text("reply_to"));
@@ -154,20 +168,41 @@ pub async fn submit(
     } else {
         routes::outbound(cid)
     };
+    // Logged before the publish: the channel may hand it over before this line would run.
+    let queue = if realtime { "realtime" } else { "bulk" };
+    let what = match &msg.in_reply_to {
+        Some(rid) => format!("reply to {rid}"),
+        None => format!("to {}", msg.to_addr.as_deref().unwrap_or("?")),
+    };
+    shared.log.info(
+        Some(&msg.message_id),
+        format!("Accepted ({what}) and queued ({queue})"),
+    );
     core.bus
         .publish(&route, msg.to_bytes())
         .await
         .map_err(|e| {
             tracing::warn!(channel = %cid, error = %e, "Message not accepted: the bus refused it.");
+            shared
+                .log
+                .warn(Some(&msg.message_id), format!("Not queued after all: {e}"));
             match e {
                 BusError::QueueFull(_) => ApiError::QueueFull(e.to_string()),
                 BusError::Unavailable(_) => ApiError::BusUnavailable(e.to_string()),
             }
         })?;
     core.count(cid, "outbound");
+    shared.metrics.read().outbound.increment(1);
     Ok(view)
 }
 
+#[utoipa::path(get, path = "/channels/{id}/messages/{mid}", tag = "messages", operation_id = "message_status",
+    summary = "A sent message's events",
+    params(("id" = String, Path, description = "Channel id"), ("mid" = String, Path, description = "Message id (as the send answered)")),
+    responses(
+        (status = 200, description = "message status (an unknown id has no events)", body = doc::Envelope<doc::MessageStatus>),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn status(
     state: web::Data<State>,
     path: web::Path<(String, String)>,
@@ -202,6 +237,14 @@ pub async fn status_view(
 }
 
 /// `DELETE /channels/{id}/messages/`: cancels every message still queued on the channel.
+#[utoipa::path(delete, path = "/channels/{id}/messages/", tag = "messages", operation_id = "cancel_messages",
+    summary = "Cancel every message still queued on a channel",
+    description = "hornbill's addition: each cancelled message gets a `rejected` event with reason `cancelled`.",
+    params(("id" = String, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "messages cancelled", body = doc::Envelope<doc::Cancelled>),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn cancel(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -214,4 +257,27 @@ pub async fn cancel(
         .ok_or(ApiError::ChannelNotFound)?;
     let cancelled = actor.send(CancelQueued).await?;
     Ok(ok("messages cancelled", json!({"cancelled": cancelled})))
+}
+
+#[utoipa::path(get, path = "/channels/{id}/messages/{mid}/logs", tag = "messages", operation_id = "message_logs",
+    summary = "One message's log entries, oldest first",
+    params(("id" = String, Path, description = "Channel id"), ("mid" = String, Path, description = "Message id")),
+    responses(
+        (status = 200, description = "logs retrieved", body = doc::Envelope<Vec<doc::LogEntry>>),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
+/// `GET /channels/{id}/messages/{mid}/logs`: one message's story, oldest first: accepted and
+/// queued, handed to the provider, the provider's answer, its events, webhook attempts.
+pub async fn logs(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (cid, mid) = path.into_inner();
+    let shared = state.core.channel(&cid).ok_or(ApiError::ChannelNotFound)?;
+    let log = shared.log.clone();
+    // The files are read off the HTTP worker.
+    let entries = web::block(move || log.of_message(&mid))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(ok("logs retrieved", json!(entries)))
 }

@@ -4,8 +4,11 @@
 pub mod channels;
 pub mod envelope;
 pub mod messages;
+pub mod metrics;
+pub mod openapi;
 pub mod public;
 pub mod routers;
+pub mod ui;
 
 use crate::actors::Core;
 use crate::actors::engine::Engine;
@@ -50,7 +53,12 @@ pub async fn require_auth(
         .map(|s| s.credentials.clone())
         .unwrap_or_default();
     let path = req.path();
-    if !allowed.is_empty() && path != "/health" && path != "/health/" {
+    if !allowed.is_empty()
+        && path != "/health"
+        && path != "/health/"
+        && !ui::is_public(path)
+        && !openapi::is_public(path)
+    {
         let given = req
             .headers()
             .get("Authorization")
@@ -74,6 +82,10 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed)
 }
 
+#[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
+    summary = "Health check (needs no credentials)",
+    security(()),
+    responses((status = 200, description = "health ok", body = openapi::Envelope<openapi::Empty>)))]
 async fn health() -> HttpResponse {
     envelope::ok("health ok", serde_json::json!({}))
 }
@@ -114,6 +126,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/channels/{id}/messages/{mid}")
             .route(web::get().to(messages::status))
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/channels/{id}/messages/{mid}/logs")
+            .route(web::get().to(messages::logs))
             .default_service(na()),
     )
     .service(
@@ -170,5 +187,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(health))
             .default_service(na()),
     )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::scrape))
+            .default_service(na()),
+    )
+    .configure(ui::configure)
+    .configure(openapi::configure)
     .default_service(web::to(not_found));
 }

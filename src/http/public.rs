@@ -48,6 +48,20 @@ fn unavailable(what: &str) -> HttpResponse {
     resp
 }
 
+#[utoipa::path(post, path = "/channels/{id}/{action}", tag = "callbacks", operation_id = "callback",
+    summary = "A provider's callback: handed to the channel's transport, which answers it",
+    description = "The body, query and answer are the provider's own format (see the channel type). \
+Any method is accepted (providers use POST or GET); `/channels/{id}/{action}/` too.",
+    params(("id" = String, Path, description = "Channel id"),
+           ("action" = String, Path, description = "What the provider reports; the channel type names the actions it takes (e.g. `inbound`, `status`, `ussd`)")),
+    request_body(content = String, description = "The provider's request, as it sends it", content_type = "*/*"),
+    responses(
+        (status = 200, description = "Answered by the transport, in the provider's format"),
+        (status = 400, description = "Refused by the transport (logged on the channel)"),
+        (status = 401, description = "The provider's credentials did not match the channel's (types with Basic auth)"),
+        (status = 404, description = "channel not found, or the channel type has no such callback", body = super::openapi::Envelope<super::openapi::Empty>),
+        (status = 503, description = "The transport is restarting, busy, or did not answer in time: try again (`Retry-After`)", body = super::openapi::Envelope<super::openapi::Empty>),
+    ))]
 async fn callback(
     state: web::Data<PublicState>,
     req: HttpRequest,
@@ -117,6 +131,22 @@ async fn callback(
     }
 }
 
+/// `GET /channels/{id}/{action}` reaches `callback` too.
+#[utoipa::path(get, path = "/channels/{id}/{action}", tag = "callbacks", operation_id = "callback_get",
+    summary = "A provider's callback, by GET (as POST)",
+    params(("id" = String, Path, description = "Channel id"),
+           ("action" = String, Path, description = "What the provider reports")),
+    responses(
+        (status = 200, description = "Answered by the transport, in the provider's format"),
+        (status = 404, description = "channel not found, or the channel type has no such callback", body = super::openapi::Envelope<super::openapi::Empty>),
+        (status = 503, description = "Try again (`Retry-After`)", body = super::openapi::Envelope<super::openapi::Empty>),
+    ))]
+#[allow(dead_code)]
+fn callback_get() {}
+
+#[utoipa::path(get, path = "/health", tag = "callbacks", operation_id = "public_health",
+    summary = "Health check of the public listener",
+    responses((status = 200, description = "health ok", body = super::openapi::Envelope<super::openapi::Empty>)))]
 async fn health() -> HttpResponse {
     answer(CallbackResponse::json(
         200,
@@ -127,6 +157,19 @@ async fn health() -> HttpResponse {
 async fn nothing_here() -> HttpResponse {
     not_found("no such callback")
 }
+
+/// The public listener's document (served by the management listener, at
+/// `/openapi/public.json`; the public listener serves only what providers call).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "hornbill public listener",
+         description = "The public listener (`[public]`): providers call hornbill back here, at \
+`/channels/{channel_id}/{action}`. It is a separate server from the management API, with no \
+API credentials: each channel type checks its provider's own (a signature, Basic auth, a token)."),
+    paths(callback, callback_get, health),
+    tags((name = "callbacks", description = "Provider callbacks")),
+)]
+pub struct PublicApiDoc;
 
 /// The public listener's routes.
 pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {

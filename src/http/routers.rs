@@ -6,6 +6,7 @@ use super::State;
 use super::channels::log_view;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
 use super::messages::{Target, status_view, submit};
+use super::openapi as doc;
 use crate::actors::engine::{DeleteDestination, DeleteRouter, PutDestination, PutRouter};
 use crate::actors::router::{RouterShared, check_destination, check_router};
 use crate::api_schema;
@@ -72,17 +73,34 @@ async fn put_router(state: &State, id: Option<String>, def: Value) -> Result<Val
     Ok(shared.view())
 }
 
+#[utoipa::path(get, path = "/routers/", tag = "routers", operation_id = "list_routers",
+    summary = "List the routers' ids",
+    responses((status = 200, description = "routers retrieved", body = doc::Envelope<Vec<String>>)))]
 pub async fn list(state: web::Data<State>) -> HttpResponse {
     let ids: Vec<String> = state.core.routers.read().keys().cloned().collect();
     ok("routers retrieved", json!(ids))
 }
 
+#[utoipa::path(post, path = "/routers/", tag = "routers", operation_id = "create_router",
+    summary = "Create a router",
+    request_body(content = doc::RouterBody, description = "The router"),
+    responses(
+        (status = 201, description = "router created", body = doc::Envelope<doc::Router>),
+        (status = 400, description = "json decode error, api usage error, invalid router type or config", body = doc::ErrorEnvelope),
+    ))]
 pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpResponse, ApiError> {
     let body = checked(&body, |v| api_schema::validate_router(v, true))?;
     let view = put_router(&state, None, router_def(&body)).await?;
     Ok(created("router created", view))
 }
 
+#[utoipa::path(get, path = "/routers/{rid}", tag = "routers", operation_id = "get_router",
+    summary = "A router",
+    params(("rid" = String, Path, description = "Router id")),
+    responses(
+        (status = 200, description = "router found", body = doc::Envelope<doc::Router>),
+        (status = 404, description = "router not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn get(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -90,6 +108,16 @@ pub async fn get(
     Ok(ok("router found", lookup(&state, &path)?.view()))
 }
 
+#[utoipa::path(put, path = "/routers/{rid}", tag = "routers", operation_id = "replace_router",
+    summary = "Replace a router's type, config, label and metadata (PATCH: see patch_router)",
+    params(("rid" = String, Path, description = "Router id")),
+    request_body(content = doc::RouterBody, description = "The router"),
+    responses(
+        (status = 200, description = "router updated", body = doc::Envelope<doc::Router>),
+        (status = 400, description = "json decode error, api usage error, invalid router type or config", body = doc::ErrorEnvelope),
+        (status = 403, description = "defined in the config file", body = doc::ErrorEnvelope),
+        (status = 404, description = "router not found", body = doc::ErrorEnvelope),
+    ))]
 /// PUT replaces type, config, label and metadata; PATCH merges what it is given.
 pub async fn replace(
     state: web::Data<State>,
@@ -113,6 +141,14 @@ pub async fn replace(
     Ok(ok("router updated", view))
 }
 
+#[utoipa::path(delete, path = "/routers/{rid}", tag = "routers", operation_id = "delete_router",
+    summary = "Delete a router and its destinations",
+    params(("rid" = String, Path, description = "Router id")),
+    responses(
+        (status = 200, description = "router deleted", body = doc::Envelope<doc::Empty>),
+        (status = 403, description = "defined in the config file", body = doc::ErrorEnvelope),
+        (status = 404, description = "router not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn delete(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -121,6 +157,14 @@ pub async fn delete(
     Ok(ok("router deleted", json!({})))
 }
 
+#[utoipa::path(get, path = "/routers/{rid}/logs", tag = "routers", operation_id = "router_logs",
+    summary = "A router's newest log entries, newest first",
+    params(("rid" = String, Path, description = "Router id"), doc::LogsQuery),
+    responses(
+        (status = 200, description = "logs retrieved", body = doc::Envelope<Vec<doc::LogEntry>>),
+        (status = 400, description = "api usage error (n is not an integer)", body = doc::ErrorEnvelope),
+        (status = 404, description = "router not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn logs(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -130,6 +174,13 @@ pub async fn logs(
     log_view(&state.core, &router.log, &req)
 }
 
+#[utoipa::path(get, path = "/routers/{rid}/destinations/", tag = "destinations", operation_id = "list_destinations",
+    summary = "List a router's destinations' ids",
+    params(("rid" = String, Path, description = "Router id")),
+    responses(
+        (status = 200, description = "destinations retrieved", body = doc::Envelope<Vec<String>>),
+        (status = 404, description = "router not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn list_destinations(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -158,6 +209,16 @@ async fn put_destination(
     Ok(redact::channel(&saved))
 }
 
+#[utoipa::path(post, path = "/routers/{rid}/destinations/", tag = "destinations", operation_id = "create_destination",
+    summary = "Add a destination to a router",
+    params(("rid" = String, Path, description = "Router id")),
+    request_body(content = doc::DestinationBody, description = "The destination"),
+    responses(
+        (status = 201, description = "destination created", body = doc::Envelope<doc::Destination>),
+        (status = 400, description = "json decode error, api usage error, invalid router destination config", body = doc::ErrorEnvelope),
+        (status = 403, description = "defined in the config file", body = doc::ErrorEnvelope),
+        (status = 404, description = "router not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn create_destination(
     state: web::Data<State>,
     path: web::Path<String>,
@@ -169,6 +230,13 @@ pub async fn create_destination(
     Ok(created("destination created", view))
 }
 
+#[utoipa::path(get, path = "/routers/{rid}/destinations/{did}", tag = "destinations", operation_id = "get_destination",
+    summary = "A destination",
+    params(("rid" = String, Path, description = "Router id"), ("did" = String, Path, description = "Destination id")),
+    responses(
+        (status = 200, description = "destination found", body = doc::Envelope<doc::Destination>),
+        (status = 404, description = "router or destination not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn get_destination(
     state: web::Data<State>,
     path: web::Path<(String, String)>,
@@ -181,6 +249,16 @@ pub async fn get_destination(
     ))
 }
 
+#[utoipa::path(put, path = "/routers/{rid}/destinations/{did}", tag = "destinations", operation_id = "replace_destination",
+    summary = "Replace a destination (PATCH: see patch_destination)",
+    params(("rid" = String, Path, description = "Router id"), ("did" = String, Path, description = "Destination id")),
+    request_body(content = doc::DestinationBody, description = "The destination"),
+    responses(
+        (status = 200, description = "destination updated", body = doc::Envelope<doc::Destination>),
+        (status = 400, description = "json decode error, api usage error, invalid router destination config", body = doc::ErrorEnvelope),
+        (status = 403, description = "defined in the config file", body = doc::ErrorEnvelope),
+        (status = 404, description = "router or destination not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn replace_destination(
     state: web::Data<State>,
     path: web::Path<(String, String)>,
@@ -211,6 +289,14 @@ pub async fn replace_destination(
     Ok(ok("destination updated", view))
 }
 
+#[utoipa::path(delete, path = "/routers/{rid}/destinations/{did}", tag = "destinations", operation_id = "delete_destination",
+    summary = "Delete a destination",
+    params(("rid" = String, Path, description = "Router id"), ("did" = String, Path, description = "Destination id")),
+    responses(
+        (status = 200, description = "destination deleted", body = doc::Envelope<doc::Empty>),
+        (status = 403, description = "defined in the config file", body = doc::ErrorEnvelope),
+        (status = 404, description = "router or destination not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn delete_destination(
     state: web::Data<State>,
     path: web::Path<(String, String)>,
@@ -220,6 +306,18 @@ pub async fn delete_destination(
     Ok(ok("destination deleted", json!({})))
 }
 
+#[utoipa::path(post, path = "/routers/{rid}/destinations/{did}/messages/", tag = "destinations", operation_id = "send_as_destination",
+    summary = "Send a message as a destination (on the router's channel)",
+    description = "The destination's `character_limit` applies; its events come back to the destination. For `channel_to_channel`, a reply goes out as a new message on `reply_channel`.",
+    params(("rid" = String, Path, description = "Router id"), ("did" = String, Path, description = "Destination id")),
+    request_body(content = doc::MessageSend, description = "The message"),
+    responses(
+        (status = 201, description = "message submitted", body = doc::Envelope<doc::Message>),
+        (status = 400, description = "json decode error, api usage error, message not found (`reply_to`), message too long", body = doc::ErrorEnvelope),
+        (status = 404, description = "router or destination not found", body = doc::ErrorEnvelope),
+        (status = 500, description = "amqp connection error", body = doc::ErrorEnvelope),
+        (status = 503, description = "message not sent: the channel's queue is full", body = doc::ErrorEnvelope),
+    ))]
 /// `POST /routers/{rid}/destinations/{did}/messages/`: sends on the router's channel (for
 /// `channel_to_channel`, a reply goes out on its `reply_channel`), with the destination's
 /// character limit; the events come back to the destination.
@@ -284,6 +382,13 @@ pub async fn send(
     Ok(created("message submitted", view))
 }
 
+#[utoipa::path(get, path = "/routers/{rid}/destinations/{did}/messages/{mid}", tag = "destinations", operation_id = "destination_message_status",
+    summary = "The events of a message a destination sent",
+    params(("rid" = String, Path, description = "Router id"), ("did" = String, Path, description = "Destination id"), ("mid" = String, Path, description = "Message id")),
+    responses(
+        (status = 200, description = "message status", body = doc::Envelope<doc::MessageStatus>),
+        (status = 404, description = "router or destination not found", body = doc::ErrorEnvelope),
+    ))]
 pub async fn status(
     state: web::Data<State>,
     path: web::Path<(String, String, String)>,

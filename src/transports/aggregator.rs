@@ -520,9 +520,15 @@ impl<P: Provider> Driver<P> {
     }
 
     fn log(&self, level: u8, message: impl AsRef<str>) {
+        self.log_about(level, None, message)
+    }
+
+    /// A log line about one message (its story: `GET /channels/{id}/messages/{mid}/logs`).
+    fn log_about(&self, level: u8, message_id: Option<&str>, message: impl AsRef<str>) {
         self.report(TransportReport::Log {
             level,
             message: scrub(message.as_ref(), &self.secrets),
+            message_id: message_id.map(str::to_string),
         });
     }
 
@@ -612,12 +618,13 @@ impl<P: Provider> Driver<P> {
                         SendOutcome::Accepted(_) => crate::logs::INFO,
                         _ => crate::logs::WARNING,
                     };
-                    self.log(level, line);
+                    self.log_about(level, Some(&msg.message_id), line);
                     outcome
                 }
                 Err(why) => {
-                    self.log(
+                    self.log_about(
                         crate::logs::WARNING,
+                        Some(&msg.message_id),
                         format!("Sending {} failed: {shown}: {why}", msg.message_id),
                     );
                     SendOutcome::Retry(why)
@@ -639,8 +646,9 @@ impl<P: Provider> Driver<P> {
                             .set_state(&self.cid, &key, &msg.message_id, self.ttls.outbound)
                             .await
                         {
-                            self.log(
+                            self.log_about(
                                 crate::logs::WARNING,
+                                Some(&msg.message_id),
                                 format!(
                                     "Could not keep the provider id of {}: {e}",
                                     msg.message_id
@@ -723,8 +731,9 @@ impl<P: Provider> Driver<P> {
             Received::Messages(list) => {
                 for inbound in list {
                     let msg = self.inbound_message(inbound, None);
-                    self.log(
+                    self.log_about(
                         crate::logs::INFO,
+                        Some(&msg.message_id),
                         format!("Inbound message {} ({action} callback)", msg.message_id),
                     );
                     self.report(TransportReport::Inbound(Box::new(msg)));
@@ -794,8 +803,9 @@ impl<P: Provider> Driver<P> {
         }
         match mid {
             Some(message_id) => {
-                self.log(
+                self.log_about(
                     crate::logs::INFO,
+                    Some(&message_id),
                     format!(
                         "Delivery report for {message_id}: {} ({})",
                         r.detail,
@@ -964,8 +974,9 @@ impl<P: Provider> Driver<P> {
             Some((&sid, event)),
         );
         let now = Instant::now();
-        self.log(
+        self.log_about(
             crate::logs::INFO,
+            Some(&msg.message_id),
             format!(
                 "USSD request in session {sid} ({}): inbound {}, waiting up to {:.0} s for the answer",
                 event.as_str(),
@@ -1001,8 +1012,9 @@ impl<P: Provider> Driver<P> {
     /// Junebug's (Vumi's) answer to a reply whose request has gone (timed out, answered
     /// already, or never seen).
     fn no_request(&self, msg: Message) {
-        self.log(
+        self.log_about(
             crate::logs::WARNING,
+            Some(&msg.message_id),
             format!(
                 "USSD reply {} has no request waiting for it",
                 msg.message_id
@@ -1034,8 +1046,9 @@ impl<P: Provider> Driver<P> {
                     .await
                 {
                     Ok(()) => {
-                        self.log(
+                        self.log_about(
                             crate::logs::INFO,
+                            Some(&msg.message_id),
                             format!(
                                 "USSD answer {} handed to the node holding request {original}",
                                 msg.message_id
@@ -1128,8 +1141,9 @@ impl<P: Provider> Driver<P> {
         let sid = held.request.session_id.clone();
         self.release(&held.inbound.message_id);
         if held.reply.send(answer).is_ok() {
-            self.log(
+            self.log_about(
                 crate::logs::INFO,
+                Some(&msg.message_id),
                 format!(
                     "USSD answer {} in session {sid} ({})",
                     msg.message_id,
@@ -1188,8 +1202,9 @@ impl<P: Provider> Driver<P> {
             let _ = h.reply.send(answer);
             self.release(&h.inbound.message_id);
             let close = Self::close_message(&h.inbound);
-            self.log(
+            self.log_about(
                 crate::logs::WARNING,
+                Some(&h.inbound.message_id),
                 format!(
                     "USSD request {} timed out after {:.0} s: the user was told so, session {sid} closed ({})",
                     h.inbound.message_id,

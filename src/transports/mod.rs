@@ -59,8 +59,12 @@ pub enum TransportReport {
     },
     /// A component's state changed.
     Status(StatusEvent),
-    /// A line for the channel log.
-    Log { level: u8, message: String },
+    /// A line for the channel log, about one message when `message_id` is set.
+    Log {
+        level: u8,
+        message: String,
+        message_id: Option<String>,
+    },
 }
 
 /// A provider's request to the public listener (`/channels/{channel_id}/{action}`), handed

@@ -133,7 +133,7 @@ async fn run(
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
-                        ctx.report(TransportReport::Log { level: 30, message: format!("Accept failed: {e}") });
+                        ctx.report(TransportReport::Log { level: 30, message: format!("Accept failed: {e}"), message_id: None });
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
@@ -240,6 +240,7 @@ impl Connection {
                         let _ = self.reports.send(TransportReport::Log {
                             level: 30,
                             message: format!("Closing telnet user {}: {e}", self.user),
+                            message_id: None,
                         });
                         break;
                     }

@@ -21,6 +21,8 @@ pub struct Server {
     pub public: Arc<Mutex<Option<String>>>,
     child: Child,
     pub output: Arc<Mutex<String>>,
+    /// Where the server writes its channel log files (unless the test chose elsewhere).
+    pub log_dir: std::path::PathBuf,
     _dir: TempDir,
 }
 
@@ -77,7 +79,7 @@ impl Server {
         if !text.contains("[public]") {
             text = format!("[public]\nport = 0\n{text}");
         }
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, &text).unwrap();
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
             .arg("--config")
@@ -85,6 +87,12 @@ impl Server {
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Log files in the test's own folder, unless the test says where.
+        if !env.iter().any(|(k, _)| *k == "HORNBILL__LOG__LOGGING_PATH")
+            && !text.contains("logging_path")
+        {
+            cmd.env("HORNBILL__LOG__LOGGING_PATH", dir.0.join("logs"));
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -132,6 +140,7 @@ impl Server {
         Server {
             url,
             public,
+            log_dir: dir.0.join("logs"),
             child,
             output,
             _dir: dir,

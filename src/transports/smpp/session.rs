@@ -981,7 +981,11 @@ impl Link {
     }
 
     fn log(&self, level: u8, message: String) {
-        self.report(TransportReport::Log { level, message });
+        self.report(TransportReport::Log {
+            level,
+            message,
+            message_id: None,
+        });
     }
 
     fn status(&self, component: &str, level: Level, kind: &str, message: &str) {
@@ -1059,6 +1063,7 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
     let _ = ctx.reports.send(TransportReport::Log {
         level: crate::logs::WARNING,
         message: format!("Delivery receipt for unknown SMSC id {smsc_id}"),
+        message_id: None,
     });
 }
 

@@ -1,0 +1,331 @@
+//! Telemetry: hornbill's Prometheus metrics, served at `GET /metrics` on the management API.
+//!
+//! The `metrics` facade's recorder is global, so it is installed once per process (`init`);
+//! servers started in one process (some tests) share it. Counters on the message path are
+//! handles registered once per channel (`ChannelMetrics`) and per webhook destination kind
+//! (`WebhookMetrics`), so counting is an atomic add with no label strings built. Gauges
+//! (queue length, in flight, transport status) are set from the channels' shared state when
+//! `/metrics` is scraped; a gauge not set for `GAUGE_IDLE` is dropped, so a deleted
+//! channel's gauges go away (its counters stay until the process restarts, as Prometheus
+//! expects). Label values are bounded: channel ids, types, outcomes, route patterns; never
+//! message content or raw paths.
+
+use crate::actors::{ChannelShared, Core};
+use crate::bus::routes;
+use crate::message::Level;
+use metrics::{Counter, Label, Unit, counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub const MESSAGES_INBOUND: &str = "hornbill_messages_inbound_total";
+pub const MESSAGES_OUTBOUND: &str = "hornbill_messages_outbound_total";
+pub const MESSAGES_SENT: &str = "hornbill_messages_sent_total";
+pub const EVENTS: &str = "hornbill_events_total";
+pub const TRANSPORT_RESTARTS: &str = "hornbill_transport_restarts_total";
+pub const WEBHOOK_ATTEMPTS: &str = "hornbill_webhook_attempts_total";
+pub const WEBHOOK_FAILURES: &str = "hornbill_webhook_failures_total";
+pub const QUEUE_LENGTH: &str = "hornbill_queue_length";
+pub const IN_FLIGHT: &str = "hornbill_in_flight";
+pub const TRANSPORT_STATUS: &str = "hornbill_transport_status";
+pub const BUS_UP: &str = "hornbill_bus_up";
+pub const API_REQUEST_DURATION: &str = "hornbill_api_request_duration_seconds";
+
+/// Bucket bounds of the API latency histogram, in seconds.
+const API_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// A gauge not set for this long is dropped from the output (all gauges are set per scrape).
+const GAUGE_IDLE: Duration = Duration::from_secs(60);
+/// How often histogram samples are folded into their buckets.
+const UPKEEP: Duration = Duration::from_secs(5);
+/// How long a scrape waits for the bus to tell its queue lengths.
+const BUS_WAIT: Duration = Duration::from_secs(5);
+
+/// Junebug's event types, as counted in `hornbill_events_total{event_type}`.
+const EVENT_TYPES: [&str; 5] = [
+    "submitted",
+    "rejected",
+    "delivery_succeeded",
+    "delivery_failed",
+    "delivery_pending",
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder, the first time it is called in the process; later
+/// calls return the same handle.
+pub fn init() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
+            .set_buckets_for_metric(Matcher::Full(API_REQUEST_DURATION.into()), API_BUCKETS)
+            .expect("API_BUCKETS is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!(
+                "Another metrics recorder is installed: /metrics shows none of hornbill's metrics."
+            );
+        }
+        describe();
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "No metrics upkeep thread: histograms are folded only when scraped.");
+        }
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        MESSAGES_INBOUND,
+        "Inbound messages received by the channel's transport."
+    );
+    describe_counter!(
+        MESSAGES_OUTBOUND,
+        "Outbound messages accepted for the channel (API sends, router destination sends, amqp_queue)."
+    );
+    describe_counter!(
+        MESSAGES_SENT,
+        "Outbound messages the provider accepted (acked)."
+    );
+    describe_counter!(
+        EVENTS,
+        "Events of the channel's messages, by Junebug event type."
+    );
+    describe_counter!(
+        TRANSPORT_RESTARTS,
+        "Times the channel's transport failed and was restarted."
+    );
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Webhook POSTs (kind mo, event or status) by outcome."
+    );
+    describe_counter!(
+        WEBHOOK_FAILURES,
+        "Webhooks given up on: retried for [webhooks] retry_for, or not an http(s) URL."
+    );
+    describe_gauge!(
+        QUEUE_LENGTH,
+        "Outbound messages waiting: on the bus, or taken off it and held for the rate limit or window."
+    );
+    describe_gauge!(
+        IN_FLIGHT,
+        "Outbound messages handed to the provider and not yet answered."
+    );
+    describe_gauge!(
+        TRANSPORT_STATUS,
+        "Status of each component of the channel: 1 ok, 0.5 degraded, 0 down."
+    );
+    describe_gauge!(BUS_UP, "1 when the bus is reachable, else 0.");
+    describe_histogram!(
+        API_REQUEST_DURATION,
+        Unit::Seconds,
+        "Management API request latency, by method, route pattern and status."
+    );
+}
+
+fn level_value(level: Level) -> f64 {
+    match level {
+        Level::Ok => 1.0,
+        Level::Degraded => 0.5,
+        Level::Down => 0.0,
+    }
+}
+
+/// One channel's counter handles (labels `channel`, `type`), and the last status of each
+/// of its components.
+pub struct ChannelMetrics {
+    kind: String,
+    pub inbound: Counter,
+    pub outbound: Counter,
+    pub sent: Counter,
+    pub restarts: Counter,
+    events: [Counter; 5],
+    statuses: parking_lot::Mutex<Vec<(String, f64)>>,
+}
+
+impl ChannelMetrics {
+    pub fn new(channel: &str, kind: &str) -> ChannelMetrics {
+        let labels = || {
+            vec![
+                Label::new("channel", channel.to_string()),
+                Label::new("type", kind.to_string()),
+            ]
+        };
+        let events = EVENT_TYPES.map(|t| {
+            let mut l = labels();
+            l.push(Label::new("event_type", t));
+            counter!(EVENTS, l)
+        });
+        ChannelMetrics {
+            kind: kind.to_string(),
+            inbound: counter!(MESSAGES_INBOUND, labels()),
+            outbound: counter!(MESSAGES_OUTBOUND, labels()),
+            sent: counter!(MESSAGES_SENT, labels()),
+            restarts: counter!(TRANSPORT_RESTARTS, labels()),
+            events,
+            statuses: Default::default(),
+        }
+    }
+
+    /// The channel's type changed: its counters are new series.
+    pub fn retype(&mut self, channel: &str, kind: &str) {
+        if self.kind != kind {
+            *self = ChannelMetrics::new(channel, kind);
+        }
+    }
+
+    /// Counts an event by its Junebug type (`Event::api_event_type`).
+    pub fn event(&self, event_type: &str) {
+        if let Some(i) = EVENT_TYPES.iter().position(|t| *t == event_type) {
+            self.events[i].increment(1);
+        }
+    }
+
+    /// A component reported its status (`StatusEvent::status`: ok, degraded, down).
+    pub fn status(&self, component: &str, status: &str) {
+        let Some(level) = Level::parse(status) else {
+            return;
+        };
+        let value = level_value(level);
+        let mut statuses = self.statuses.lock();
+        match statuses.iter_mut().find(|(c, _)| c == component) {
+            Some(entry) => entry.1 = value,
+            None => statuses.push((component.to_string(), value)),
+        }
+    }
+}
+
+/// How one webhook attempt ended (`outcome` of `hornbill_webhook_attempts_total`).
+#[derive(Clone, Copy, Debug)]
+pub enum WebhookOutcome {
+    Delivered,
+    HttpError,
+    Timeout,
+    ConnectionFailed,
+    RequestFailed,
+}
+
+const WEBHOOK_OUTCOMES: [&str; 5] = [
+    "delivered",
+    "http_error",
+    "timeout",
+    "connection_failed",
+    "request_failed",
+];
+
+/// Webhook counter handles of one channel (or router) and kind (`mo`, `event`, `status`).
+pub struct WebhookMetrics {
+    attempts: [Counter; 5],
+    pub failures: Counter,
+}
+
+impl WebhookMetrics {
+    pub fn new(channel: &str, kind: &'static str) -> WebhookMetrics {
+        let labels = || {
+            vec![
+                Label::new("channel", channel.to_string()),
+                Label::new("kind", kind),
+            ]
+        };
+        WebhookMetrics {
+            attempts: WEBHOOK_OUTCOMES.map(|o| {
+                let mut l = labels();
+                l.push(Label::new("outcome", o));
+                counter!(WEBHOOK_ATTEMPTS, l)
+            }),
+            failures: counter!(WEBHOOK_FAILURES, labels()),
+        }
+    }
+
+    pub fn attempt(&self, outcome: WebhookOutcome) {
+        self.attempts[outcome as usize].increment(1);
+    }
+}
+
+/// Records one management API request (`route`: the matched pattern, if any).
+pub fn api_request(method: &str, route: Option<String>, status: u16, elapsed: Duration) {
+    let route = route.unwrap_or_else(|| "unmatched".to_string());
+    histogram!(
+        API_REQUEST_DURATION,
+        "method" => method_label(method),
+        "route" => route,
+        "status" => status.to_string(),
+    )
+    .record(elapsed);
+}
+
+/// The standard methods as they are; anything else as `other` (bounded labels).
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Sets the gauges from the channels' state, then renders every metric in Prometheus's
+/// text format.
+pub async fn scrape(core: &Core) -> String {
+    let handle = init();
+    let channels: Vec<Arc<ChannelShared>> = core.channels.read().values().cloned().collect();
+    // Waiting on the bus: cheap in memory, one passive declare per route with RabbitMQ
+    // (all channels at once). A length the bus cannot tell is left unset, not shown as 0.
+    let bus = core.bus.clone();
+    let on_bus = futures::future::join_all(channels.iter().map(|shared| {
+        let bus = bus.clone();
+        async move {
+            let bulk = bus.queue_len(&routes::outbound(&shared.id)).await.ok()?;
+            let realtime = bus
+                .queue_len(&routes::outbound_realtime(&shared.id))
+                .await
+                .ok()?;
+            Some(bulk + realtime)
+        }
+    }));
+    let on_bus = tokio::time::timeout(BUS_WAIT, on_bus)
+        .await
+        .unwrap_or_else(|_| vec![None; channels.len()]);
+    for (shared, on_bus) in channels.iter().zip(on_bus) {
+        let labels = vec![
+            Label::new("channel", shared.id.clone()),
+            Label::new("type", shared.spec().kind.clone()),
+        ];
+        if let Some(n) = on_bus {
+            let held = shared.held.load(Ordering::Relaxed) as u64;
+            gauge!(QUEUE_LENGTH, labels.clone()).set((n + held) as f64);
+        }
+        gauge!(IN_FLIGHT, labels.clone()).set(shared.in_flight.load(Ordering::Relaxed) as f64);
+        let statuses = shared.metrics.read().statuses.lock().clone();
+        for (component, value) in statuses {
+            let mut l = labels.clone();
+            l.push(Label::new("component", component));
+            gauge!(TRANSPORT_STATUS, l).set(value);
+        }
+    }
+    let up = if core.bus.trouble().is_none() {
+        1.0
+    } else {
+        0.0
+    };
+    gauge!(BUS_UP, "kind" => core.bus.kind()).set(up);
+    handle.render()
+}
