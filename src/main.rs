@@ -1,4 +1,7 @@
-//! The `hornbill` command: `serve` (the default) and `check-config`.
+//! The `hornbill` command: `serve` (the default) and `check-config`, and the client commands
+//! (`logs`, `channels`, `send`) that talk to a running server: `cli`.
+
+mod cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -15,18 +18,40 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "hornbill",
     version,
-    about = "Multi-channel text-messaging engine with a Junebug-compatible HTTP API"
+    about = "Multi-channel text-messaging engine with a Junebug-compatible HTTP API",
+    after_help = EXAMPLES
 )]
 struct Cli {
     /// Config file (TOML). HORNBILL__SECTION__KEY environment variables override it.
-    #[arg(long, short, global = true, default_value = "config.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config.toml",
+        help_heading = SERVER_OPTIONS
+    )]
     config: PathBuf,
     /// Log format on stderr: text or json (overrides [log] format).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = SERVER_OPTIONS)]
     log_format: Option<String>,
+    #[command(flatten)]
+    client: cli::ClientOpts,
     #[command(subcommand)]
     command: Option<Command>,
 }
+
+const SERVER_OPTIONS: &str = "Server options (serve, check-config)";
+
+const EXAMPLES: &str = "\
+Examples:
+  hornbill                                  run the server on ./config.toml
+  hornbill check-config prod.toml           check a config file
+  hornbill channels list                    the channels of the server at --url
+  hornbill logs tail --channel CID -f       follow a channel's log
+  hornbill send --channel CID --to +27831234567 --content Hi
+
+The client commands (logs, channels, send) read HORNBILL_URL, HORNBILL_TOKEN,
+HORNBILL_USER and HORNBILL_PASSWORD when --url, --token, --user, --password are not given.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -37,6 +62,8 @@ enum Command {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 fn init_tracing(settings: &Settings, format: Option<&str>) {
@@ -55,6 +82,13 @@ fn init_tracing(settings: &Settings, format: Option<&str>) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Client(command)) => match cli::run(cli.client, command) {
+            Ok(()) | Err(cli::Error::Closed) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hornbill: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::CheckConfig { file }) => {
             let path = file.unwrap_or(cli.config);
             match Settings::load(&path, true) {
