@@ -21,7 +21,8 @@ pub const ERROR: u8 = 40;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogEntry {
-    pub logger: String,
+    #[serde(serialize_with = "as_str", deserialize_with = "from_string")]
+    pub logger: Arc<str>,
     pub level: u8,
     pub timestamp: f64,
     pub message: String,
@@ -33,7 +34,8 @@ pub struct LogEntry {
 #[derive(Clone)]
 pub struct ChannelLog {
     id: Arc<str>,
-    ring: Arc<Mutex<VecDeque<LogEntry>>>,
+    /// Shared with the file writer: an entry is built once.
+    ring: Arc<Mutex<VecDeque<Arc<LogEntry>>>>,
     capacity: usize,
 }
 
@@ -68,16 +70,16 @@ impl ChannelLog {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or_default();
-        let entry = LogEntry {
-            logger: self.id.to_string(),
+        let entry = Arc::new(LogEntry {
+            logger: self.id.clone(),
             level,
             timestamp,
             message,
             message_id: message_id.map(str::to_string),
-        };
+        });
         if let Some(files) = FILES.get() {
             // The writer thread lives as long as the process.
-            let _ = files.tx.send(Write_::Entry(self.id.clone(), entry.clone()));
+            files.entries.lock().push(entry.clone());
         }
         let mut ring = self.ring.lock();
         if ring.len() >= self.capacity {
@@ -92,7 +94,7 @@ impl ChannelLog {
         if let Some(files) = FILES.get() {
             let (tx, rx) = mpsc::channel();
             // Written entries first, so the search sees all of them.
-            if files.tx.send(Write_::Flush(tx)).is_ok() {
+            if files.control.send(Control::Flush(tx)).is_ok() {
                 let _ = rx.recv();
             }
             return search(&files.dir, &self.id, message_id, files.max_files);
@@ -100,7 +102,7 @@ impl ChannelLog {
         let ring = self.ring.lock();
         ring.iter()
             .filter(|e| e.message_id.as_deref() == Some(message_id))
-            .cloned()
+            .map(|e| (**e).clone())
             .collect()
     }
 
@@ -120,7 +122,7 @@ impl ChannelLog {
     /// Closes the log's file (its channel or router was deleted); a later entry opens it again.
     pub fn close_file(&self) {
         if let Some(files) = FILES.get() {
-            let _ = files.tx.send(Write_::Close(self.id.clone()));
+            let _ = files.control.send(Control::Close(self.id.clone()));
         }
     }
 
@@ -128,26 +130,48 @@ impl ChannelLog {
     pub fn newest(&self, n: usize) -> Vec<LogEntry> {
         let ring = self.ring.lock();
         let take = if n == 0 { ring.len() } else { n };
-        ring.iter().rev().take(take).cloned().collect()
+        ring.iter()
+            .rev()
+            .take(take)
+            .map(|e| (**e).clone())
+            .collect()
     }
 }
 
 /// Where and how the log files are kept (`[log] logging_path`, `log_rotate_size`,
 /// `max_log_files`).
 struct Files {
-    tx: mpsc::Sender<Write_>,
+    /// Entries not yet written. The writer takes them every `WRITE_EVERY`: a channel's
+    /// thread only pushes (waking the writer for each entry cost more than the entry).
+    entries: Mutex<Vec<Arc<LogEntry>>>,
+    control: mpsc::Sender<Control>,
     dir: PathBuf,
     max_files: usize,
 }
 
-enum Write_ {
-    Entry(Arc<str>, LogEntry),
-    /// Answered once everything queued before it is written.
+enum Control {
+    /// Answered once everything logged before it is written.
     Flush(mpsc::Sender<()>),
     Close(Arc<str>),
 }
 
+/// How often the writer writes what was logged meanwhile.
+const WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 static FILES: OnceLock<Files> = OnceLock::new();
+
+fn as_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+fn from_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+    String::deserialize(d).map(Arc::from)
+}
+
+type Rotating = file_rotate::FileRotate<file_rotate::suffix::AppendCount>;
+
+/// Lines of one log gathered before they are written.
+const BATCH_BYTES: usize = 16 * 1024;
 
 /// A log's file name in `dir`: its id, kept to file-name-safe characters.
 fn file_of(dir: &Path, id: &str) -> PathBuf {
@@ -168,9 +192,10 @@ fn file_of(dir: &Path, id: &str) -> PathBuf {
 /// ignored). `max_files == 0` keeps every rotated file.
 pub fn keep_files(dir: &Path, rotate_size: usize, max_files: usize) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let (tx, rx) = mpsc::channel::<Write_>();
+    let (control, rx) = mpsc::channel::<Control>();
     let files = Files {
-        tx,
+        entries: Mutex::new(Vec::new()),
+        control,
         dir: dir.to_path_buf(),
         max_files,
     };
@@ -186,41 +211,64 @@ pub fn keep_files(dir: &Path, rotate_size: usize, max_files: usize) -> std::io::
     std::thread::Builder::new()
         .name("hornbill-logs".into())
         .spawn(move || {
-            let mut open: HashMap<Arc<str>, file_rotate::FileRotate<file_rotate::suffix::AppendCount>> =
-                HashMap::new();
-            let mut line = Vec::with_capacity(256);
-            while let Ok(first) = rx.recv() {
-                // Everything queued meanwhile goes out in the same pass.
-                for w in std::iter::once(first).chain(rx.try_iter()) {
-                    match w {
-                        Write_::Entry(id, entry) => {
-                            let file = open.entry(id.clone()).or_insert_with(|| {
-                                file_rotate::FileRotate::new(
-                                    file_of(&dir, &id),
-                                    file_rotate::suffix::AppendCount::new(keep),
-                                    file_rotate::ContentLimit::BytesSurpassed(rotate_size.max(1)),
-                                    file_rotate::compression::Compression::None,
-                                    None,
-                                )
-                            });
-                            line.clear();
-                            if serde_json::to_writer(&mut line, &entry).is_ok() {
-                                line.push(b'\n');
-                                if let Err(e) = file.write_all(&line) {
-                                    tracing::warn!(log = %id, error = %e, "Log entry not written to its file.");
-                                }
-                            }
-                        }
-                        Write_::Flush(done) => {
-                            for f in open.values_mut() {
-                                let _ = f.flush();
-                            }
-                            let _ = done.send(());
-                        }
-                        Write_::Close(id) => {
-                            open.remove(&id);
-                        }
+            let mut open: HashMap<Arc<str>, Rotating> = HashMap::new();
+            // A small limit gets small batches, so a file passes it by little.
+            let batch = BATCH_BYTES.min(rotate_size / 8).max(1);
+            // Lines waiting to be written, by log: one write per log and pass, not per entry.
+            let mut pending: HashMap<Arc<str>, Vec<u8>> = HashMap::new();
+            let write_out = |open: &mut HashMap<Arc<str>, Rotating>,
+                                 pending: &mut HashMap<Arc<str>, Vec<u8>>| {
+                for (id, lines) in pending.iter_mut().filter(|(_, l)| !l.is_empty()) {
+                    let file = open.entry(id.clone()).or_insert_with(|| {
+                        file_rotate::FileRotate::new(
+                            file_of(&dir, id),
+                            file_rotate::suffix::AppendCount::new(keep),
+                            file_rotate::ContentLimit::BytesSurpassed(rotate_size.max(1)),
+                            file_rotate::compression::Compression::None,
+                            None,
+                        )
+                    });
+                    // Rotation is checked before each write: a batch stays in one file, and
+                    // a rotated file is past the limit by at most one batch (an eighth of the
+                    // limit, at most BATCH_BYTES, plus an entry).
+                    if let Err(e) = file.write_all(lines) {
+                        tracing::warn!(log = %id, error = %e, "Log entries not written to their file.");
                     }
+                    lines.clear();
+                }
+            };
+            let Some(files) = FILES.get() else {
+                return;
+            };
+            loop {
+                let control = match rx.recv_timeout(WRITE_EVERY) {
+                    Ok(c) => Some(c),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                };
+                let entries = std::mem::take(&mut *files.entries.lock());
+                for entry in entries {
+                    let lines = pending.entry(entry.logger.clone()).or_default();
+                    if serde_json::to_writer(&mut *lines, &*entry).is_ok() {
+                        lines.push(b'\n');
+                    }
+                    if lines.len() >= batch {
+                        write_out(&mut open, &mut pending);
+                    }
+                }
+                write_out(&mut open, &mut pending);
+                match control {
+                    Some(Control::Flush(done)) => {
+                        for f in open.values_mut() {
+                            let _ = f.flush();
+                        }
+                        let _ = done.send(());
+                    }
+                    Some(Control::Close(id)) => {
+                        pending.remove(&id);
+                        open.remove(&id);
+                    }
+                    None => {}
                 }
             }
         })?;

@@ -71,6 +71,8 @@ fn init_tracing(settings: &Settings, format: Option<&str>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a terminal: a log collector gets plain lines.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format.unwrap_or(&settings.log.format) == "json" {
         builder.json().init();

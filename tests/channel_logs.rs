@@ -57,7 +57,7 @@ async fn a_messages_story_and_the_channels_log_after_real_traffic() {
     user.wait_line("hi back").await;
     let mid = sent["message_id"].as_str().unwrap().to_string();
 
-    // The reply's story, oldest first: accepted and queued, handed over, submitted, and the
+    // The reply's story, oldest first: accepted and queued, submitted, and the
     // event's webhook.
     let s = story_with(&api, &cid, &mid, "Delivered").await;
     let text = messages(&s);
@@ -67,9 +67,9 @@ async fn a_messages_story_and_the_channels_log_after_real_traffic() {
             .unwrap_or_else(|| panic!("{needle:?} not in {text:#?}"))
     };
     let accepted = at(&format!("Accepted (reply to {imid}) and queued (realtime)"));
-    let handed = at("Handed to the transport");
     let submitted = at("Submitted: the provider accepted it");
-    assert!(accepted < handed && handed < submitted, "{text:#?}");
+    let delivered = at("Delivered event");
+    assert!(accepted < submitted && submitted < delivered, "{text:#?}");
     assert!(s.iter().all(|e| e["message_id"] == json!(mid)));
     assert!(s.iter().all(|e| e["logger"] == json!(cid)));
     let times: Vec<f64> = s.iter().map(|e| e["timestamp"].as_f64().unwrap()).collect();
@@ -156,9 +156,9 @@ async fn log_files_rotate_and_a_story_reaches_into_rotated_files() {
     assert!(!rotated(3).exists(), "max_log_files = 2 keeps two");
     for path in [rotated(1), rotated(2)] {
         let size = std::fs::metadata(&path).unwrap().len();
-        // Rotated once past the limit: at most one entry over it.
+        // Rotated once past the limit: by at most a batch (an eighth of it) and an entry.
         assert!(
-            size > 4000 && size < 4600,
+            size > 4000 && size < 5000,
             "{}: {size} bytes",
             path.display()
         );

@@ -112,3 +112,44 @@ async fn the_api_can_require_a_token_or_basic_credentials() {
     assert_eq!(with("Basic b3BzOnB3").await.unwrap().status(), 200);
     assert_eq!(with("Token wrong").await.unwrap().status(), 401);
 }
+
+/// The process log: human-readable by default, JSON lines with `--log-format json` or
+/// `[log] format = "json"`; the level from `[log] level`, overridden by `RUST_LOG`.
+#[tokio::test]
+async fn the_process_log_is_text_or_json_at_the_level_asked() {
+    let json_lines = |out: &str| -> Vec<serde_json::Value> {
+        out.lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+            .collect()
+    };
+    let text = Server::start("");
+    text.api().get("/health").await;
+    eventually("the text log", || async {
+        text.output().contains("INFO").then_some(())
+    })
+    .await;
+    assert!(json_lines(&text.output()).is_empty(), "{}", text.output());
+
+    let by_flag = Server::start_with_args("", &[], &["--log-format", "json"]);
+    let by_config = Server::start("[log]\nformat = \"json\"\n");
+    for server in [&by_flag, &by_config] {
+        let lines = eventually("JSON log lines", || async {
+            let l = json_lines(&server.output());
+            (!l.is_empty()).then_some(l)
+        })
+        .await;
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+        );
+        assert!(lines.iter().any(|l| l["level"] == "INFO"));
+    }
+
+    // RUST_LOG wins over [log] level: at warn, the start-up's info lines are gone.
+    let quiet = Server::start_with_env("[log]\nlevel = \"info\"\n", &[("RUST_LOG", "warn")]);
+    quiet.api().get("/health").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!quiet.output().contains("INFO"), "{}", quiet.output());
+}

@@ -342,9 +342,6 @@ impl Channel {
             };
             match run.tx.try_send(TransportCommand::Send(p.msg.clone())) {
                 Ok(()) => {
-                    self.shared
-                        .log
-                        .info(Some(&p.msg.message_id), "Handed to the transport");
                     self.in_flight.insert(p.msg.message_id.clone(), p);
                 }
                 Err(_) => {

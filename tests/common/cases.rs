@@ -409,12 +409,15 @@ pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
         if case.status == 400 {
             // A refused provider request leaves its reason in the channel's log.
             // (It reaches the log through the channel's actor: it may trail the answer.)
-            eventually(&format!("{label}: a channel-log entry for the 400"), || async {
-                let logs = bench.api.logs(&cid).await;
-                logs.iter()
-                    .any(|e| e["message"].as_str().unwrap_or("").starts_with("Refused"))
-                    .then_some(())
-            })
+            eventually(
+                &format!("{label}: a channel-log entry for the 400"),
+                || async {
+                    let logs = bench.api.logs(&cid).await;
+                    logs.iter()
+                        .any(|e| e["message"].as_str().unwrap_or("").starts_with("Refused"))
+                        .then_some(())
+                },
+            )
             .await;
         }
         let mo_path = format!("/mo/{tag}");

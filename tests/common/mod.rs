@@ -68,6 +68,11 @@ impl Server {
     }
 
     pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_with_args(extra, env, &[])
+    }
+
+    /// As `start_with_env`, with more arguments after `serve --config FILE`.
+    pub fn start_with_args(extra: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
         let dir = TempDir::new();
         let path = dir.0.join("config.toml");
         let mut text = if extra.contains("[server]") {
@@ -84,6 +89,7 @@ impl Server {
         cmd.arg("serve")
             .arg("--config")
             .arg(&path)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
