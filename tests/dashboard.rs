@@ -18,8 +18,40 @@ use std::time::{Duration, Instant};
 const PAGE_WAIT: Duration = Duration::from_secs(20);
 
 const INSTALL: &str = "install Debian's chromium and chromium-driver \
-    (apt-get install -y chromium chromium-driver; .ci/run does), \
+    (apt-get install -y chromium chromium-driver; the tests try to when they are missing), \
     or set CHROMEDRIVER and CHROMIUM to their paths";
+
+fn installed() -> bool {
+    program("CHROMEDRIVER", &["chromedriver"]).is_some()
+        && program("CHROMIUM", &["chromium", "chromium-browser"]).is_some()
+}
+
+/// Installs Debian's chromium and chromium-driver when they are missing, as the conformance
+/// test installs its Python packages: the README's test command needs nothing else. Tests
+/// run in processes of their own, so a file lock keeps two installs apart.
+fn ensure_installed() {
+    if installed() {
+        return;
+    }
+    let lock = std::fs::File::create(std::env::temp_dir().join("hornbill-chromium.lock"))
+        .expect("a lock file");
+    lock.lock().expect("the install lock");
+    if installed() {
+        return;
+    }
+    for args in [
+        &["update", "-q"][..],
+        &["install", "-y", "-q", "chromium", "chromium-driver"][..],
+    ] {
+        let ok = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "apt-get {} failed: {INSTALL}", args.join(" "));
+    }
+}
 
 fn program(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
@@ -41,6 +73,7 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
+        ensure_installed();
         let driver = program("CHROMEDRIVER", &["chromedriver"])
             .unwrap_or_else(|| panic!("chromedriver not found: {INSTALL}"));
         let chromium = program("CHROMIUM", &["chromium", "chromium-browser"])
