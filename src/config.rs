@@ -213,6 +213,9 @@ pub struct LogSettings {
     /// Rotated files kept per log, `{id}.log.1` (newest) to `{id}.log.{n}`; 0 keeps them all
     /// (Junebug's `max_log_files`).
     pub max_log_files: usize,
+    /// Keep the INFO entries about single messages (each message's story); off saves their
+    /// cost at the highest rates. Warnings and errors are kept either way.
+    pub message_entries: bool,
 }
 
 impl Default for LogSettings {
@@ -225,6 +228,7 @@ impl Default for LogSettings {
             logging_path: "logs/".into(),
             log_rotate_size: 1_000_000,
             max_log_files: 5,
+            message_entries: true,
         }
     }
 }

@@ -78,6 +78,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     // Before any channel registers its counters (with no recorder they would count nowhere).
     telemetry::init();
+    logs::keep_message_entries(settings.log.message_entries);
     if !settings.log.logging_path.is_empty() {
         let dir = std::path::Path::new(&settings.log.logging_path);
         logs::keep_files(

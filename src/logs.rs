@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 
 pub const INFO: u8 = 20;
@@ -51,6 +52,9 @@ impl ChannelLog {
     /// Records one entry and mirrors it to the process log. Callers pass text that holds no
     /// secrets (URLs go through `redact::url`).
     pub fn log(&self, level: u8, message_id: Option<&str>, message: impl Into<String>) {
+        if level < WARNING && message_id.is_some() && !STORIES.load(Ordering::Relaxed) {
+            return;
+        }
         let message = message.into();
         // Per-message INFO entries would flood the process log of a busy server: they go to
         // the channel log, and to the process log only at debug level.
@@ -159,6 +163,15 @@ enum Control {
 const WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 static FILES: OnceLock<Files> = OnceLock::new();
+
+/// `[log] message_entries`: whether INFO entries about one message (its story) are kept.
+static STORIES: AtomicBool = AtomicBool::new(true);
+
+/// Keeps (the default) or drops the INFO entries about single messages: at the highest rates
+/// they are a noticeable share of the work; warnings and errors are always kept.
+pub fn keep_message_entries(keep: bool) {
+    STORIES.store(keep, Ordering::Relaxed);
+}
 
 fn as_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v)

@@ -169,3 +169,26 @@ async fn log_files_rotate_and_a_story_reaches_into_rotated_files() {
         }
     }
 }
+
+#[tokio::test]
+async fn message_entries_can_be_turned_off_but_warnings_stay() {
+    let server = Server::start(&format!("[log]\nmessage_entries = false\n{FAST_WEBHOOKS}"));
+    let api = server.api();
+    let hooks = receiver().await;
+    let (body, _port) = telnet_body(&format!("{}/mo", hooks.uri()));
+    let cid = api.create(body).await;
+    // Nobody is connected as "ghost": the send is rejected, a warning about the message.
+    let sent = api
+        .send(&cid, json!({"to": "ghost", "content": "anyone?"}))
+        .await;
+    let mid = sent["message_id"].as_str().unwrap().to_string();
+    let s = story_with(&api, &cid, &mid, "Message rejected").await;
+    assert_eq!(s.len(), 1, "only the warning: {s:#?}");
+    assert_eq!(s[0]["level"], 30);
+    // Entries about the channel itself are kept.
+    assert!(
+        messages(&api.logs(&cid).await)
+            .iter()
+            .any(|m| m == "Channel created")
+    );
+}

@@ -730,12 +730,8 @@ impl<P: Provider> Driver<P> {
         match received {
             Received::Messages(list) => {
                 for inbound in list {
+                    // (The channel logs its arrival.)
                     let msg = self.inbound_message(inbound, None);
-                    self.log_about(
-                        crate::logs::INFO,
-                        Some(&msg.message_id),
-                        format!("Inbound message {} ({action} callback)", msg.message_id),
-                    );
                     self.report(TransportReport::Inbound(Box::new(msg)));
                 }
                 cb.respond(response);
