@@ -25,7 +25,7 @@ use super::aggregator::{
 use super::{Callback, CallbackResponse};
 use crate::message::{DeliveryStatus, Message};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 const LIVE: &str = "https://api.africastalking.com";
@@ -99,10 +99,6 @@ impl aggregator::HttpType for AfricasTalking {
 
 pub struct AfricasTalking {
     pub cfg: AfricasTalkingConfig,
-}
-
-fn accepted(what: &str) -> CallbackResponse {
-    CallbackResponse::json(200, &json!({"message": what}))
 }
 
 /// AT's delivery report words.
@@ -210,7 +206,7 @@ impl Provider for AfricasTalking {
                 };
                 Ok((
                     Received::Messages(vec![inbound]),
-                    accepted("Message Accepted"),
+                    aggregator::accepted("Message Accepted"),
                 ))
             }
             "status" => {
@@ -233,7 +229,7 @@ impl Provider for AfricasTalking {
                 };
                 Ok((
                     Received::Reports(vec![report]),
-                    accepted("Status Update Accepted"),
+                    aggregator::accepted("Status Update Accepted"),
                 ))
             }
             "ussd" | "ussd_end" => {
@@ -279,6 +275,7 @@ impl Provider for AfricasTalking {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn at() -> AfricasTalking {
         AfricasTalking {

@@ -380,6 +380,36 @@ pub fn required_fields<'a>(
         .collect()
 }
 
+/// A JSON object body's fields, values as text (nulls left out); `None` when the callback's
+/// body is not JSON.
+pub fn json_fields(cb: &Callback) -> Result<Option<Vec<(String, String)>>, Refusal> {
+    let json = cb
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !json {
+        return Ok(None);
+    }
+    let body: Value = serde_json::from_slice(&cb.body)
+        .map_err(|e| Refusal::bad_request(format!("unable to parse request JSON: {e}")))?;
+    let Value::Object(map) = body else {
+        return Err(Refusal::bad_request("the JSON body must be an object"));
+    };
+    Ok(Some(
+        map.into_iter()
+            .filter_map(|(k, v)| match v {
+                Value::String(s) => Some((k, s)),
+                Value::Null => None,
+                other => Some((k, other.to_string())),
+            })
+            .collect(),
+    ))
+}
+
+/// The `{"message": ...}` answer to a callback that was taken.
+pub fn accepted(what: &str) -> CallbackResponse {
+    CallbackResponse::json(200, &serde_json::json!({"message": what}))
+}
+
 /// The named form fields that are present, as transport metadata.
 pub fn form_metadata(form: &[(String, String)], keys: &[&str]) -> Map<String, Value> {
     keys.iter()

@@ -26,7 +26,7 @@ use super::aggregator::{
 use super::{Callback, CallbackResponse};
 use crate::message::{DeliveryStatus, Message};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 const BASE: &str = "https://platform.clickatell.com";
@@ -89,29 +89,7 @@ pub struct Clickatell {
 
 /// The fields of a callback: a JSON object's (values as text), else its query and form.
 fn fields(cb: &Callback) -> Result<Vec<(String, String)>, Refusal> {
-    let json = cb
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("application/json"));
-    if !json {
-        return Ok(cb.form());
-    }
-    let body: Value = serde_json::from_slice(&cb.body)
-        .map_err(|e| Refusal::bad_request(format!("unable to parse request JSON: {e}")))?;
-    let Value::Object(map) = body else {
-        return Err(Refusal::bad_request("the JSON body must be an object"));
-    };
-    Ok(map
-        .into_iter()
-        .filter_map(|(k, v)| match v {
-            Value::String(s) => Some((k, s)),
-            Value::Null => None,
-            other => Some((k, other.to_string())),
-        })
-        .collect())
-}
-
-fn accepted(what: &str) -> CallbackResponse {
-    CallbackResponse::json(200, &json!({"message": what}))
+    Ok(aggregator::json_fields(cb)?.unwrap_or_else(|| cb.form()))
 }
 
 /// Clickatell's message status codes (`statusCode`), as the Platform documents them.
@@ -281,7 +259,7 @@ impl Provider for Clickatell {
                 };
                 Ok((
                     Received::Messages(vec![inbound]),
-                    accepted("Message Accepted"),
+                    aggregator::accepted("Message Accepted"),
                 ))
             }
             "status" => {
@@ -310,7 +288,7 @@ impl Provider for Clickatell {
                 };
                 Ok((
                     Received::Reports(vec![report]),
-                    accepted("Status Update Accepted"),
+                    aggregator::accepted("Status Update Accepted"),
                 ))
             }
             other => Err(Refusal::bad_request(format!("no action {other}"))),
@@ -321,6 +299,7 @@ impl Provider for Clickatell {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn ct() -> Clickatell {
         Clickatell {

@@ -96,10 +96,6 @@ pub struct Infobip {
     pub cfg: InfobipConfig,
 }
 
-fn accepted(what: &str) -> CallbackResponse {
-    CallbackResponse::json(200, &json!({"message": what}))
-}
-
 /// Infobip's status groups (`status.groupName`), refined by `status.name`.
 fn report_status(group: &str, name: &str) -> Option<DeliveryStatus> {
     Some(match group {
@@ -281,10 +277,13 @@ impl Provider for Infobip {
                 if messages.is_empty() {
                     return Ok((
                         Received::Ignored("no messages in the callback".into()),
-                        accepted("Ignored"),
+                        aggregator::accepted("Ignored"),
                     ));
                 }
-                Ok((Received::Messages(messages), accepted("Message Accepted")))
+                Ok((
+                    Received::Messages(messages),
+                    aggregator::accepted("Message Accepted"),
+                ))
             }
             "status" => {
                 let mut reports = Vec::new();
@@ -320,12 +319,12 @@ impl Provider for Infobip {
                 if reports.is_empty() {
                     return Ok((
                         Received::Ignored("no reports in the callback".into()),
-                        accepted("Ignored"),
+                        aggregator::accepted("Ignored"),
                     ));
                 }
                 Ok((
                     Received::Reports(reports),
-                    accepted("Status Update Accepted"),
+                    aggregator::accepted("Status Update Accepted"),
                 ))
             }
             other => Err(Refusal::bad_request(format!("no action {other}"))),

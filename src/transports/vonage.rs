@@ -27,7 +27,7 @@ use super::aggregator::{
 use super::{Callback, CallbackResponse};
 use crate::message::{DeliveryStatus, Message};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 const BASE: &str = "https://rest.nexmo.com";
@@ -91,28 +91,8 @@ pub struct Vonage {
 /// The fields of a callback: its query, then a form or JSON body (JSON values as text).
 fn fields(cb: &Callback) -> Result<Vec<(String, String)>, Refusal> {
     let mut out = cb.form();
-    let json = cb
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("application/json"));
-    if json {
-        let body: Value = serde_json::from_slice(&cb.body)
-            .map_err(|e| Refusal::bad_request(format!("unable to parse request JSON: {e}")))?;
-        let Value::Object(map) = body else {
-            return Err(Refusal::bad_request("the JSON body must be an object"));
-        };
-        for (k, v) in map {
-            match v {
-                Value::String(s) => out.push((k, s)),
-                Value::Null => {}
-                other => out.push((k, other.to_string())),
-            }
-        }
-    }
+    out.extend(aggregator::json_fields(cb)?.unwrap_or_default());
     Ok(out)
-}
-
-fn accepted(what: &str) -> CallbackResponse {
-    CallbackResponse::json(200, &json!({"message": what}))
 }
 
 /// Vonage's delivery receipt words.
@@ -272,7 +252,7 @@ impl Provider for Vonage {
             // Vonage's check of a new callback URL.
             return Ok((
                 Received::Ignored("a request without fields (Vonage's URL check)".into()),
-                accepted("Ignored"),
+                aggregator::accepted("Ignored"),
             ));
         }
         match cb.action.as_str() {
@@ -280,7 +260,7 @@ impl Provider for Vonage {
                 if form_field(&form, "type") == Some("binary") {
                     return Ok((
                         Received::Ignored("a binary message".into()),
-                        accepted("Ignored"),
+                        aggregator::accepted("Ignored"),
                     ));
                 }
                 let v = required_fields(&form, &["msisdn", "to", "messageId", "text"])?;
@@ -306,7 +286,7 @@ impl Provider for Vonage {
                 };
                 Ok((
                     Received::Messages(vec![inbound]),
-                    accepted("Message Accepted"),
+                    aggregator::accepted("Message Accepted"),
                 ))
             }
             "status" => {
@@ -331,7 +311,7 @@ impl Provider for Vonage {
                 };
                 Ok((
                     Received::Reports(vec![report]),
-                    accepted("Status Update Accepted"),
+                    aggregator::accepted("Status Update Accepted"),
                 ))
             }
             other => Err(Refusal::bad_request(format!("no action {other}"))),
@@ -342,6 +322,7 @@ impl Provider for Vonage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn vonage() -> Vonage {
         Vonage {
