@@ -46,7 +46,11 @@ fn main() {
     let mode = std::env::var("BENCH_MODE").unwrap_or_else(|_| "memory".into());
     let backends = if mode == "amqp" {
         let prefix = format!("bench{}", std::process::id());
-        format!("[bus]\nkind = \"amqp\"\n[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n")
+        format!(
+            "[bus]\nkind = \"amqp\"\nurl = \"{}\"\n[store]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\n",
+            amqp_url(),
+            redis_url()
+        )
     } else {
         String::new()
     };
@@ -236,8 +240,7 @@ async fn broker_ceiling(n: usize, clients: usize) -> f64 {
     use futures::StreamExt;
     use lapin::options::*;
     use lapin::types::FieldTable;
-    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
-    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
         .await
         .expect("RabbitMQ");
     let queue = format!("bench-ceiling-{}", std::process::id());

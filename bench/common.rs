@@ -3,6 +3,17 @@
 
 use std::process::Child;
 
+/// RabbitMQ for `bench/run.sh amqp`: `HORNBILL_TEST_AMQP_URL`, else the local broker.
+pub fn amqp_url() -> String {
+    std::env::var("HORNBILL_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Redis for `bench/run.sh amqp`: `HORNBILL_TEST_REDIS_URL`, else the local one.
+pub fn redis_url() -> String {
+    std::env::var("HORNBILL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

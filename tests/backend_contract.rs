@@ -1,6 +1,8 @@
 //! One contract for each backend trait, run against every implementation (the embedded ones
 //! here; the RabbitMQ and Redis ones join this file with the durable backends).
 
+mod common;
+
 use futures::StreamExt;
 use hornbill::bus::{Bus, MemoryBus};
 use hornbill::message::{Event, Level, Message, StatusEvent};
@@ -94,18 +96,16 @@ async fn cleanup(bus: &dyn Bus, route: &str) {
     if bus.kind() != "amqp" {
         return;
     }
-    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
+    let conn =
+        lapin::Connection::connect(&common::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let _ = ch
         .queue_delete(route.into(), lapin::options::QueueDeleteOptions::default())
         .await;
     let _ = conn.close(200, "bye".into()).await;
 }
-
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const REDIS: &str = "redis://127.0.0.1:6379/0";
 
 async fn store_contract(store: Arc<dyn Store>, short_ttl: bool) {
     let cid = format!("c-{}", uuid_hex());
@@ -321,7 +321,7 @@ async fn memory_store_keeps_the_contract() {
 
 #[actix_web::test]
 async fn amqp_bus_keeps_the_contract() {
-    let bus = hornbill::bus::AmqpBus::connect(AMQP, Duration::from_secs(10))
+    let bus = hornbill::bus::AmqpBus::connect(&common::amqp_url(), Duration::from_secs(10))
         .await
         .unwrap();
     bus_contract(Arc::new(bus), "contract").await;
@@ -334,10 +334,14 @@ async fn redis_store_keeps_the_contract() {
         outbound: Duration::from_secs(60),
     };
     let prefix = format!("test-{}", uuid_hex());
-    let store =
-        hornbill::store::RedisStore::connect(REDIS, Some(&prefix), ttls, Duration::from_secs(10))
-            .await
-            .unwrap();
+    let store = hornbill::store::RedisStore::connect(
+        &common::redis_url(),
+        Some(&prefix),
+        ttls,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     store_contract(Arc::new(store), true).await;
 }
 
@@ -368,9 +372,13 @@ async fn both_stores_keep_pending_webhooks() {
     };
     webhooks_contract(Arc::new(MemoryStore::new(ttls))).await;
     let prefix = format!("test-{}", uuid_hex());
-    let redis =
-        hornbill::store::RedisStore::connect(REDIS, Some(&prefix), ttls, Duration::from_secs(10))
-            .await
-            .unwrap();
+    let redis = hornbill::store::RedisStore::connect(
+        &common::redis_url(),
+        Some(&prefix),
+        ttls,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     webhooks_contract(Arc::new(redis)).await;
 }

@@ -620,7 +620,10 @@ mo_url = "{}/news"
 #[tokio::test]
 async fn api_routers_come_back_after_a_restart_on_redis() {
     let prefix = format!("hbtest-routers-{}:", std::process::id());
-    let config = format!("[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n");
+    let config = format!(
+        "[store]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\n",
+        redis_url()
+    );
     let hooks = receiver().await;
     let server = Server::start(&config);
     let api = server.api();
@@ -658,7 +661,7 @@ async fn api_routers_come_back_after_a_restart_on_redis() {
         .await
         .ok(200, "channel deleted");
     drop(server);
-    let mut r = redis::Client::open("redis://127.0.0.1:6379/0")
+    let mut r = redis::Client::open(redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await

@@ -7,7 +7,7 @@ use common::*;
 use serde_json::{Value, json};
 
 async fn redis_keys(prefix: &str) -> Vec<String> {
-    let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
     let mut r = client.get_multiplexed_async_connection().await.unwrap();
     redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
@@ -19,7 +19,7 @@ async fn redis_keys(prefix: &str) -> Vec<String> {
 async fn cleanup(prefix: &str) {
     let keys = redis_keys(prefix).await;
     if !keys.is_empty() {
-        let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+        let client = redis::Client::open(redis_url()).unwrap();
         let mut r = client.get_multiplexed_async_connection().await.unwrap();
         let _: () = redis::cmd("DEL")
             .arg(keys)
@@ -52,7 +52,10 @@ fn ussd(public: &str, cid: &str, text: &str) -> tokio::task::JoinHandle<(u16, St
 #[tokio::test]
 async fn a_session_moves_between_nodes_and_answers_find_their_request() {
     let prefix = format!("t{}", hornbill::message::new_id());
-    let config = format!("[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n{FAST_WEBHOOKS}");
+    let config = format!(
+        "[store]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\n{FAST_WEBHOOKS}",
+        redis_url()
+    );
     let hooks = receiver().await;
     let a = Server::start(&config);
     let cid = a

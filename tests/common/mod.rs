@@ -14,6 +14,18 @@ use tokio::net::TcpStream;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The RabbitMQ the durable tests use: `HORNBILL_TEST_AMQP_URL`, else the local broker
+/// (`script/services` starts it).
+pub fn amqp_url() -> String {
+    std::env::var("HORNBILL_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The Redis the durable tests use: `HORNBILL_TEST_REDIS_URL`, else the local one.
+pub fn redis_url() -> String {
+    std::env::var("HORNBILL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
 /// A hornbill process, killed when dropped. Its stdout and stderr are kept for inspection.
 pub struct Server {
     pub url: String,
