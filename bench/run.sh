@@ -4,7 +4,7 @@
 #                             # accept latency (saturated and paced at 1,000 msg/s), peak RSS
 #   bench/run.sh amqp         # the same on RabbitMQ + Redis, beside the broker's raw ceiling
 #   bench/run.sh smpp         # HTTP -> submit_sm -> submitted event through the SMSC
-#                             # simulator (SMSC_RECORD=0), beside the simulator's own ceiling
+#                             # simulator in tests/peers/smsc (SMSC_RECORD=0), beside its own ceiling
 #   bench/run.sh ussd         # provider callbacks: USSD sessions held until an application
 #                             # answers over the API, and inbound SMS callbacks (africastalking)
 #   BENCH_TOTAL=200000 BENCH_CLIENTS=128 bench/run.sh
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-memory}" in
   amqp)
-    ../shared/services/start
+    script/services
     BENCH_MODE=amqp cargo bench --bench api ;;
   smpp)
     cargo bench --bench smpp ;;

@@ -1,7 +1,7 @@
 //! SMPP benchmark (run by `bench/run.sh smpp`): HTTP -> submit_sm -> submit_sm_resp ->
 //! `submitted` event at event_url, on the embedded default (memory bus and store), one
-//! transceiver bind with a window of 64, against the SMSC simulator (`../shared/peers/smsc`,
-//! `SMSC_RECORD=0`).
+//! transceiver bind with a window of 64, against the repository's SMSC simulator
+//! (`tests/peers/smsc`, on the npm `smpp` package; `SMSC_RECORD=0`, receipts without delay).
 //!
 //! 1. the simulator's own ceiling: its `load.js` (one bind, window 64, `TOTAL` submit_sm),
 //!    after a 5,000-message warm-up;
@@ -44,7 +44,7 @@ fn peak_rss_mb(pid: u32) -> f64 {
 }
 
 fn smsc_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/smsc")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smsc")
 }
 
 /// `node load.js PORT N 64`: its JSON line's rate.

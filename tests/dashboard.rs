@@ -2,7 +2,7 @@
 //! listed with their status, a test message sent from the page to a telnet user, its id, its
 //! events and its log entries shown; and the page on a protected API (token, Basic).
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them
+//! Needs Debian's `chromium` and `chromium-driver` (`script/test` installs them); without them
 //! the tests fail and say so. `CHROMEDRIVER` and `CHROMIUM` name other binaries;
 //! `DASHBOARD_SCREENSHOT=file.png` keeps a picture of the page at the end of the send test.
 
@@ -17,41 +17,9 @@ use std::time::{Duration, Instant};
 /// How long the page gets for anything to show up (it polls every 1.5-2 s).
 const PAGE_WAIT: Duration = Duration::from_secs(20);
 
-const INSTALL: &str = "install Debian's chromium and chromium-driver \
-    (apt-get install -y chromium chromium-driver; the tests try to when they are missing), \
-    or set CHROMEDRIVER and CHROMIUM to their paths";
-
-fn installed() -> bool {
-    program("CHROMEDRIVER", &["chromedriver"]).is_some()
-        && program("CHROMIUM", &["chromium", "chromium-browser"]).is_some()
-}
-
-/// Installs Debian's chromium and chromium-driver when they are missing, as the conformance
-/// test installs its Python packages: the README's test command needs nothing else. Tests
-/// run in processes of their own, so a file lock keeps two installs apart.
-fn ensure_installed() {
-    if installed() {
-        return;
-    }
-    let lock = std::fs::File::create(std::env::temp_dir().join("hornbill-chromium.lock"))
-        .expect("a lock file");
-    lock.lock().expect("the install lock");
-    if installed() {
-        return;
-    }
-    for args in [
-        &["update", "-q"][..],
-        &["install", "-y", "-q", "chromium", "chromium-driver"][..],
-    ] {
-        let ok = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "apt-get {} failed: {INSTALL}", args.join(" "));
-    }
-}
+const INSTALL: &str = "run the suite with script/test (it installs Debian's chromium and \
+    chromium-driver), or apt-get install -y chromium chromium-driver, or set CHROMEDRIVER \
+    and CHROMIUM to their paths";
 
 fn program(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
@@ -73,7 +41,6 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
-        ensure_installed();
         let driver = program("CHROMEDRIVER", &["chromedriver"])
             .unwrap_or_else(|| panic!("chromedriver not found: {INSTALL}"));
         let chromium = program("CHROMIUM", &["chromium", "chromium-browser"])

@@ -13,18 +13,16 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
 fn prefix() -> String {
     format!("t{}", hornbill::message::new_id())
 }
 
-fn durable(prefix: &str, redis_url: Option<&str>) -> String {
-    let url = redis_url
-        .map(|u| format!("url = \"{u}\"\n"))
-        .unwrap_or_default();
+/// A config on RabbitMQ + Redis (`amqp_url()`, and `redis` or else `redis_url()`).
+fn durable(prefix: &str, redis: Option<&str>) -> String {
+    let amqp = amqp_url();
+    let redis = redis.map_or_else(redis_url, str::to_string);
     format!(
-        "[bus]\nkind = \"amqp\"\n[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n{url}{FAST_WEBHOOKS}"
+        "[bus]\nkind = \"amqp\"\nurl = \"{amqp}\"\n[store]\nkind = \"redis\"\nurl = \"{redis}\"\nkey_prefix = \"{prefix}\"\n{FAST_WEBHOOKS}"
     )
 }
 
@@ -38,7 +36,8 @@ async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
 
 /// Removes what a test left on the broker and in Redis.
 async fn cleanup(prefix: &str, queues: &[String]) {
-    if let Ok(conn) = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await
+    if let Ok(conn) =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
     {
         if let Ok(ch) = conn.create_channel().await {
             for q in queues {
@@ -49,7 +48,7 @@ async fn cleanup(prefix: &str, queues: &[String]) {
         }
         let _ = conn.close(200, "bye".into()).await;
     }
-    let mut r = redis("redis://127.0.0.1:6379/0").await;
+    let mut r = redis(&redis_url()).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
         .query_async(&mut r)
@@ -203,7 +202,7 @@ async fn a_junebug_redis_is_picked_up_and_channels_are_saved_in_its_layout() {
     let mock = receiver().await;
     // What Junebug wrote for a channel: the set and the properties, nothing else.
     let junebug_id = uuid_v4();
-    let mut r = redis("redis://127.0.0.1:6379/0").await;
+    let mut r = redis(&redis_url()).await;
     let props = json!({"type": "telnet", "config": {"twisted_endpoint": format!("tcp:{port}")},
                        "mo_url": format!("{}/mo", mock.uri()), "label": "from junebug"});
     let _: () = redis::cmd("SADD")
@@ -403,7 +402,7 @@ struct VumiWorker {
 
 impl VumiWorker {
     async fn connect(q: &str) -> VumiWorker {
-        let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();
@@ -710,62 +709,4 @@ async fn inbound_waits_for_mo_url_across_a_restart() {
     }
     drop(server);
     cleanup(&prefix, &channel_queues(&cid)).await;
-}
-
-/// A RabbitMQ vhost of its own for a test that leaves queues behind (channels deleted with
-/// messages still queued keep their queues, as they should); deleted with everything in it.
-struct Vhost(String);
-
-impl Vhost {
-    fn new() -> Vhost {
-        let name = format!("hb-{}", &hornbill::message::new_id()[..12]);
-        rabbitmqctl_args(&["add_vhost", &name]);
-        rabbitmqctl_args(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        Vhost(name)
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.0)
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.0])
-            .output();
-    }
-}
-
-fn rabbitmqctl_args(args: &[&str]) {
-    let ok = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(ok, "rabbitmqctl {args:?} failed");
-}
-
-#[test]
-fn the_conformance_suite_passes_on_the_durable_backends() {
-    let prefix = prefix();
-    let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
-    let vhost = Vhost::new();
-    let config = durable(&prefix, None).replace(
-        "kind = \"amqp\"\n",
-        &format!("kind = \"amqp\"\nurl = \"{}\"\n", vhost.url()),
-    );
-    let server = Server::start(&config);
-    let out = Command::new("python3")
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"])
-        .arg(&suite)
-        .env("HORNBILL_URL", &server.url)
-        .output()
-        .expect("run pytest (tests/conformance.rs installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "conformance suite failed on amqp+redis:\n{stdout}\nhornbill's log:\n{}",
-        server.output()
-    );
 }

@@ -1,6 +1,7 @@
-//! Channel type `smpp` against the independent SMSC simulator (`../shared/peers/smsc`, built
-//! on the npm `smpp` package): bind, submit, acks, receipts, MO, multipart, encodings,
-//! refusals and a dropped link.
+//! Channel type `smpp` against the repository's own SMSC simulator (`tests/peers/smsc`, built
+//! on the npm `smpp` package, independent of hornbill's codec): bind, submit, acks, receipts,
+//! MO, multipart (inbound parts out of order and across a restart too), encodings, refusals,
+//! throttling and a full queue, withheld answers, garbage, a silent SMSC and a dropped link.
 
 mod common;
 use common::*;
@@ -16,7 +17,7 @@ struct Smsc {
 
 impl Smsc {
     fn start(args: &[&str]) -> Smsc {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/smsc");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smsc");
         let ok = Command::new(dir.join("setup"))
             .status()
             .map(|s| s.success())
@@ -110,6 +111,33 @@ async fn record_for(smsc: &Smsc, kind: &str, pred: impl Fn(&Value) -> bool) -> V
             .cloned()
     })
     .await
+}
+
+/// Waits until the simulator's counter `name` reaches `n`.
+async fn stat_reaches(smsc: &Smsc, name: &str, n: u64) {
+    eventually(&format!("{name} reaching {n}"), || async {
+        (smsc.get("/stats").await[name].as_u64().unwrap_or(0) >= n).then_some(())
+    })
+    .await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One part of a concatenated MO (8-bit ref UDH, GSM 03.38 unpacked), sent exactly as given
+/// by the simulator's `/deliver`, so parts can come in any order.
+async fn deliver_part(smsc: &Smsc, reference: u8, total: u8, seq: u8, septets: &[u8]) {
+    let mut sm = vec![5, 0x00, 3, reference, total, seq];
+    sm.extend_from_slice(septets);
+    let sent = smsc
+        .post(
+            "/deliver",
+            json!({"from": "27820000051", "to": "12345", "esm_class": 0x40,
+                   "data_coding": 0, "short_message_hex": hex(&sm)}),
+        )
+        .await;
+    assert_eq!(sent["sent"], 1, "{sent}");
 }
 
 #[tokio::test]
@@ -356,6 +384,51 @@ async fn throttling_pauses_and_retries_without_loss() {
     assert!(
         text.iter()
             .any(|m| m.contains("Provider asked to retry later: ESME_RTHROTTLED")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|m| m.contains("The SMSC accepts messages again")),
+        "{text:?}"
+    );
+}
+
+#[tokio::test]
+async fn queue_full_answers_are_retried_without_loss() {
+    let smsc = Smsc::start(&["--queue-full-every", "3"]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(&api, &smsc, &hooks.uri(), json!({})).await;
+    let ev = format!("{}/ev", hooks.uri());
+    let mut ids = vec![];
+    for i in 0..12 {
+        let sent = api.send(&cid, json!({"to": format!("2782100{i:04}"), "content": format!("q{i}"), "event_url": ev})).await;
+        ids.push(sent["message_id"].clone());
+    }
+    for id in &ids {
+        wait_hit(&hooks, "submitted despite a full queue", |p, b| {
+            p == "/ev" && b["message_id"] == *id && b["event_type"] == "submitted"
+        })
+        .await;
+    }
+    let stats = smsc.get("/stats").await;
+    assert!(stats["queue_full"].as_u64().unwrap() >= 3, "{stats}");
+    assert_eq!(stats["accepted"], 12);
+    assert!(
+        hits(&hooks)
+            .await
+            .iter()
+            .all(|(_, _, b)| b["event_type"] != "rejected")
+    );
+    let logs = api.logs(&cid).await;
+    let text: Vec<&str> = logs
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        text.iter()
+            .any(|m| m.contains("Provider asked to retry later: ESME_RMSGQFUL")),
         "{text:?}"
     );
     assert!(
@@ -666,146 +739,40 @@ async fn registered_delivery_off_asks_for_no_receipt() {
     );
 }
 
-/// An SMSC scripted by the test, for what the simulator cannot do: inbound parts out of
-/// order, and parts on either side of a hornbill restart. It accepts any bind, answers
-/// enquire_link, and sends the deliver_sm it is given to whichever session is up.
-struct ScriptedSmsc {
-    port: u16,
-    send: tokio::sync::mpsc::UnboundedSender<rusmpp::Pdu>,
-    binds: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    resps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// command_status of every generic_nack received.
-    nacks: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
-}
-
-impl ScriptedSmsc {
-    /// `answer_binds: false` plays an SMSC that accepts connections and never answers.
-    async fn start(answer_binds: bool) -> ScriptedSmsc {
-        use futures::{SinkExt, StreamExt};
-        use rusmpp::{Command, CommandStatus, Pdu};
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (send, rx) = tokio::sync::mpsc::unbounded_channel::<Pdu>();
-        let nacks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let nacks2 = nacks.clone();
-        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        let binds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let resps = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (b, r) = (binds.clone(), resps.clone());
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                let (rx, binds, resps, nacks) = (rx.clone(), b.clone(), r.clone(), nacks2.clone());
-                tokio::spawn(async move {
-                    let mut framed = tokio_util::codec::Framed::new(
-                        sock,
-                        rusmpp::tokio_codec::CommandCodec::new(),
-                    );
-                    let mut rx = rx.lock().await;
-                    let mut seq = 1000u32;
-                    loop {
-                        tokio::select! {
-                            cmd = framed.next() => {
-                                let Some(Ok(cmd)) = cmd else { return };
-                                let n = cmd.sequence_number();
-                                let resp: Option<Pdu> = match cmd.pdu() {
-                                    Some(Pdu::BindTransceiver(_)) if answer_binds => {
-                                        binds.fetch_add(1, Ordering::SeqCst);
-                                        Some(rusmpp::pdus::BindTransceiverResp::builder().build().into())
-                                    }
-                                    Some(Pdu::EnquireLink) => Some(Pdu::EnquireLinkResp),
-                                    Some(Pdu::Unbind) => Some(Pdu::UnbindResp),
-                                    Some(Pdu::DeliverSmResp(_)) => {
-                                        resps.fetch_add(1, Ordering::SeqCst);
-                                        None
-                                    }
-                                    Some(Pdu::GenericNack) => {
-                                        nacks.lock().unwrap().push(u32::from(cmd.status()));
-                                        None
-                                    }
-                                    _ => None,
-                                };
-                                if let Some(pdu) = resp {
-                                    let _ = framed.send(Command::new(CommandStatus::EsmeRok, n, pdu)).await;
-                                }
-                            }
-                            Some(pdu) = rx.recv() => {
-                                seq += 1;
-                                let _ = framed.send(Command::new(CommandStatus::EsmeRok, seq, pdu)).await;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        ScriptedSmsc {
-            port,
-            send,
-            binds,
-            resps,
-            nacks,
-        }
-    }
-
-    /// One part of a concatenated message (8-bit ref UDH, GSM 03.38 unpacked).
-    fn part(&self, reference: u8, total: u8, seq: u8, septets: &[u8]) {
-        use std::str::FromStr;
-        let mut sm = vec![5, 0x00, 3, reference, total, seq];
-        sm.extend_from_slice(septets);
-        let pdu = rusmpp::pdus::DeliverSm::builder()
-            .source_addr(rusmpp::types::COctetString::from_str("27820000051").unwrap())
-            .destination_addr(rusmpp::types::COctetString::from_str("12345").unwrap())
-            .esm_class(rusmpp::values::EsmClass::from(0x40))
-            .short_message(rusmpp::types::OctetString::from_slice(&sm).unwrap())
-            .build();
-        self.send.send(pdu.into()).unwrap();
-    }
-
-    async fn wait_resps(&self, n: usize) {
-        eventually("deliver_sm_resp", || async {
-            (self.resps.load(std::sync::atomic::Ordering::SeqCst) >= n).then_some(())
-        })
-        .await;
-    }
-}
-
 #[tokio::test]
 async fn inbound_parts_out_of_order_survive_a_restart_on_redis() {
-    let smsc = ScriptedSmsc::start(true).await;
+    let smsc = Smsc::start(&[]);
     let hooks = receiver().await;
     let prefix = format!("hbtest-smpp-{}:", std::process::id());
-    let config = format!("[store]\nkind = \"redis\"\nkey_prefix = \"{prefix}\"\n");
+    let config = format!(
+        "[store]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\n",
+        redis_url()
+    );
     let server = Server::start(&config);
     let api = server.api();
     let cid = api
         .create(
             json!({"type": "smpp", "mo_url": format!("{}/mo", hooks.uri()),
-                       "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{}", smsc.port),
+                       "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{}", smsc.smpp),
                                   "system_id": "hornbill", "smpp_enquire_link_interval": 1}}),
         )
         .await;
-    eventually("bound", || async {
-        (smsc.binds.load(std::sync::atomic::Ordering::SeqCst) == 1).then_some(())
-    })
-    .await;
+    stat_reaches(&smsc, "binds_total", 1).await;
     // Part 3, then part 1 (ending in the escape of a "€" whose second half is in part 2).
-    smsc.part(0x42, 3, 3, b" and three");
-    smsc.part(0x42, 3, 1, b"one \x1b");
-    smsc.wait_resps(2).await;
+    deliver_part(&smsc, 0x42, 3, 3, b" and three").await;
+    deliver_part(&smsc, 0x42, 3, 1, b"one \x1b").await;
+    stat_reaches(&smsc, "deliver_sm_resp", 2).await;
     drop(server); // SIGKILL
     let server = Server::start(&config);
-    eventually("bound again after the restart", || async {
-        (smsc.binds.load(std::sync::atomic::Ordering::SeqCst) == 2).then_some(())
-    })
-    .await;
-    smsc.part(0x42, 3, 2, b"\x65 two");
+    stat_reaches(&smsc, "binds_total", 2).await;
+    deliver_part(&smsc, 0x42, 3, 2, b"\x65 two").await;
     let (_, _, mo) = wait_hit(&hooks, "the whole message", |p, _| p == "/mo").await;
     assert_eq!(mo["content"], "one € two and three");
     assert_eq!(mo["channel_id"], json!(cid));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(hits(&hooks).await.len(), 1, "one message for three parts");
     // The parts are gone from the store once joined.
-    let mut r = redis::Client::open("redis://127.0.0.1:6379/0")
+    let mut r = redis::Client::open(redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -833,34 +800,36 @@ async fn inbound_parts_out_of_order_survive_a_restart_on_redis() {
 
 #[tokio::test]
 async fn garbage_gets_generic_nack_and_a_silent_smsc_a_bind_timeout() {
-    let smsc = ScriptedSmsc::start(true).await;
+    let smsc = Smsc::start(&[]);
     let server = Server::start("");
     let api = server.api();
     let config = |port: u16| {
         json!({"twisted_endpoint": format!("tcp:127.0.0.1:{port}"), "system_id": "hornbill",
                "smpp_bind_timeout": 0.5, "initial_reconnect_delay": 0.2})
     };
-    api.create(json!({"type": "smpp", "config": config(smsc.port)}))
+    api.create(json!({"type": "smpp", "config": config(smsc.smpp)}))
         .await;
-    eventually("bound", || async {
-        (smsc.binds.load(std::sync::atomic::Ordering::SeqCst) == 1).then_some(())
-    })
-    .await;
+    stat_reaches(&smsc, "binds_total", 1).await;
     // A command the ESME does not know: answered with generic_nack ESME_RINVCMDID (3).
-    smsc.send
-        .send(rusmpp::Pdu::Other {
-            command_id: rusmpp::CommandId::Other(0x0000_0999),
-            body: rusmpp::types::AnyOctetString::from_slice(b"junk"),
-        })
-        .unwrap();
+    let sent = smsc
+        .post(
+            "/raw",
+            json!({"command_id": 0x0000_0999, "body_hex": hex(b"junk")}),
+        )
+        .await;
+    assert_eq!(sent["sent"], 1, "{sent}");
     eventually("generic_nack", || async {
-        smsc.nacks.lock().unwrap().contains(&3).then_some(())
+        smsc.get("/stats").await["generic_nack_statuses"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(3))
+            .then_some(())
     })
     .await;
 
-    let silent = ScriptedSmsc::start(false).await;
+    let silent = Smsc::start(&["--silent", "1"]);
     let cid = api
-        .create(json!({"type": "smpp", "config": config(silent.port)}))
+        .create(json!({"type": "smpp", "config": config(silent.smpp)}))
         .await;
     eventually("the bind timeout in the channel log", || async {
         api.logs(&cid)
