@@ -22,6 +22,14 @@ pub struct ServerSettings {
     /// When both are set, every API request (but `/health`) may use HTTP Basic with these.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Origins (`https://admin.example.org`, or `*`) whose web pages may call the API from a
+    /// browser. A request carrying any other `Origin` than the API's own is refused (403), so
+    /// a web page the operator happens to open cannot create channels or send.
+    pub cors_origins: Vec<String>,
+    /// Host names the API answers to (the `Host` header, port ignored; `*`: any). Unset: the
+    /// loopback names when `host` is a loopback address (so a DNS-rebinding page cannot reach
+    /// a local API), any otherwise.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for ServerSettings {
@@ -33,6 +41,8 @@ impl Default for ServerSettings {
             auth_token: None,
             username: None,
             password: None,
+            cors_origins: Vec::new(),
+            allowed_hosts: None,
         }
     }
 }

@@ -257,12 +257,14 @@ pub async fn start(
     let state = web::Data::new(http::State {
         core: core.clone(),
         engine,
-        credentials: http::accepted_credentials(&settings.server),
+        access: http::access::Access::new(&settings.server),
     });
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .wrap(actix_web::middleware::from_fn(http::require_auth))
+            // Inside the guard: CORS headers and preflight answers for the origins it lets in.
+            .wrap(state.access.cors())
+            .wrap(actix_web::middleware::from_fn(http::access::guard))
             // Outermost, so refused requests are timed too.
             .wrap(actix_web::middleware::from_fn(http::metrics::time_requests))
             .configure(http::configure)

@@ -69,15 +69,18 @@ enum Command {
 fn init_tracing(settings: &Settings, format: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
+    // Colours only for a terminal: a log collector gets plain lines.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        // Colours only for a terminal: a log collector gets plain lines.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_ansi(colours);
     if format.unwrap_or(&settings.log.format) == "json" {
-        builder.json().init();
+        builder.json().with_writer(std::io::stderr).init();
     } else {
-        builder.init();
+        // One event, one line: control characters in values are escaped.
+        builder
+            .with_writer(move || hornbill::telemetry::LineSafe::new(std::io::stderr(), colours))
+            .init();
     }
 }
 

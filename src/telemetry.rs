@@ -9,6 +9,8 @@
 //! channel's gauges go away (its counters stay until the process restarts, as Prometheus
 //! expects). Label values are bounded: channel ids, types, outcomes, route patterns; never
 //! message content or raw paths.
+//!
+//! Also the text process log's writer (`LineSafe`): one event, one line.
 
 use crate::actors::{ChannelShared, Core};
 use crate::bus::routes;
@@ -328,4 +330,78 @@ pub async fn scrape(core: &Core) -> String {
     };
     gauge!(BUS_UP, "kind" => core.bus.kind()).set(up);
     handle.render()
+}
+
+/// The text process log's writer: one log event is one line, whatever its fields hold. A
+/// control character inside an event (a newline in a refused value a client sent, say) is
+/// written escaped (`\n`, `\r`, `\t`, `\u{1b}`), so nobody can forge a line of the log; only
+/// the event's own final newline, and ANSI colour escapes when `colours` is on, go through.
+/// tracing-subscriber writes each event with one `write_all`.
+pub struct LineSafe<W> {
+    inner: W,
+    colours: bool,
+}
+
+impl<W: std::io::Write> LineSafe<W> {
+    pub fn new(inner: W, colours: bool) -> LineSafe<W> {
+        LineSafe { inner, colours }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for LineSafe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        let unsafe_byte = |b: u8| (b < 0x20 && !(self.colours && b == 0x1b)) || b == 0x7f;
+        if !body.iter().any(|&b| unsafe_byte(b)) {
+            self.inner.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut out = Vec::with_capacity(buf.len() + 16);
+        for &b in body {
+            match b {
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b if unsafe_byte(b) => out.extend_from_slice(format!("\\u{{{b:x}}}").as_bytes()),
+                b => out.push(b),
+            }
+        }
+        out.extend_from_slice(&buf[body.len()..]);
+        self.inner.write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod line_safe_tests {
+    use super::LineSafe;
+    use std::io::Write;
+
+    fn written(input: &[u8], colours: bool) -> String {
+        let mut out = Vec::new();
+        LineSafe::new(&mut out, colours).write_all(input).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn one_event_stays_one_line() {
+        assert_eq!(written(b"plain line\n", false), "plain line\n");
+        assert_eq!(
+            written(b"refused \"a\nINFO forged\"\n", false),
+            "refused \"a\\nINFO forged\"\n"
+        );
+        assert_eq!(
+            written(b"a\r\tb\x1b[2J\x7f\n", false),
+            "a\\r\\tb\\u{1b}[2J\\u{7f}\n"
+        );
+        assert_eq!(
+            written(b"\x1b[32mINFO\x1b[0m x\ny\n", true),
+            "\x1b[32mINFO\x1b[0m x\\ny\n"
+        );
+        assert_eq!(written("é €\n".as_bytes(), false), "é €\n");
+    }
 }

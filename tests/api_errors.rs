@@ -220,12 +220,13 @@ async fn an_oversized_body_gets_the_envelope() {
     let api = server.api();
     let big = format!("{{\"label\": \"{}\"}}", "x".repeat(2 << 20));
     let r = api.raw("POST", "/channels/", Some(&big)).await;
-    let errors = r.error(400, "Bad Request", "json decode error");
+    let errors = r.error(413, "Request Entity Too Large", "request entity too large");
+    assert_eq!(errors[0]["type"], "RequestEntityTooLarge");
     assert!(
         errors[0]["message"]
             .as_str()
             .unwrap()
-            .contains("larger than"),
+            .contains("larger than 1048576 bytes"),
         "{}",
         r.text
     );

@@ -101,6 +101,25 @@ async fn the_api_can_require_a_token_or_basic_credentials() {
     let api = server.api();
     let r = api.get("/channels/").await;
     r.error(401, "Unauthorized", "unauthorized");
+    // The challenge names both schemes (RFC 9110 §11.6.1).
+    let challenges: Vec<String> = api
+        .http
+        .get(format!("{}/channels/", api.base))
+        .send()
+        .await
+        .unwrap()
+        .headers()
+        .get_all("WWW-Authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        challenges,
+        [
+            "Token realm=\"hornbill\"",
+            "Basic realm=\"hornbill\", charset=\"UTF-8\""
+        ]
+    );
     api.get("/health").await.ok(200, "health ok");
     let with = |h: &str| {
         api.http
@@ -111,6 +130,11 @@ async fn the_api_can_require_a_token_or_basic_credentials() {
     assert_eq!(with("Token api-tok").await.unwrap().status(), 200);
     assert_eq!(with("Basic b3BzOnB3").await.unwrap().status(), 200);
     assert_eq!(with("Token wrong").await.unwrap().status(), 401);
+    // Scheme names are case-insensitive (RFC 9110 §11.1); the credentials are not.
+    assert_eq!(with("token api-tok").await.unwrap().status(), 200);
+    assert_eq!(with("BASIC b3BzOnB3").await.unwrap().status(), 200);
+    assert_eq!(with("Token API-TOK").await.unwrap().status(), 401);
+    assert_eq!(with("Token api-tok-and-more").await.unwrap().status(), 401);
 }
 
 /// The process log: human-readable by default, JSON lines with `--log-format json` or

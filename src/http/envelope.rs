@@ -2,6 +2,7 @@
 
 use crate::api_schema::SchemaError;
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Value, json};
 
@@ -79,10 +80,16 @@ pub enum ApiError {
     ConfigDefined(String),
     #[error("not found")]
     NoRoute,
+    /// With the methods the resource allows (its `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
+    /// With the `WWW-Authenticate` challenges.
     #[error("unauthorized")]
-    Unauthorized,
+    Unauthorized(Vec<&'static str>),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("request body too large")]
+    TooLarge,
     #[error("queue full: {0}")]
     QueueFull(String),
     #[error("amqp connection error: {0}")]
@@ -178,15 +185,24 @@ impl ApiError {
                 NOT_FOUND_TEXT,
                 json!({"errors": [{"code": 404, "type": "Not Found", "message": format!("404 Not Found: {NOT_FOUND_TEXT}")}]}),
             ),
-            ApiError::MethodNotAllowed => (
+            ApiError::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 METHOD_TEXT,
                 json!({"errors": [{"code": 405, "type": "Method Not Allowed", "message": format!("405 Method Not Allowed: {METHOD_TEXT}")}]}),
             ),
-            ApiError::Unauthorized => (
+            ApiError::Unauthorized(_) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 err("Unauthorized", "This API needs credentials"),
+            ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", err("Forbidden", m)),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request entity too large",
+                err(
+                    "RequestEntityTooLarge",
+                    &format!("The request body is larger than {MAX_BODY} bytes"),
+                ),
             ),
             ApiError::QueueFull(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -222,7 +238,20 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, description, result) = self.parts();
-        envelope(status, Some(description), result)
+        let mut resp = envelope(status, Some(description), result);
+        let headers = resp.headers_mut();
+        match self {
+            ApiError::MethodNotAllowed(allow) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unauthorized(challenges) => {
+                for c in challenges {
+                    headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+                }
+            }
+            _ => {}
+        }
+        resp
     }
 }
 
@@ -273,10 +302,17 @@ impl actix_web::FromRequest for Body {
     type Future = futures::future::LocalBoxFuture<'static, Result<Body, ApiError>>;
 
     fn from_request(
-        _req: &actix_web::HttpRequest,
+        req: &actix_web::HttpRequest,
         payload: &mut actix_web::dev::Payload,
     ) -> Self::Future {
         use futures::StreamExt;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY) {
+            return Box::pin(async { Err(ApiError::TooLarge) });
+        }
         let mut payload = payload.take();
         Box::pin(async move {
             let mut buf = bytes::BytesMut::new();
@@ -284,9 +320,7 @@ impl actix_web::FromRequest for Body {
                 let chunk = chunk
                     .map_err(|e| ApiError::JsonDecode(format!("could not read the body: {e}")))?;
                 if buf.len() + chunk.len() > MAX_BODY {
-                    return Err(ApiError::JsonDecode(format!(
-                        "body larger than {MAX_BODY} bytes"
-                    )));
+                    return Err(ApiError::TooLarge);
                 }
                 buf.extend_from_slice(&chunk);
             }

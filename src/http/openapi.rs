@@ -613,7 +613,7 @@ async fn docs_redirect() -> actix_web::HttpResponse {
         .finish()
 }
 
-/// The paths `require_auth` lets through: the documents and the docs page, which describe
+/// The paths `access::guard` lets through without credentials: the documents and the docs page, which describe
 /// the code, not the deployment.
 pub fn is_public(path: &str) -> bool {
     path == "/openapi.json"
@@ -625,7 +625,7 @@ pub fn is_public(path: &str) -> bool {
 /// Registers `/openapi.json`, `/openapi/public.json` and the docs page.
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     use actix_web::web;
-    let na = || web::to(super::method_not_allowed);
+    let na = || super::not_allowed("GET");
     cfg.service(
         web::resource("/openapi.json")
             .route(web::get().to(spec))

@@ -21,7 +21,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 
 const PATHS: [&str; 4] = ["/ui", "/ui/", "/ui/app.js", "/ui/style.css"];
 
-/// The paths `require_auth` lets through: the dashboard's static files.
+/// The paths `access::guard` lets through without credentials: the dashboard's static files.
 pub fn is_public(path: &str) -> bool {
     PATHS.contains(&path)
 }
@@ -58,7 +58,7 @@ async fn redirect() -> HttpResponse {
 
 /// Registers the dashboard's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let na = || web::to(super::method_not_allowed);
+    let na = || super::not_allowed("GET");
     cfg.service(
         web::resource(PATHS[0])
             .route(web::get().to(redirect))

@@ -41,7 +41,9 @@
 
   /** One request: resolves to {status, env} (env: Junebug's envelope, or null). */
   async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
+    // X-Requested-With: the server then names its Basic challenge so that the browser does
+    // not open a login dialog of its own (this page asks).
+    const headers = { Accept: "application/json", "X-Requested-With": "hornbill-dashboard" };
     const auth = sessionStorage.getItem(AUTH_KEY);
     if (auth) headers.Authorization = auth;
     const init = { method, headers, cache: "no-store", credentials: "same-origin" };
