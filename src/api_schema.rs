@@ -26,7 +26,26 @@ enum Ty {
     Str,
     StrOrNull,
     Obj,
-    Int0,
+    /// An integer from 0 to the maximum (JSON Schema's integer: `1.0` is one).
+    Int(u64),
+}
+
+/// The most messages a rate limit lets through per window.
+pub const MAX_RATE_LIMIT_COUNT: u64 = 1_000_000;
+/// The longest rate-limit window, seconds (a day).
+pub const MAX_RATE_LIMIT_WINDOW: u64 = 86_400;
+/// The longest `character_limit`.
+pub const MAX_CHARACTER_LIMIT: u64 = 1_000_000;
+/// The largest in-flight `window`.
+pub const MAX_WINDOW: u64 = 10_000;
+
+/// A JSON number that is a non-negative integer (`3`, `3.0`), as JSON Schema counts them.
+pub fn as_count(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    })
 }
 
 const CHANNEL_FIELDS: &[(&str, Ty)] = &[
@@ -38,14 +57,14 @@ const CHANNEL_FIELDS: &[(&str, Ty)] = &[
     ("mo_url", Ty::Str),
     ("mo_url_auth_token", Ty::Str),
     ("amqp_queue", Ty::Str),
-    ("rate_limit_count", Ty::Int0),
-    ("rate_limit_window", Ty::Int0),
-    ("character_limit", Ty::Int0),
+    ("rate_limit_count", Ty::Int(MAX_RATE_LIMIT_COUNT)),
+    ("rate_limit_window", Ty::Int(MAX_RATE_LIMIT_WINDOW)),
+    ("character_limit", Ty::Int(MAX_CHARACTER_LIMIT)),
     // hornbill's own channel keys, same conventions
     ("event_url", Ty::Str),
     ("event_auth_token", Ty::Str),
     ("application", Ty::Str),
-    ("window", Ty::Int0),
+    ("window", Ty::Int(MAX_WINDOW)),
 ];
 
 /// The channel keys a modify may set to `null`.
@@ -83,7 +102,7 @@ const DESTINATION_FIELDS: &[(&str, Ty)] = &[
     ("mo_url", Ty::Str),
     ("mo_url_token", Ty::Str),
     ("amqp_queue", Ty::Str),
-    ("character_limit", Ty::Int0),
+    ("character_limit", Ty::Int(MAX_CHARACTER_LIMIT)),
     // hornbill: a built-in application as the destination
     ("application", Ty::Str),
 ];
@@ -150,12 +169,18 @@ fn check_field(name: &str, ty: Ty, v: &Value, nullable: bool, errors: &mut Vec<S
                 errors.push(type_error("'object'"))
             }
         }
-        Ty::Int0 => match v {
-            Value::Number(n) if n.is_i64() || n.is_u64() => {
-                if n.as_i64().is_some_and(|i| i < 0) {
+        Ty::Int(max) => match (v, as_count(v)) {
+            (Value::Number(n), _) if n.as_i64().is_some_and(|i| i < 0) => {
+                errors.push(SchemaError {
+                    message: format!("{n} is less than the minimum of 0"),
+                    schema_path: path("minimum"),
+                })
+            }
+            (Value::Number(n), Some(count)) => {
+                if count > max {
                     errors.push(SchemaError {
-                        message: format!("{n} is less than the minimum of 0"),
-                        schema_path: path("minimum"),
+                        message: format!("{n} is greater than the maximum of {max}"),
+                        schema_path: path("maximum"),
                     })
                 }
             }
@@ -328,7 +353,7 @@ mod tests {
                 let base = match ty {
                     Ty::Str | Ty::StrOrNull => "string",
                     Ty::Obj => "object",
-                    Ty::Int0 => "integer",
+                    Ty::Int(_) => "integer",
                 };
                 let want = if matches!(ty, Ty::StrOrNull) || nullable.contains(field) {
                     json!([base, "null"])
@@ -336,8 +361,9 @@ mod tests {
                     json!(base)
                 };
                 assert_eq!(p["type"], want, "{name}.{field}");
-                if let Ty::Int0 = ty {
+                if let Ty::Int(max) = ty {
                     assert_eq!(p["minimum"], json!(0), "{name}.{field}");
+                    assert_eq!(p["maximum"], json!(max), "{name}.{field}");
                 }
             }
             let found: BTreeSet<&str> = schema["required"]

@@ -368,9 +368,6 @@ impl Settings {
                 "[public] base_url = {base:?}: must be an http(s) URL"
             ));
         }
-        if settings.public.timeout <= 0.0 {
-            problems.push("[public] timeout must be above 0".into());
-        }
         if !matches!(settings.bus.kind.as_str(), "memory" | "amqp") {
             problems.push(format!(
                 "[bus] kind = {:?}: must be \"memory\" or \"amqp\"",
@@ -392,16 +389,38 @@ impl Settings {
         if settings.log.log_rotate_size == 0 {
             problems.push("[log] log_rotate_size must be at least 1".into());
         }
-        if settings.channel_defaults.window == 0 {
-            problems.push("[channel_defaults] window must be at least 1".into());
-        }
-        if settings.channel_defaults.metric_window <= 0.0 {
-            problems.push("[channel_defaults] metric_window must be above 0".into());
+        let window = settings.channel_defaults.window as u64;
+        if !(1..=api_schema::MAX_WINDOW).contains(&window) {
+            problems.push(format!(
+                "[channel_defaults] window must be from 1 to {}",
+                api_schema::MAX_WINDOW
+            ));
         }
         let w = &settings.webhooks;
-        if w.timeout <= 0.0 || w.initial_backoff <= 0.0 || w.max_backoff <= 0.0 {
-            problems
-                .push("[webhooks] timeout, initial_backoff and max_backoff must be above 0".into());
+        // Durations, seconds: finite and in a range that cannot overflow a timer.
+        for (key, v, min, max) in [
+            ("[public] timeout", settings.public.timeout, 0.1, 3_600.0),
+            (
+                "[channel_defaults] metric_window",
+                settings.channel_defaults.metric_window,
+                0.1,
+                3_600.0,
+            ),
+            ("[webhooks] timeout", w.timeout, 0.1, 300.0),
+            (
+                "[webhooks] initial_backoff",
+                w.initial_backoff,
+                0.01,
+                3_600.0,
+            ),
+            ("[webhooks] max_backoff", w.max_backoff, 0.01, 86_400.0),
+            ("[webhooks] retry_for", w.retry_for, 0.0, 30.0 * 86_400.0),
+        ] {
+            if !(v.is_finite() && (min..=max).contains(&v)) {
+                problems.push(format!(
+                    "{key} must be a number of seconds from {min} to {max} (got {v})"
+                ));
+            }
         }
         if w.max_per_destination == 0 {
             problems.push("[webhooks] max_per_destination must be at least 1".into());

@@ -122,7 +122,7 @@ pub struct ChannelSpec {
 impl ChannelSpec {
     pub fn from_props(props: &Value, core: &Core) -> ChannelSpec {
         let s = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_string);
-        let n = |k: &str| props.get(k).and_then(Value::as_u64);
+        let n = |k: &str| props.get(k).and_then(crate::api_schema::as_count);
         let default_window = core.settings.channel_defaults.window;
         let kind = s("type").unwrap_or_default();
         let config = props.get("config").cloned().unwrap_or(Value::Null);

@@ -120,12 +120,12 @@ pub struct ChannelCreate {
     #[schema(nullable = false)]
     pub amqp_queue: Option<String>,
     /// Messages per `rate_limit_window` seconds (a token bucket).
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 1000000)]
     pub rate_limit_count: Option<u64>,
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 86400)]
     pub rate_limit_window: Option<u64>,
     /// Longest `content` accepted by a send (in characters).
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 1000000)]
     pub character_limit: Option<u64>,
     /// hornbill: the default `event_url` of messages sent without one.
     #[schema(nullable = false)]
@@ -137,7 +137,7 @@ pub struct ChannelCreate {
     #[schema(nullable = false)]
     pub application: Option<String>,
     /// hornbill: messages handed to the provider before the first is answered (default 64).
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 10000)]
     pub window: Option<u64>,
 }
 
@@ -162,16 +162,16 @@ pub struct ChannelModify {
     pub mo_url_auth_token: Option<String>,
     #[schema(nullable = false)]
     pub amqp_queue: Option<String>,
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 1000000)]
     pub rate_limit_count: Option<u64>,
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 86400)]
     pub rate_limit_window: Option<u64>,
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 1000000)]
     pub character_limit: Option<u64>,
     pub event_url: Option<String>,
     pub event_auth_token: Option<String>,
     pub application: Option<String>,
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 10000)]
     pub window: Option<u64>,
 }
 
@@ -442,7 +442,7 @@ pub struct DestinationBody {
     pub mo_url_token: Option<String>,
     #[schema(nullable = false)]
     pub amqp_queue: Option<String>,
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 1000000)]
     pub character_limit: Option<u64>,
     /// hornbill: a built-in or configured application as the destination.
     #[schema(nullable = false)]
@@ -465,7 +465,7 @@ pub struct DestinationPatch {
     pub mo_url_token: Option<String>,
     #[schema(nullable = false)]
     pub amqp_queue: Option<String>,
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(nullable = false, minimum = 0, maximum = 1000000)]
     pub character_limit: Option<u64>,
     #[schema(nullable = false)]
     pub application: Option<String>,

@@ -337,7 +337,9 @@ pub async fn send(
     let target = |cid: String| Target {
         cid,
         replies_from: did.clone(),
-        character_limit: dest.get("character_limit").and_then(Value::as_u64),
+        character_limit: dest
+            .get("character_limit")
+            .and_then(crate::api_schema::as_count),
         extras: extras.clone(),
         also_under: Some(did.clone()),
     };

@@ -102,7 +102,7 @@ fn parse(config: &Value) -> Result<AatConfig, String> {
     if let Some(b) = &cfg.base_url {
         super::check_http_url("base_url", b)?;
     }
-    super::check_positive(&[
+    super::check_seconds(&[
         ("request_timeout", cfg.request_timeout),
         ("ussd_session_timeout", cfg.ussd_session_timeout),
     ])?;

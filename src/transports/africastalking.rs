@@ -72,7 +72,7 @@ fn parse(config: &Value) -> Result<AfricasTalkingConfig, String> {
     if let Some(b) = &cfg.base_url {
         super::check_http_url("base_url", b)?;
     }
-    super::check_positive(&[
+    super::check_seconds(&[
         ("timeout", cfg.timeout),
         ("request_timeout", cfg.request_timeout),
         ("ussd_session_timeout", cfg.ussd_session_timeout),

@@ -62,7 +62,7 @@ fn parse(config: &Value) -> Result<ClickatellConfig, String> {
         return Err("api_key must not be empty".into());
     }
     super::check_http_url("base_url", &cfg.base_url)?;
-    super::check_positive(&[("timeout", cfg.timeout)])?;
+    super::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

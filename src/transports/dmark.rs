@@ -85,7 +85,7 @@ fn parse(config: &Value) -> Result<DmarkConfig, String> {
     let cfg: DmarkConfig =
         serde_json::from_value(httprpc::without_vumi_keys(config)).map_err(|e| e.to_string())?;
     httprpc::check_config(&cfg.web_username, &cfg.web_password, &cfg.validation_mode)?;
-    super::check_positive(&[
+    super::check_seconds(&[
         ("request_timeout", cfg.request_timeout),
         ("ussd_session_timeout", cfg.ussd_session_timeout),
     ])?;

@@ -149,7 +149,7 @@ fn parse(config: &Value) -> Result<HttpConfig, String> {
         .into_iter()
         .map(|(k, v)| (k.to_lowercase(), v))
         .collect();
-    super::check_positive(&[("timeout", cfg.timeout)])?;
+    super::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

@@ -71,7 +71,7 @@ fn parse(config: &Value) -> Result<InfobipConfig, String> {
         _ => return Err("api_key, or username and password, required".into()),
     }
     super::check_http_url("base_url", &cfg.base_url)?;
-    super::check_positive(&[("timeout", cfg.timeout)])?;
+    super::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

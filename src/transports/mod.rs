@@ -256,11 +256,37 @@ pub fn check_http_url(key: &str, value: &str) -> Result<(), String> {
 }
 
 /// Checks that config keys of seconds are above 0.
-pub fn check_positive(values: &[(&str, f64)]) -> Result<(), String> {
-    match values.iter().find(|(_, v)| v.is_nan() || *v <= 0.0) {
-        Some((k, _)) => Err(format!("{k} must be above 0")),
-        None => Ok(()),
+/// The range of every duration a channel config may set, in seconds: a value outside it
+/// (or not finite) is refused when the channel is created, modified or loaded, naming the
+/// key, never a panic or a busy loop later. README "Channel config limits" lists them.
+pub const SECONDS: &[(&str, f64, f64)] = &[
+    // a provider's answer to one request (HTTP types)
+    ("timeout", 0.1, 300.0),
+    // a USSD request waiting for the application's answer
+    ("request_timeout", 0.1, 300.0),
+    ("ussd_session_timeout", 1.0, 86_400.0),
+    ("smpp_bind_timeout", 0.1, 300.0),
+    ("smpp_enquire_link_interval", 0.1, 3_600.0),
+    ("initial_reconnect_delay", 0.1, 3_600.0),
+    ("response_timeout", 0.1, 3_600.0),
+    ("reassembly_timeout", 1.0, 86_400.0),
+];
+
+/// Checks durations (seconds) against `SECONDS`; the first key out of range is named.
+pub fn check_seconds(values: &[(&str, f64)]) -> Result<(), String> {
+    for (key, v) in values {
+        let (min, max) = SECONDS
+            .iter()
+            .find(|(k, ..)| k == key)
+            .map(|(_, min, max)| (*min, *max))
+            .unwrap_or((0.001, 86_400.0));
+        if !(v.is_finite() && (min..=max).contains(v)) {
+            return Err(format!(
+                "{key} must be a number of seconds from {min} to {max} (got {v})"
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Why a channel type/config pair was refused.

@@ -103,7 +103,7 @@ fn parse(config: &Value) -> Result<TwilioConfig, String> {
     if let Some(b) = &cfg.base_url {
         super::check_http_url("base_url", b)?;
     }
-    super::check_positive(&[("timeout", cfg.timeout)])?;
+    super::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

@@ -36,9 +36,7 @@ pub struct WebhookConfig {
 fn parse(config: &Value) -> Result<WebhookConfig, String> {
     let cfg: WebhookConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
     super::check_http_url("url", &cfg.url)?;
-    if cfg.timeout <= 0.0 {
-        return Err("timeout must be above 0".into());
-    }
+    super::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

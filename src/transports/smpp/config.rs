@@ -127,6 +127,27 @@ impl SmppConfig {
     pub fn parse(config: &Value) -> Result<SmppConfig, String> {
         let cfg: SmppConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
         cfg.host_port()?;
+        let seconds: Vec<(&str, f64)> = [
+            ("smpp_bind_timeout", cfg.smpp_bind_timeout),
+            ("smpp_enquire_link_interval", cfg.smpp_enquire_link_interval),
+            ("initial_reconnect_delay", cfg.initial_reconnect_delay),
+            ("response_timeout", cfg.response_timeout),
+            ("reassembly_timeout", cfg.reassembly_timeout),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+        crate::transports::check_seconds(&seconds)?;
+        if let Some(tps) = cfg.mt_tps.as_ref().filter(|v| !v.is_null()) {
+            let ok = tps
+                .as_f64()
+                .is_some_and(|t| t == 0.0 || (0.01..=100_000.0).contains(&t));
+            if !ok {
+                return Err(format!(
+                    "mt_tps must be 0 (no limit) or a number of messages a second from 0.01 to 100000 (got {tps})"
+                ));
+            }
+        }
         if cfg.system_id.is_empty() || cfg.system_id.len() > 15 {
             return Err("system_id must be 1 to 15 characters".into());
         }
