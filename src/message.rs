@@ -434,7 +434,9 @@ fn check_header(version: &str, found: &str, expected: &'static str) -> Result<()
     Ok(())
 }
 
-/// A Junebug/Vumi status event (§2.5): one component's latest state.
+/// A Junebug/Vumi status event (§2.5): one component's latest state. Its serde form is the
+/// API's view (`status.components`, the `status_url` body); the store keeps it as a Vumi
+/// `status_event` instead (`to_vumi`, `from_vumi`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusEvent {
     pub component: String,
@@ -445,6 +447,35 @@ pub struct StatusEvent {
     pub message: String,
     #[serde(default)]
     pub details: Map<String, Value>,
+    /// When it was reported (Vumi's `timestamp`; not in the API's view).
+    #[serde(skip, default = "Timestamp::now")]
+    pub timestamp: Timestamp,
+}
+
+fn status_message_type() -> String {
+    "status_event".into()
+}
+
+/// A stored status as Vumi (`TransportStatus`) and Junebug's status worker write it, and as
+/// hornbill wrote it before it wrote Vumi's: only the four fields Vumi requires of every
+/// status are required here.
+#[derive(Deserialize)]
+struct StoredStatus {
+    #[serde(default = "version")]
+    message_version: String,
+    #[serde(default = "status_message_type")]
+    message_type: String,
+    component: String,
+    status: String,
+    #[serde(rename = "type")]
+    kind: String,
+    message: String,
+    #[serde(default)]
+    details: Option<Map<String, Value>>,
+    #[serde(default)]
+    timestamp: Option<Timestamp>,
+    #[serde(default)]
+    channel_id: Option<String>,
 }
 
 impl StatusEvent {
@@ -456,7 +487,44 @@ impl StatusEvent {
             kind: kind.into(),
             message: message.into(),
             details: Map::new(),
+            timestamp: Timestamp::now(),
         }
+    }
+
+    /// The entry of `{cid}:status` (JUNEBUG-API §3.5): a valid Vumi `status_event` (what
+    /// Junebug reads back with `TransportStatus.from_json`, so a Junebug started on this
+    /// Redis shows the channel's components), plus hornbill's `channel_id`.
+    pub fn to_vumi(&self) -> Value {
+        json!({
+            "message_version": MESSAGE_VERSION,
+            "message_type": status_message_type(),
+            "timestamp": self.timestamp,
+            "routing_metadata": {},
+            "helper_metadata": {},
+            "component": self.component,
+            "status": self.status,
+            "type": self.kind,
+            "message": self.message,
+            "details": self.details,
+            "reasons": [],
+            "channel_id": self.channel_id,
+        })
+    }
+
+    /// Reads an entry of `{cid}:status`: hornbill's, or one Junebug wrote (no `channel_id`:
+    /// the entry's key names the channel, `cid`). A missing `timestamp` reads as now.
+    pub fn from_vumi(cid: &str, bytes: &[u8]) -> Result<StatusEvent, WireError> {
+        let s: StoredStatus = serde_json::from_slice(bytes)?;
+        check_header(&s.message_version, &s.message_type, "status_event")?;
+        Ok(StatusEvent {
+            component: s.component,
+            channel_id: s.channel_id.unwrap_or_else(|| cid.to_string()),
+            status: s.status,
+            kind: s.kind,
+            message: s.message,
+            details: s.details.unwrap_or_default(),
+            timestamp: s.timestamp.unwrap_or_else(Timestamp::now),
+        })
     }
 }
 
@@ -512,5 +580,59 @@ mod tests {
         }
         assert_eq!(new_id().len(), 32);
         assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn statuses_are_stored_as_vumi_status_events() {
+        let mut s = StatusEvent::new("c1", "smpp", Level::Down, "connection_lost", "lost");
+        s.details.insert("tries".into(), json!(3));
+        let stored = s.to_vumi();
+        assert_eq!(stored["message_version"], "20110921");
+        assert_eq!(stored["message_type"], "status_event");
+        assert_eq!(stored["reasons"], json!([]));
+        assert_eq!(stored["details"], json!({"tries": 3}));
+        assert_eq!(stored["channel_id"], "c1");
+        assert!(Timestamp::parse(stored["timestamp"].as_str().unwrap()).is_some());
+        let back = StatusEvent::from_vumi("c1", stored.to_string().as_bytes()).unwrap();
+        assert_eq!(back, s);
+        // The API's view is unchanged: §2.5's six keys.
+        let view = serde_json::to_value(&s).unwrap();
+        let keys: Vec<&String> = view.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "component",
+                "channel_id",
+                "status",
+                "type",
+                "message",
+                "details"
+            ]
+        );
+    }
+
+    #[test]
+    fn junebugs_and_older_status_entries_are_read() {
+        // As Junebug's status worker writes it (Vumi's TransportStatus.to_json).
+        let junebug = r#"{"status": "ok", "component": "smpp", "helper_metadata": {},
+            "timestamp": "2016-03-18 11:49:36.830534", "routing_metadata": {},
+            "message_version": "20110921", "reasons": [], "details": {},
+            "message_type": "status_event", "type": "bound", "message": "Bound"}"#;
+        let s = StatusEvent::from_vumi("c9", junebug.as_bytes()).unwrap();
+        assert_eq!(
+            (s.channel_id.as_str(), s.component.as_str(), s.kind.as_str()),
+            ("c9", "smpp", "bound")
+        );
+        assert_eq!(s.timestamp.to_string(), "2016-03-18 11:49:36.830534");
+        // hornbill's own entries before it wrote Vumi's shape.
+        let older = r#"{"component": "transport", "channel_id": "c9", "status": "ok",
+            "type": "started", "message": "Transport running", "details": {}}"#;
+        assert_eq!(
+            StatusEvent::from_vumi("c9", older.as_bytes()).unwrap().kind,
+            "started"
+        );
+        let foreign = junebug.replace("20110921", "1");
+        assert!(StatusEvent::from_vumi("c9", foreign.as_bytes()).is_err());
+        assert!(StatusEvent::from_vumi("c9", br#"{"component": "x"}"#).is_err());
     }
 }

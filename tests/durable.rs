@@ -257,6 +257,115 @@ async fn a_junebug_redis_is_picked_up_and_channels_are_saved_in_its_layout() {
     cleanup(&prefix, &queues).await;
 }
 
+/// A `{cid}:status` entry as Junebug's status worker writes it: Vumi's `TransportStatus`
+/// JSON, no `channel_id`.
+fn junebug_status(component: &str, status: &str, kind: &str, message: &str) -> Value {
+    json!({"status": status, "component": component, "helper_metadata": {},
+           "timestamp": "2016-03-18 11:49:36.830534", "routing_metadata": {},
+           "message_version": "20110921", "reasons": [], "details": {"smsc": "smsc1"},
+           "message_type": "status_event", "type": kind, "message": message})
+}
+
+/// What Vumi's `TransportStatus.from_json` (Junebug's `StatusStore.get_statuses`) and
+/// Junebug's `api_from_status` need of an entry; the reason it falls short, if it does.
+fn vumi_status_problem(entry: &Value) -> Option<String> {
+    let text = |k: &str| entry[k].as_str().map(str::to_string);
+    if entry["message_version"] != "20110921" {
+        return Some("message_version is not \"20110921\"".into());
+    }
+    if entry["message_type"] != "status_event" {
+        return Some("message_type is not \"status_event\"".into());
+    }
+    let stamp = text("timestamp").unwrap_or_default();
+    if chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d %H:%M:%S%.6f").is_err() {
+        return Some(format!("timestamp {stamp:?} is not Vumi's format"));
+    }
+    for k in ["component", "type", "message"] {
+        if text(k).is_none() {
+            return Some(format!("{k} is not a string"));
+        }
+    }
+    if !matches!(text("status").as_deref(), Some("ok" | "degraded" | "down")) {
+        return Some("status is not ok, degraded or down".into());
+    }
+    for k in ["details", "helper_metadata", "routing_metadata"] {
+        if !entry[k].is_object() {
+            return Some(format!("{k} is not an object"));
+        }
+    }
+    if !entry["reasons"].is_array() {
+        return Some("reasons is not a list".into());
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junebug_status_entries_are_read_and_hornbills_are_vumi_status_messages() {
+    let prefix = prefix();
+    let port = free_port();
+    let mock = receiver().await;
+    let cid = uuid_v4();
+    let mut r = redis(&redis_url()).await;
+    let props = json!({"type": "telnet", "config": {"twisted_endpoint": format!("tcp:{port}")},
+                       "mo_url": format!("{}/mo", mock.uri())});
+    let _: () = redis::cmd("SADD")
+        .arg(format!("{prefix}:channels"))
+        .arg(&cid)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}:{cid}:properties"))
+        .arg(props.to_string())
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    // A component the telnet transport does not report, so Junebug's entry stays as it was.
+    let left = junebug_status("smpp", "down", "connection_lost", "Connection lost");
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}:{cid}:status"))
+        .arg("smpp")
+        .arg(left.to_string())
+        .query_async(&mut r)
+        .await
+        .unwrap();
+
+    let server = Server::start(&durable(&prefix, None));
+    let api = server.api();
+    // Junebug's entry is shown (as JUNEBUG-API §2.5, named by the channel), beside hornbill's.
+    let status = eventually("hornbill's own components beside Junebug's", || async {
+        let st = api.channel(&cid).await["status"].clone();
+        st["components"]["telnet"].is_object().then_some(st)
+    })
+    .await;
+    assert_eq!(
+        status["components"]["smpp"],
+        json!({"component": "smpp", "channel_id": cid, "status": "down",
+               "type": "connection_lost", "message": "Connection lost",
+               "details": {"smsc": "smsc1"}}),
+        "{status:#}"
+    );
+    assert_eq!(status["status"], "down", "the worst component: {status:#}");
+
+    // Every entry hornbill wrote is a Vumi status message Junebug can read back.
+    let written: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{prefix}:{cid}:status"))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    for component in ["transport", "telnet"] {
+        let entry: Value = serde_json::from_str(&written[component]).unwrap();
+        assert_eq!(vumi_status_problem(&entry), None, "{component}: {entry:#}");
+        assert_eq!(entry["component"], component);
+        assert_eq!(entry["channel_id"], json!(cid), "hornbill's own field");
+    }
+    // Junebug's entry was not rewritten.
+    let kept: Value = serde_json::from_str(&written["smpp"]).unwrap();
+    assert_eq!(kept, left);
+    drop(server);
+    cleanup(&prefix, &channel_queues(&cid)).await;
+}
+
 fn uuid_v4() -> String {
     let h = hornbill::message::new_id();
     format!(

@@ -237,17 +237,14 @@ impl Store for MemoryStore {
 
     async fn save_status(&self, status: &StatusEvent) -> Result<(), StoreError> {
         let key = keys::status(&status.channel_id);
-        let text = serde_json::to_string(status).map_err(|e| corrupt(&key, e))?;
-        self.hset(&key, &status.component, text, None);
+        self.hset(&key, &status.component, status.to_vumi().to_string(), None);
         Ok(())
     }
 
     async fn load_statuses(&self, cid: &str) -> Result<Vec<StatusEvent>, StoreError> {
         let key = keys::status(cid);
-        self.hgetall(&key, None)
-            .values()
-            .map(|t| serde_json::from_str(t).map_err(|e| corrupt(&key, e)))
-            .collect()
+        let all = self.hgetall(&key, None);
+        Ok(super::read_statuses(&key, cid, all.iter()))
     }
 
     async fn incr_rates(&self, counts: &[RateCount], window: Duration) -> Result<(), StoreError> {

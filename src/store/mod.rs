@@ -69,6 +69,27 @@ impl RecordRefs {
     }
 }
 
+/// The entries of a `{cid}:status` hash (component -> Vumi status JSON), each read on its
+/// own: one that cannot be read (another program's, or damaged) is left out with a warning,
+/// and the others still show.
+pub fn read_statuses<'a>(
+    key: &str,
+    cid: &str,
+    entries: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Vec<StatusEvent> {
+    entries
+        .filter_map(
+            |(component, text)| match StatusEvent::from_vumi(cid, text.as_bytes()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(%key, %component, error = %e, "Unreadable status entry left out.");
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
 /// Record lifetimes (Junebug's defaults: 600 s inbound, 172800 s outbound).
 #[derive(Clone, Copy, Debug)]
 pub struct Ttls {

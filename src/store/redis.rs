@@ -232,7 +232,7 @@ impl Store for RedisStore {
 
     async fn save_status(&self, status: &StatusEvent) -> Result<(), StoreError> {
         let key = self.key(&keys::status(&status.channel_id));
-        let text = serde_json::to_string(status).map_err(|e| corrupt(&key, e))?;
+        let text = status.to_vumi().to_string();
         self.hset_ttl(&key, &status.component, text, None).await
     }
 
@@ -241,10 +241,7 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         pipe.hgetall(&key);
         let (all,): (HashMap<String, String>,) = self.run(&pipe).await?;
-        let mut out: Vec<StatusEvent> = all
-            .values()
-            .map(|t| serde_json::from_str(t).map_err(|e| corrupt(&key, e)))
-            .collect::<Result<_, _>>()?;
+        let mut out = super::read_statuses(&key, cid, all.iter());
         out.sort_by(|a, b| a.component.cmp(&b.component));
         Ok(out)
     }
