@@ -74,6 +74,62 @@ async fn incoming_cases_form() {
                 ..Default::default()
             },
             Incoming {
+                label: "an SMS whose + the provider did not URL-encode",
+                action: "inbound",
+                method: "GET",
+                // `+` in a query is a space once decoded: " 27820000001".
+                query: "sender=+27820000001&receiver=31337+&msgdata=hi+there&smsid=k-2".into(),
+                status: 200,
+                response: Some("OK"),
+                inbound: Some(
+                    json!({"from": "+27820000001", "to": "31337", "content": "hi there"}),
+                ),
+                ..Default::default()
+            },
+            Incoming {
+                label: "an SMS in a multipart/form-data body",
+                action: "inbound",
+                body: Body::Raw(
+                    "multipart/form-data; boundary=hb-7Rq2",
+                    [
+                        "--hb-7Rq2",
+                        r#"Content-Disposition: form-data; name="sender""#,
+                        "",
+                        "+27820000001",
+                        "--hb-7Rq2",
+                        r#"Content-Disposition: form-data; name="receiver""#,
+                        "",
+                        "31337",
+                        "--hb-7Rq2",
+                        r#"Content-Disposition: form-data; name="msgdata""#,
+                        "Content-Type: text/plain; charset=utf-8",
+                        "",
+                        "sawubona ☺",
+                        "--hb-7Rq2--",
+                        "",
+                    ]
+                    .join("\r\n"),
+                ),
+                status: 200,
+                response: Some("OK"),
+                inbound: Some(
+                    json!({"from": "+27820000001", "to": "31337", "content": "sawubona ☺"}),
+                ),
+                ..Default::default()
+            },
+            Incoming {
+                label: "a multipart body cut short",
+                action: "inbound",
+                body: Body::Raw(
+                    "multipart/form-data; boundary=hb-7Rq2",
+                    "--hb-7Rq2\r\nContent-Disposition: form-data; name=\"sender\"\r\n\r\n+2782"
+                        .into(),
+                ),
+                status: 400,
+                response_contains: vec!["the multipart body cannot be read"],
+                ..Default::default()
+            },
+            Incoming {
                 label: "an SMS without its text",
                 action: "inbound",
                 body: form(&[("sender", "+27820000001"), ("receiver", "31337")]),

@@ -75,6 +75,38 @@ async fn incoming_cases() {
                 ..Default::default()
             },
             Incoming {
+                label: "an MMS, its text in a text/plain segment",
+                action: "inbound",
+                body: Body::Json(json!({"results": [{
+                    "messageId": "817790313235066448", "from": "41793026727", "to": "25256",
+                    "receivedAt": "2024-10-06T09:28:39.220+0000",
+                    "userAgent": "motogstylus5g", "callbackData": "Some custom data",
+                    "message": [
+                        {"contentType": "image/jpeg", "url": "https://media.example/p1.jpg"},
+                        {"contentType": "text/plain; charset=utf-8", "value": "Photo of the flood"}
+                    ],
+                    "price": {"pricePerMessage": 0, "currency": "EUR"}}],
+                    "messageCount": 1, "pendingMessageCount": 0})),
+                status: 200,
+                response_contains: vec!["Message Accepted"],
+                inbound: Some(json!({"from": "41793026727", "to": "25256",
+                                     "content": "Photo of the flood"})),
+                ..Default::default()
+            },
+            Incoming {
+                label: "an SMS with empty text (ignored)",
+                action: "inbound",
+                body: Body::Json(json!({"results": [{
+                    "messageId": "817790313235066449", "from": "385916242494",
+                    "to": "385921004027", "text": "", "cleanText": "", "keyword": "",
+                    "receivedAt": "2016-10-06T09:28:40.000+0000", "smsCount": 1}],
+                    "messageCount": 1, "pendingMessageCount": 0})),
+                status: 200,
+                response_contains: vec!["Ignored"],
+                log_contains: vec!["no text"],
+                ..Default::default()
+            },
+            Incoming {
                 label: "an SMS without a sender",
                 action: "inbound",
                 body: Body::Json(json!({"results": [{"messageId": "x", "to": "385921004027",

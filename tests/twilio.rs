@@ -179,6 +179,14 @@ async fn incoming_cases() {
                 ..Default::default()
             },
             Incoming {
+                label: "a signed status callback without parameters",
+                action: "status",
+                signed: true,
+                status: 200,
+                response: Some(TWIML),
+                ..Default::default()
+            },
+            Incoming {
                 label: "a status callback without a signature",
                 action: "status",
                 body: status_form("SM0001", "delivered", None),

@@ -97,7 +97,7 @@ pub struct AatConfig {
 
 fn parse(config: &Value) -> Result<AatConfig, String> {
     let cfg: AatConfig =
-        serde_json::from_value(httprpc::without_vumi_keys(config)).map_err(|e| e.to_string())?;
+        serde_json::from_value(httprpc::without_httprpc_keys(config)).map_err(|e| e.to_string())?;
     httprpc::check_config(&cfg.web_username, &cfg.web_password, &cfg.validation_mode)?;
     if let Some(b) = &cfg.base_url {
         super::check_http_url("base_url", b)?;

@@ -83,7 +83,7 @@ pub struct DmarkConfig {
 
 fn parse(config: &Value) -> Result<DmarkConfig, String> {
     let cfg: DmarkConfig =
-        serde_json::from_value(httprpc::without_vumi_keys(config)).map_err(|e| e.to_string())?;
+        serde_json::from_value(httprpc::without_httprpc_keys(config)).map_err(|e| e.to_string())?;
     httprpc::check_config(&cfg.web_username, &cfg.web_password, &cfg.validation_mode)?;
     super::check_seconds(&[
         ("request_timeout", cfg.request_timeout),

@@ -15,8 +15,11 @@
 //! `id_path` (a JSON pointer such as `/messages/0/id`, or a top-level key).
 //!
 //! Callbacks: `inbound` reads `mo_from_field`, `mo_to_field`, `mo_text_field`, `mo_id_field`
-//! from the query, a form body or a JSON body (a name, or a JSON pointer), and answers
-//! `mo_response` (`mo_response_content_type`); `status` reads `status_id_field` (the
+//! from the query, a form body (URL-encoded or `multipart/form-data`) or a JSON body (a
+//! name, or a JSON pointer), and answers `mo_response` (`mo_response_content_type`); its
+//! addresses are trimmed, and a number (7 digits or more) after a space gets back the `+`
+//! that form decoding made a space of (`" 27820000001"` -> `+27820000001`); `status` reads
+//! `status_id_field` (the
 //! provider's id) or the `message_id` query parameter `{{status_url}}` added, and
 //! `status_field`, mapped through `status_map` (provider word -> delivered | failed |
 //! pending; words are matched without regard to case).
@@ -235,6 +238,21 @@ fn lookup(json: &Option<Value>, form: &[(String, String)], name: &str) -> Option
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
+/// An address as the provider meant it. Surrounding white space is dropped; and a number
+/// that arrives with a leading space (`" 27820000001"`) was sent as `+27820000001` by a
+/// provider that did not URL-encode its `+`, which form decoding turns into a space: the
+/// `+` is put back. (No provider means a space there.) Only for 7 digits or more, the
+/// shortest international numbers: a short code after a stray space stays a short code.
+fn address(raw: &str) -> String {
+    let trimmed = raw.trim();
+    let international = trimmed.len() >= 7 && trimmed.bytes().all(|b| b.is_ascii_digit());
+    if raw.starts_with(' ') && international {
+        format!("+{trimmed}")
+    } else {
+        trimmed.to_string()
+    }
+}
+
 impl HttpChannel {
     fn values(&self, msg: &Message, cx: &SendContext) -> Vec<(&'static str, String)> {
         let status_url = cx
@@ -325,7 +343,9 @@ impl Provider for HttpChannel {
     }
 
     fn receive(&self, cb: &Callback) -> Result<(Received, CallbackResponse), Refusal> {
-        let form = cb.form();
+        let form = cb
+            .try_form()
+            .map_err(|e| Refusal::bad_request(format!("the multipart body cannot be read: {e}")))?;
         let json = cb
             .header("content-type")
             .filter(|t| t.contains("json"))
@@ -340,12 +360,18 @@ impl Provider for HttpChannel {
         };
         match cb.action.as_str() {
             "inbound" => {
-                let from = need(&self.cfg.mo_from_field)?;
-                let to = match get(&self.cfg.mo_to_field).or_else(|| self.cfg.mo_default_to.clone())
-                {
-                    Some(t) => t,
-                    None => need(&self.cfg.mo_to_field)?,
+                // An address that is only white space is no address.
+                let find = |name: &str| get(name).map(|a| address(&a)).filter(|a| !a.is_empty());
+                let required = |name: &str| {
+                    find(name)
+                        .ok_or_else(|| Refusal::bad_request(format!("field '{name}' required")))
                 };
+                let from = required(&self.cfg.mo_from_field)?;
+                let to =
+                    match find(&self.cfg.mo_to_field).or_else(|| self.cfg.mo_default_to.clone()) {
+                        Some(t) => t,
+                        None => required(&self.cfg.mo_to_field)?,
+                    };
                 let text = need(&self.cfg.mo_text_field)?;
                 let mut metadata = Map::new();
                 if let Some(id) = self.cfg.mo_id_field.as_ref().and_then(|f| get(f)) {
@@ -429,6 +455,17 @@ mod tests {
             "<t>a &quot;b&quot; &amp; &lt;c&gt; é</t>"
         );
         assert_eq!(fill("{{nope}}", &v, Encoding::Url), "{{nope}}");
+    }
+
+    #[test]
+    fn addresses_are_trimmed_and_an_unencoded_plus_put_back() {
+        assert_eq!(address(" 27820000001"), "+27820000001");
+        assert_eq!(address("+27820000001 "), "+27820000001");
+        assert_eq!(address("\t31337\n"), "31337");
+        assert_eq!(address(" MTN"), "MTN");
+        assert_eq!(address(" 31337"), "31337", "a short code stays one");
+        assert_eq!(address("27820000001"), "27820000001");
+        assert_eq!(address(" "), "");
     }
 
     #[test]

@@ -19,36 +19,31 @@ use serde_json::{Map, Value, json};
 /// `validation_mode` values.
 /// Vumi keys a Junebug config of an HTTP RPC transport may carry that hornbill accepts and
 /// ignores: its public listener takes the callbacks, at `/channels/{id}/<action>`
-/// (`web_path`, `web_port`, and `health_path`: `/health`); the session store is hornbill's
-/// (`redis_manager`); a request left waiting is answered with `timeout_message`
-/// (`request_timeout_status_code`, `request_timeout_body`, and `request_cleanup_interval`:
-/// requests are checked five times a second); no response-time statuses
-/// (`response_time_degraded`, `response_time_down`); Basic auth's realm is Vumi's default
-/// (`web_auth_domain`); logs are the channel log (`noisy`); and the Vumi worker keys Junebug
-/// adds.
-pub const IGNORED_VUMI_KEYS: &[&str] = &[
+/// (`web_path`, `web_port`, and `health_path`: `/health`); a request left waiting is answered
+/// with `timeout_message` (`request_timeout_status_code`, `request_timeout_body`, and
+/// `request_cleanup_interval`: requests are checked five times a second); no response-time
+/// statuses (`response_time_degraded`, `response_time_down`); Basic auth's realm is Vumi's
+/// default (`web_auth_domain`); logs are the channel log (`noisy`). (The keys of every Vumi
+/// worker, `transports::VUMI_WORKER_KEYS`, every channel type ignores.)
+pub const IGNORED_HTTPRPC_KEYS: &[&str] = &[
     "web_path",
     "web_port",
     "web_auth_domain",
     "health_path",
-    "redis_manager",
     "request_timeout_status_code",
     "request_timeout_body",
     "request_cleanup_interval",
     "response_time_degraded",
     "response_time_down",
     "noisy",
-    "transport_name",
-    "worker_name",
-    "publish_status",
-    "amqp_prefetch_count",
 ];
 
-/// A config without `IGNORED_VUMI_KEYS`, for a struct that refuses unknown keys.
-pub fn without_vumi_keys(config: &Value) -> Value {
-    let mut config = config.clone();
+/// A config without `IGNORED_HTTPRPC_KEYS` (nor the worker keys, which the registry has
+/// taken off already), for a struct that refuses unknown keys.
+pub fn without_httprpc_keys(config: &Value) -> Value {
+    let mut config = super::without_worker_keys(config).into_owned();
     if let Value::Object(map) = &mut config {
-        for k in IGNORED_VUMI_KEYS {
+        for k in IGNORED_HTTPRPC_KEYS {
             map.remove(*k);
         }
     }

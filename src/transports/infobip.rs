@@ -4,7 +4,11 @@
 //!
 //! Callbacks (`{public}/channels/{id}/<action>`, JSON):
 //! - `inbound`: the MO webhook set in the Infobip portal (`results[]`: `messageId`, `from`,
-//!   `to`, `text`, `receivedAt`, `keyword`, `smsCount`, ...; `messageCount`);
+//!   `to`, `text`, `receivedAt`, `keyword`, `smsCount`, ...; `messageCount`), or the MMS one
+//!   (MO_MMS_2: `message` is a list of segments, `{"contentType": "text/plain", "value"}`
+//!   for text, `{"contentType", "url"}` for media): the text segments make the content, the
+//!   media URLs go to `transport_metadata.infobip.media`. A message without text (an empty
+//!   SMS, an MMS of pictures only) is answered 200 and ignored (logged), not passed on empty;
 //! - `status`: delivery reports (`results[]`: `messageId`, `status{groupId, groupName, id,
 //!   name, description}`, `error`, `doneAt`, ...). Each send names it as the message's
 //!   `webhooks.delivery.url` when the public listener is on.
@@ -142,6 +146,33 @@ fn results(cb: &Callback) -> Result<Vec<Map<String, Value>>, Refusal> {
         .collect()
 }
 
+/// The text of an inbound result, and its media: an SMS's `text`, or the `text/plain`
+/// segments of an MMS's `message` (`[{"contentType", "value"}]`, joined by line breaks;
+/// segments with a `url` are its media: `{"url", "content_type"}`). A result with neither
+/// `text` nor a `message` list is a 400.
+fn inbound_content(r: &Map<String, Value>) -> Result<(String, Vec<Value>), Refusal> {
+    if let Some(text) = r.get("text").and_then(Value::as_str) {
+        return Ok((text.to_string(), Vec::new()));
+    }
+    let Some(segments) = r.get("message").and_then(Value::as_array) else {
+        return Err(Refusal::bad_request("field 'results[].text' required"));
+    };
+    let mut texts = Vec::new();
+    let mut media = Vec::new();
+    for segment in segments {
+        let kind = segment["contentType"].as_str().unwrap_or("");
+        if let Some(url) = segment["url"].as_str() {
+            media.push(json!({"url": url, "content_type": kind}));
+        } else if kind.to_ascii_lowercase().starts_with("text/plain")
+            && let Some(value) = segment["value"].as_str()
+            && !value.is_empty()
+        {
+            texts.push(value);
+        }
+    }
+    Ok((texts.join("\n"), media))
+}
+
 /// A string field of a result, or a 400 naming it.
 fn required<'a>(r: &'a Map<String, Value>, name: &str) -> Result<&'a str, Refusal> {
     r.get(name)
@@ -247,14 +278,16 @@ impl Provider for Infobip {
         match cb.action.as_str() {
             "inbound" => {
                 let mut messages = Vec::new();
+                let mut without_text = 0;
                 for r in results(cb)? {
                     let id = required(&r, "messageId")?;
                     let from = required(&r, "from")?;
                     let to = required(&r, "to")?;
-                    let text = r
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| Refusal::bad_request("field 'results[].text' required"))?;
+                    let (text, media) = inbound_content(&r)?;
+                    if text.is_empty() {
+                        without_text += 1;
+                        continue;
+                    }
                     let mut meta: Map<String, Value> = [
                         "messageId",
                         "receivedAt",
@@ -262,23 +295,29 @@ impl Provider for Infobip {
                         "cleanText",
                         "smsCount",
                         "callbackData",
+                        "pairedMessageId",
                     ]
                     .iter()
                     .filter_map(|k| r.get(*k).map(|v| (k.to_string(), v.clone())))
                     .collect();
                     meta.insert("message_id".into(), Value::String(id.to_string()));
+                    if !media.is_empty() {
+                        meta.insert("media".into(), Value::Array(media));
+                    }
                     messages.push(Inbound {
                         from: from.to_string(),
                         to: to.to_string(),
-                        content: Some(text.to_string()),
+                        content: Some(text),
                         metadata: meta,
                     });
                 }
                 if messages.is_empty() {
-                    return Ok((
-                        Received::Ignored("no messages in the callback".into()),
-                        aggregator::accepted("Ignored"),
-                    ));
+                    let why = if without_text > 0 {
+                        format!("no text in the callback's {without_text} message(s)")
+                    } else {
+                        "no messages in the callback".into()
+                    };
+                    return Ok((Received::Ignored(why), aggregator::accepted("Ignored")));
                 }
                 Ok((
                     Received::Messages(messages),
@@ -415,6 +454,35 @@ mod tests {
                 "webhooks": {"delivery": {"url": "https://hb.example/channels/c/status",
                     "intermediateReport": true, "contentType": "application/json"}}}]})
         );
+    }
+
+    #[test]
+    fn mms_text_segments_are_the_content_and_media_the_metadata() {
+        let mms = r#"{"results":[{"messageId":"m1","from":"41793026727","to":"25256",
+            "message":[{"contentType":"text/plain","value":"Look"},
+                       {"contentType":"image/png","url":"https://m.example/1.png"},
+                       {"contentType":"TEXT/PLAIN; charset=utf-8","value":"here"}]}]}"#;
+        let (received, _) = ib().receive(&callback("inbound", mms)).unwrap();
+        let Received::Messages(list) = received else {
+            panic!("a message")
+        };
+        assert_eq!(list[0].content.as_deref(), Some("Look\nhere"));
+        assert_eq!(
+            list[0].metadata["media"],
+            json!([{"url": "https://m.example/1.png", "content_type": "image/png"}])
+        );
+        let pictures_only = r#"{"results":[{"messageId":"m2","from":"4179","to":"25256",
+            "message":[{"contentType":"image/png","url":"https://m.example/2.png"}]},
+            {"messageId":"m3","from":"4179","to":"25256","text":""}]}"#;
+        let (received, answer) = ib().receive(&callback("inbound", pictures_only)).unwrap();
+        assert_eq!(
+            received,
+            Received::Ignored("no text in the callback's 2 message(s)".into())
+        );
+        assert!(answer.body.contains("Ignored"));
+        let neither = r#"{"results":[{"messageId":"m4","from":"4179","to":"25256"}]}"#;
+        let refused = ib().receive(&callback("inbound", neither)).unwrap_err();
+        assert_eq!(refused.response.status, 400);
     }
 
     #[test]

@@ -92,18 +92,37 @@ impl Callback {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The form fields of the request: its query string, then (for a form body) its body.
+    /// The form fields of the request: its query string, then (for a form body, URL-encoded
+    /// or multipart) its body. A multipart body that cannot be read adds nothing (`try_form`
+    /// says why).
     pub fn form(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = url::form_urlencoded::parse(self.query.as_bytes())
-            .into_owned()
-            .collect();
-        let is_form = self
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-        if is_form {
-            out.extend(url::form_urlencoded::parse(&self.body).into_owned());
+        self.try_form().unwrap_or_else(|_| self.query_fields())
+    }
+
+    /// As `form`, but a multipart body that cannot be read is an error (its reason).
+    pub fn try_form(&self) -> Result<Vec<(String, String)>, String> {
+        let mut out = self.query_fields();
+        let content_type = self.header("content-type").unwrap_or("");
+        let kind = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match kind.as_str() {
+            "application/x-www-form-urlencoded" => {
+                out.extend(url::form_urlencoded::parse(&self.body).into_owned());
+            }
+            "multipart/form-data" => out.extend(multipart_fields(content_type, &self.body)?),
+            _ => {}
         }
-        out
+        Ok(out)
+    }
+
+    fn query_fields(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .collect()
     }
 
     /// A callback as the public listener would hand it over, for unit tests of providers.
@@ -124,6 +143,34 @@ impl Callback {
     pub fn respond(self, response: CallbackResponse) {
         let _ = self.reply.send(response);
     }
+}
+
+/// The text fields of a `multipart/form-data` body (RFC 7578), in order; file parts (those
+/// with a `filename`) are left out. The body is already in memory, so multer's parser, which
+/// reads from a stream, finishes without waiting: a parse that would wait is an error.
+fn multipart_fields(
+    content_type: &str,
+    body: &bytes::Bytes,
+) -> Result<Vec<(String, String)>, String> {
+    use futures::FutureExt;
+    let boundary = multer::parse_boundary(content_type).map_err(|e| e.to_string())?;
+    let chunk = body.clone();
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(chunk) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let read = async move {
+        let mut out = Vec::new();
+        while let Some(field) = parts.next_field().await.map_err(|e| e.to_string())? {
+            let name = field.name().map(str::to_string);
+            let is_file = field.file_name().is_some();
+            let text = field.text().await.map_err(|e| e.to_string())?;
+            if let (Some(name), false) = (name, is_file) {
+                out.push((name, text));
+            }
+        }
+        Ok(out)
+    };
+    read.now_or_never()
+        .unwrap_or_else(|| Err("the multipart body is incomplete".into()))
 }
 
 /// What the public listener answers a provider.
@@ -289,6 +336,71 @@ pub fn check_seconds(values: &[(&str, f64)]) -> Result<(), String> {
     Ok(())
 }
 
+/// Keys every Vumi worker's config may carry, which Junebug channel configs therefore carry
+/// too: Vumi's `BaseWorker` config (`amqp_prefetch_count`), its middleware list
+/// (`middleware`), the keys Junebug adds to every transport's config (`transport_name`,
+/// `worker_name`, `publish_status`), and the Redis connection Vumi transports keep their state
+/// on (`redis_manager`). Every channel type accepts them and ignores them: hornbill names its
+/// own queues, runs no Vumi middleware, always keeps statuses, sets prefetch from the channel
+/// window and keeps transport state in its own store. `Registry::register` takes them off
+/// before a type sees a config, so a type's `deny_unknown_fields` still refuses real typos.
+pub const VUMI_WORKER_KEYS: &[&str] = &[
+    "amqp_prefetch_count",
+    "middleware",
+    "transport_name",
+    "worker_name",
+    "publish_status",
+    "redis_manager",
+];
+
+/// `config` without `VUMI_WORKER_KEYS`.
+pub fn without_worker_keys(config: &Value) -> std::borrow::Cow<'_, Value> {
+    match config {
+        Value::Object(map) if VUMI_WORKER_KEYS.iter().any(|k| map.contains_key(*k)) => {
+            let mut map = map.clone();
+            for k in VUMI_WORKER_KEYS {
+                map.remove(*k);
+            }
+            std::borrow::Cow::Owned(Value::Object(map))
+        }
+        _ => std::borrow::Cow::Borrowed(config),
+    }
+}
+
+/// A channel type as the registry hands it out: every config it is given is first rid of
+/// `VUMI_WORKER_KEYS`.
+struct WorkerKeysIgnored(Arc<dyn TransportFactory>);
+
+impl TransportFactory for WorkerKeysIgnored {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn transport_type(&self, config: &Value) -> String {
+        self.0.transport_type(&without_worker_keys(config))
+    }
+
+    fn graceful_stop(&self) -> bool {
+        self.0.graceful_stop()
+    }
+
+    fn callback_actions(&self, config: &Value) -> Vec<&'static str> {
+        self.0.callback_actions(&without_worker_keys(config))
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), String> {
+        self.0.validate(&without_worker_keys(config))
+    }
+
+    fn start(
+        &self,
+        config: &Value,
+        ctx: TransportContext,
+    ) -> LocalBoxFuture<'static, Result<(), TransportError>> {
+        self.0.start(&without_worker_keys(config), ctx)
+    }
+}
+
 /// Why a channel type/config pair was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -324,9 +436,11 @@ impl Registry {
         r
     }
 
-    /// Adds (or replaces) a channel type, e.g. one an embedding program brings.
+    /// Adds (or replaces) a channel type, e.g. one an embedding program brings. Its configs
+    /// reach it without `VUMI_WORKER_KEYS`.
     pub fn register(&mut self, factory: Arc<dyn TransportFactory>) {
-        self.types.insert(factory.name(), factory);
+        self.types
+            .insert(factory.name(), Arc::new(WorkerKeysIgnored(factory)));
     }
 
     pub fn get(&self, name: &str) -> Result<Arc<dyn TransportFactory>, ConfigError> {
@@ -381,6 +495,7 @@ pub fn parse_server_endpoint(endpoint: &str) -> Result<std::net::SocketAddr, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn endpoints() {
@@ -396,6 +511,61 @@ mod tests {
         );
         assert!(parse_server_endpoint("udp:9001").is_err());
         assert!(parse_server_endpoint("tcp:nope").is_err());
+    }
+
+    #[test]
+    fn form_fields_come_from_the_query_and_a_urlencoded_or_multipart_body() {
+        let cb = Callback::for_test(
+            "inbound",
+            "a=1",
+            "application/x-www-form-urlencoded",
+            "b=%2B2+3",
+        );
+        assert_eq!(
+            cb.form(),
+            [("a".into(), "1".into()), ("b".into(), "+2 3".into())]
+        );
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"from\"\r\n\r\n+27820000001\r\n\
+            --XyZ\r\nContent-Disposition: form-data; name=\"text\"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhé llo\r\n\
+            --XyZ\r\nContent-Disposition: form-data; name=\"pic\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\nGIF89a\x01\r\n\
+            --XyZ--\r\n";
+        let cb = Callback::for_test("inbound", "", "multipart/form-data; boundary=XyZ", body);
+        assert_eq!(
+            cb.try_form().unwrap(),
+            [
+                ("from".into(), "+27820000001".into()),
+                ("text".into(), "hé llo".into())
+            ]
+        );
+        let cut = Callback::for_test(
+            "inbound",
+            "q=1",
+            "multipart/form-data; boundary=XyZ",
+            &body[..40],
+        );
+        assert!(cut.try_form().is_err());
+        assert_eq!(cut.form(), [("q".into(), "1".into())]);
+        let unbounded = Callback::for_test("inbound", "", "multipart/form-data", body);
+        assert!(unbounded.try_form().is_err());
+    }
+
+    #[test]
+    fn every_type_ignores_vumi_worker_keys_and_refuses_typos() {
+        let registry = Registry::builtin();
+        let telnet = json!({"twisted_endpoint": "tcp:9001"});
+        let mut with_keys = telnet.clone();
+        for k in VUMI_WORKER_KEYS {
+            with_keys[*k] = json!({"any": "value"});
+        }
+        assert!(registry.validate("telnet", &with_keys).is_ok());
+        let mut typo = telnet.clone();
+        typo["twisted_endpiont"] = json!("tcp:1");
+        assert!(registry.validate("telnet", &typo).is_err());
+        assert_eq!(
+            without_worker_keys(&with_keys).into_owned(),
+            telnet,
+            "only the worker keys go"
+        );
     }
 
     #[test]

@@ -36,13 +36,6 @@ pub struct TelnetConfig {
     pub to_addr: Option<String>,
     #[serde(default)]
     pub transport_type: Option<String>,
-    // Vumi worker keys Junebug configs may carry; accepted and ignored.
-    #[serde(default)]
-    pub transport_name: Option<Value>,
-    #[serde(default)]
-    pub worker_name: Option<Value>,
-    #[serde(default)]
-    pub publish_status: Option<Value>,
 }
 
 pub struct TelnetFactory;

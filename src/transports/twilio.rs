@@ -9,7 +9,7 @@
 //!   (no auto-reply);
 //! - `status`: the `StatusCallback` each send names, `status?id=<our message id>`, so a
 //!   report finds its message without the provider id map (`MessageStatus`, `MessageSid`,
-//!   `ErrorCode`).
+//!   `ErrorCode`); one without any of them (a bare, signed request) is answered and ignored.
 //!
 //! Both are signed (`X-Twilio-Signature`: base64 HMAC-SHA1 with the auth token over the URL
 //! Twilio called, then each POST parameter's name and value, sorted by name). Behind a proxy
@@ -402,6 +402,17 @@ impl Provider for Twilio {
                 metadata: meta,
             };
             return Ok((Received::Messages(vec![inbound]), twiml()));
+        }
+        if !["MessageSid", "MessageStatus", "SmsStatus"]
+            .iter()
+            .any(|k| form_field(&form, k).is_some())
+        {
+            // Nothing to report (a bare request to the URL): refusing it would only make
+            // Twilio retry it and log an error on the account.
+            return Ok((
+                Received::Ignored("a status callback without parameters".into()),
+                twiml(),
+            ));
         }
         let sid = required_fields(&form, &["MessageSid"])?[0];
         let word = form_field(&form, "MessageStatus")

@@ -16,7 +16,9 @@
 //! final like every other code. Vonage splits a long text itself and answers one entry per
 //! part (each its own `message-id`, each its own receipt); the send gives our message id as
 //! `client-ref`, which every part's receipt names. Vonage checks a new callback URL with a
-//! request carrying no fields: that is answered 200 and ignored. Signed callbacks (`sig`)
+//! request carrying no fields: that is answered 200 and ignored, as is a receipt whose
+//! `status` is a word Vonage did not document (logged: Vonage resends what is not answered
+//! 200). Signed callbacks (`sig`)
 //! are not checked. Addresses are kept as Vonage gives them (no `+`); a leading `+` is
 //! taken off `to` and `from` when sending.
 
@@ -291,12 +293,17 @@ impl Provider for Vonage {
             }
             "status" => {
                 let v = required_fields(&form, &["messageId", "status"])?;
-                let status = report_status(v[1]).ok_or_else(|| {
-                    Refusal::bad_request(format!(
-                        "unknown status '{}', must be one of 'accepted', 'buffered', 'delivered', 'expired', 'failed', 'rejected', 'unknown'",
-                        v[1]
-                    ))
-                })?;
+                let Some(status) = report_status(v[1]) else {
+                    // Vonage resends a receipt that is not answered 200 for a day: a word it
+                    // adds later is logged and left, not refused over and over.
+                    return Ok((
+                        Received::Ignored(format!(
+                            "receipt {} has the unknown status '{}' (known: 'accepted', 'buffered', 'delivered', 'expired', 'failed', 'rejected', 'unknown')",
+                            v[0], v[1]
+                        )),
+                        aggregator::accepted("Ignored"),
+                    ));
+                };
                 let mut detail = v[1].to_string();
                 if let Some(code) = form_field(&form, "err-code").filter(|c| *c != "0") {
                     detail = format!("{detail} (err-code {code}: {})", receipt_error(code));

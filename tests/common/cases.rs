@@ -86,6 +86,8 @@ pub struct Incoming {
     pub response_contains: Vec<&'static str>,
     /// The answer's exact body.
     pub response: Option<&'static str>,
+    /// Texts that one entry of the channel's log must contain (each).
+    pub log_contains: Vec<&'static str>,
     /// What reaches `mo_url` (a JSON subset), or `None`: nothing does.
     pub inbound: Option<Value>,
     /// The event the prior send gets at `event_url` (a JSON subset).
@@ -418,6 +420,15 @@ pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
                         .then_some(())
                 },
             )
+            .await;
+        }
+        for text in &case.log_contains {
+            eventually(&format!("{label}: {text:?} in the channel log"), || async {
+                let logs = bench.api.logs(&cid).await;
+                logs.iter()
+                    .any(|e| e["message"].as_str().unwrap_or("").contains(text))
+                    .then_some(())
+            })
             .await;
         }
         let mo_path = format!("/mo/{tag}");

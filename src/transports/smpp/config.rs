@@ -96,8 +96,6 @@ pub struct SmppConfig {
     #[serde(default)]
     pub split_bind_prefix: Option<Value>,
     #[serde(default)]
-    pub redis_manager: Option<Value>,
-    #[serde(default)]
     pub codec_class: Option<Value>,
     #[serde(default)]
     pub delivery_report_processor: Option<Value>,
@@ -111,12 +109,6 @@ pub struct SmppConfig {
     pub deliver_short_message_processor_config: Option<Value>,
     #[serde(default)]
     pub submit_short_message_processor_config: Option<Value>,
-    #[serde(default)]
-    pub transport_name: Option<Value>,
-    #[serde(default)]
-    pub worker_name: Option<Value>,
-    #[serde(default)]
-    pub publish_status: Option<Value>,
 }
 
 fn secs(v: Option<f64>, default: f64) -> Duration {
