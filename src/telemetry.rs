@@ -34,6 +34,7 @@ pub const IN_FLIGHT: &str = "hornbill_in_flight";
 pub const TRANSPORT_STATUS: &str = "hornbill_transport_status";
 pub const BUS_UP: &str = "hornbill_bus_up";
 pub const API_REQUEST_DURATION: &str = "hornbill_api_request_duration_seconds";
+pub const CALLBACKS_REFUSED: &str = "hornbill_callbacks_refused_total";
 
 /// Bucket bounds of the API latency histogram, in seconds.
 const API_BUCKETS: &[f64] = &[
@@ -132,6 +133,10 @@ fn describe() {
         "Status of each component of the channel: 1 ok, 0.5 degraded, 0 down."
     );
     describe_gauge!(BUS_UP, "1 when the bus is reachable, else 0.");
+    describe_counter!(
+        CALLBACKS_REFUSED,
+        "Provider callbacks refused, by reason: no_secret or wrong_secret (the URL lacks the channel's callback secret), refused (the channel type refused the request), unknown_message (a delivery report for a message the channel did not send)."
+    );
     describe_histogram!(
         API_REQUEST_DURATION,
         Unit::Seconds,
@@ -256,6 +261,11 @@ impl WebhookMetrics {
     pub fn attempt(&self, outcome: WebhookOutcome) {
         self.attempts[outcome as usize].increment(1);
     }
+}
+
+/// Counts a refused provider callback (`reason`: one of a fixed few, see `describe`).
+pub fn callback_refused(channel: &str, reason: &'static str) {
+    counter!(CALLBACKS_REFUSED, "channel" => channel.to_string(), "reason" => reason).increment(1);
 }
 
 /// Records one management API request (`route`: the matched pattern, if any).

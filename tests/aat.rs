@@ -4,6 +4,7 @@
 //! AAT is given included.
 
 mod common;
+use common::callback_base;
 use common::cases::*;
 use serde_json::{Value, json};
 
@@ -203,8 +204,8 @@ async fn a_ussd_session_end_to_end() {
 
     // new: the dialled code is the `to` (vxaat's inbound_begin)
     let first = format!(
-        "{}/channels/{cid}/ussd?{user}&{}",
-        bench.public,
+        "{}/ussd?{user}&{}",
+        callback_base(&bench.public, &cid),
         query(&[("request", "*1234#")])
     );
     let pending = ussd(first);
@@ -219,7 +220,10 @@ async fn a_ussd_session_end_to_end() {
         .await;
     let (status, xml) = pending.await.unwrap();
     assert_eq!(status, 200);
-    let callback = format!("{}/channels/{cid}/ussd?to_addr=%2A1234%23", bench.public);
+    let callback = format!(
+        "{}/ussd?to_addr=%2A1234%23",
+        callback_base(&bench.public, &cid)
+    );
     assert_eq!(
         xml,
         format!(
@@ -296,8 +300,8 @@ async fn base_url_names_the_public_address_in_the_callback() {
     let (cid, tag) = bench.channel(&t, "", "base_url").await;
     let http = reqwest::Client::new();
     let url = format!(
-        "{}/channels/{cid}/ussd?{}",
-        bench.public,
+        "{}/ussd?{}",
+        callback_base(&bench.public, &cid),
         query(&[
             ("msisdn", "27729042520"),
             ("provider", "MTN"),
@@ -315,7 +319,8 @@ async fn base_url_names_the_public_address_in_the_callback() {
     assert_eq!(
         xml,
         format!(
-            "<request><headertext>Menu</headertext><options><option callback=\"https://ussd.example.org/gw/channels/{cid}/ussd?to_addr=%2A120%2A123%23\" command=\"1\" display=\"false\" order=\"1\" /></options></request>"
+            "<request><headertext>Menu</headertext><options><option callback=\"{}/ussd?to_addr=%2A120%2A123%23\" command=\"1\" display=\"false\" order=\"1\" /></options></request>",
+            callback_base("https://ussd.example.org/gw", &cid)
         )
     );
     bench.assert_redacted(&t, &cid, "base_url").await;
@@ -327,8 +332,8 @@ async fn a_ussd_request_the_application_does_not_answer_times_out() {
     let t = table();
     let (cid, tag) = bench.channel(&t, "", "timeout").await;
     let url = format!(
-        "{}/channels/{cid}/ussd?{}",
-        bench.public,
+        "{}/ussd?{}",
+        callback_base(&bench.public, &cid),
         query(&[
             ("msisdn", "27729042520"),
             ("provider", "MTN"),

@@ -197,7 +197,7 @@ fn ussd(
     session: &str,
     text: &str,
 ) -> tokio::task::JoinHandle<(u16, String)> {
-    let url = format!("{}/channels/{cid}/ussd", bench.public);
+    let url = format!("{}/ussd", callback_base(&bench.public, cid));
     let body = query(&[
         ("sessionId", session),
         ("serviceCode", "*384*1234#"),

@@ -203,7 +203,10 @@ async fn a_newline_in_a_refused_value_cannot_forge_a_log_line() {
         .await;
     // A delivery report whose status is not one of Africa's Talking's: refused, logged.
     let resp = reqwest::Client::new()
-        .post(format!("{}/channels/{cid}/status", server.public_url()))
+        .post(format!(
+            "{}/status",
+            callback_base(&server.public_url(), &cid)
+        ))
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body("id=ATXid_1&status=x%0AINFO%20hornbill:%20forged")
         .send()

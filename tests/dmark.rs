@@ -4,6 +4,7 @@
 //! answering over `mo_url`, and a request the application leaves unanswered.
 
 mod common;
+use common::callback_base;
 use common::cases::*;
 use serde_json::{Value, json};
 
@@ -245,7 +246,11 @@ fn ussd(
     cid: &str,
     pairs: Vec<(&'static str, &'static str)>,
 ) -> tokio::task::JoinHandle<(u16, String, String)> {
-    let url = format!("{}/channels/{cid}/ussd?{}", bench.public, query(&pairs));
+    let url = format!(
+        "{}/ussd?{}",
+        callback_base(&bench.public, cid),
+        query(&pairs)
+    );
     tokio::spawn(async move {
         let resp = reqwest::get(url).await.unwrap();
         let ct = resp

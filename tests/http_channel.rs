@@ -3,6 +3,7 @@
 //! success check, inbound field mapping and delivery reports naming hornbill's id.
 
 mod common;
+use common::callback_base;
 use common::cases::*;
 use serde_json::json;
 
@@ -305,7 +306,10 @@ async fn a_report_at_the_status_url_given_with_the_send() {
         .unwrap();
     assert_eq!(
         dlr_url,
-        format!("{}/channels/{cid}/status?message_id={mid}", bench.public)
+        format!(
+            "{}/status?message_id={mid}",
+            callback_base(&bench.public, &cid)
+        )
     );
     // Kannel calls it back with its own fields added.
     let resp = reqwest::Client::new()

@@ -242,7 +242,7 @@ async fn outgoing_cases() {
                         "destinations": [{"to": "254711000001", "messageId": "{message_id}"}],
                         "content": {"text": "Simple Message ☺"},
                         "webhooks": {"delivery": {
-                            "url": "{public}/channels/{channel_id}/status",
+                            "url": "{callback}/status",
                             "intermediateReport": true, "contentType": "application/json"}}}]})),
                     ..Default::default()
                 },

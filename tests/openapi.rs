@@ -242,7 +242,7 @@ async fn every_public_route_is_documented() {
     assert!(
         routes
             .iter()
-            .any(|(p, _)| p.contains(&"/channels/{id}/{action}".to_string())),
+            .any(|(p, _)| p.contains(&"/channels/{id}/{secret}/{action}".to_string())),
         "{routes:?}"
     );
     let spec: Value = serde_json::from_str(hornbill::http::openapi::public_spec_json()).unwrap();
@@ -312,7 +312,7 @@ async fn the_document_and_the_docs_page_are_served() {
     assert_eq!(public.status().as_u16(), 200);
     let public: Value = serde_json::from_str(&public.text().await.unwrap()).expect("JSON");
     check_document(&public);
-    assert!(public["paths"]["/channels/{id}/{action}"]["post"].is_object());
+    assert!(public["paths"]["/channels/{id}/{secret}/{action}"]["post"].is_object());
 
     let page = http.get(url("/docs/")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);

@@ -317,7 +317,7 @@ async fn status_callbacks_find_their_message_by_the_id_in_the_callback_url() {
         .into_iter()
         .find(|(k, _)| k == "StatusCallback")
         .map(|(_, v)| v);
-    let expected = format!("{}/channels/{cid}/status?id={mid}", bench.public);
+    let expected = format!("{}/status?id={mid}", callback_base(&bench.public, &cid));
     assert_eq!(callback.as_deref(), Some(expected.as_str()));
 
     // Twilio calls it back with a sid the channel never saw: the id in the URL finds it.
@@ -340,10 +340,31 @@ async fn status_callbacks_find_their_message_by_the_id_in_the_callback_url() {
     .await;
     assert_eq!(event["message_id"], json!(mid));
 
+    // A callback whose id is not a message of this channel falls back to the sid Twilio
+    // gave when it accepted the send.
+    let by_sid = Incoming {
+        action: "status",
+        query: "id=0123456789abcdef0123456789abcdef".into(),
+        body: status_form("SM0010", "undelivered", None),
+        signed: true,
+        ..Default::default()
+    };
+    let (status, _) = bench.call(&t, &cid, &by_sid).await;
+    assert_eq!(status, 200);
+    let event = eventually("the report found by its sid", || async {
+        bench
+            .posted(&events)
+            .await
+            .into_iter()
+            .find(|e| e["event_type"] == "delivery_failed")
+    })
+    .await;
+    assert_eq!(event["message_id"], json!(mid));
+
     // The same callback signed without the query is refused: the query is signed too.
     let tampered = Incoming {
         headers: sign(
-            &format!("{}/channels/{cid}/status", bench.public),
+            &format!("{}/status", callback_base(&bench.public, &cid)),
             &case.body,
         )
         .into_iter()

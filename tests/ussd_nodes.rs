@@ -30,7 +30,7 @@ async fn cleanup(prefix: &str) {
 }
 
 fn ussd(public: &str, cid: &str, text: &str) -> tokio::task::JoinHandle<(u16, String)> {
-    let url = format!("{public}/channels/{cid}/ussd");
+    let url = format!("{}/ussd", callback_base(public, cid));
     let body = cases::query(&[
         ("sessionId", "ATUid_nodes"),
         ("serviceCode", "*384*99#"),

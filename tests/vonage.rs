@@ -203,7 +203,7 @@ async fn outgoing_cases() {
             ("type", kind.into()),
             ("status-report-req", "1".into()),
             ("client-ref", "{message_id}".into()),
-            ("callback", "{public}/channels/{channel_id}/status".into()),
+            ("callback", "{callback}/status".into()),
         ]
     };
     run_outgoing(

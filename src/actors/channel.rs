@@ -200,11 +200,13 @@ impl Channel {
             store: self.core.store.clone(),
             stop: tokio_util::sync::CancellationToken::new(),
             callbacks,
-            callback_base: self
-                .core
-                .public_base
-                .as_ref()
-                .map(|b| format!("{b}/channels/{}", self.id())),
+            callback_base: self.core.public_base.as_ref().map(|b| {
+                match &spec.callback_secret.current {
+                    Some(secret) => format!("{b}/channels/{}/{secret}", self.id()),
+                    None => format!("{b}/channels/{}", self.id()),
+                }
+            }),
+            callback_secret: spec.callback_secret.current.clone(),
             ttls: self.core.store_ttls(),
         };
         *self.shared.callbacks.write() = Some(callbacks_tx);

@@ -91,6 +91,35 @@ impl Actor for Engine {
     }
 }
 
+/// `props` with a callback secret when its channel type takes provider callbacks: the one
+/// it has, else the running channel's of that id (a config-file channel replayed at start
+/// keeps the secret the store holds), else a new one.
+fn with_callback_secret(core: &Core, id: &str, mut props: Value) -> Value {
+    let kind = props
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let config = props.get("config").cloned().unwrap_or(Value::Null);
+    let takes_callbacks = core
+        .registry
+        .get(kind)
+        .is_ok_and(|f| !f.callback_actions(&config).is_empty());
+    if let Value::Object(map) = &mut props
+        && takes_callbacks
+        && !map
+            .get(super::CALLBACK_SECRET)
+            .is_some_and(Value::is_string)
+    {
+        let kept = core
+            .channel(id)
+            .and_then(|old| old.props.read().get(super::CALLBACK_SECRET).cloned())
+            .filter(Value::is_string);
+        let secret = kept.unwrap_or_else(|| Value::String(super::CallbackSecret::generate()));
+        map.insert(super::CALLBACK_SECRET.into(), secret);
+    }
+    props
+}
+
 /// Create a channel from validated properties (with a fixed id, or a new one).
 #[derive(Message)]
 #[rtype(result = "Result<Arc<ChannelShared>, EngineError>")]
@@ -105,7 +134,7 @@ impl Handler<CreateChannel> for Engine {
     fn handle(&mut self, msg: CreateChannel, _ctx: &mut Context<Self>) -> Self::Result {
         let id = msg.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let store = self.core.store.clone();
-        let props = msg.props;
+        let props = with_callback_secret(&self.core, &id, msg.props);
         Box::pin(
             async move {
                 store.save_channel(&id, &props).await?;
@@ -146,7 +175,10 @@ impl Handler<UpdateChannel> for Engine {
                 map.insert(k.clone(), v.clone());
             }
         }
-        let new_config = msg.changes.contains_key("config") || msg.changes.contains_key("type");
+        let props = with_callback_secret(&self.core, &msg.id, props);
+        let new_config = msg.changes.contains_key("config")
+            || msg.changes.contains_key("type")
+            || msg.changes.contains_key(super::CALLBACK_SECRET);
         let new_queue = msg.changes.contains_key("amqp_queue");
         let core = self.core.clone();
         let forwarders = self.forwarders.clone();

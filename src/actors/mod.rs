@@ -117,6 +117,62 @@ pub struct ChannelSpec {
     pub transport_type: String,
     /// Junebug: a channel may be sent to only when it has a destination key.
     pub has_destination: bool,
+    /// What a provider's callback URL must carry (channel types with callbacks).
+    pub callback_secret: CallbackSecret,
+}
+
+/// Property keys of a channel's callback secret, and of the one it replaced (accepted for
+/// `PREVIOUS_SECRET_GRACE` after a rotation, so providers can be updated without loss).
+pub const CALLBACK_SECRET: &str = "callback_secret";
+pub const PREVIOUS_CALLBACK_SECRET: &str = "previous_callback_secret";
+pub const PREVIOUS_SECRET_GRACE: f64 = 3600.0;
+
+/// The unguessable path segment in a channel's callback URLs,
+/// `/channels/{id}/{secret}/{action}`: without it a provider callback is refused, so nobody
+/// who merely knows (or guesses) a channel id can inject messages or reports.
+#[derive(Clone, Debug, Default)]
+pub struct CallbackSecret {
+    pub current: Option<String>,
+    /// The secret a rotation replaced, and until when (epoch seconds) it still opens.
+    pub previous: Option<(String, f64)>,
+}
+
+impl CallbackSecret {
+    fn from_props(props: &Value) -> CallbackSecret {
+        let previous = props.get(PREVIOUS_CALLBACK_SECRET).and_then(|p| {
+            Some((
+                p.get("secret")?.as_str()?.to_string(),
+                p.get("until")?.as_f64()?,
+            ))
+        });
+        CallbackSecret {
+            current: props
+                .get(CALLBACK_SECRET)
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            previous,
+        }
+    }
+
+    /// A new secret: 128 bits from the operating system's generator (uuid v4 uses getrandom).
+    pub fn generate() -> String {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    }
+
+    /// Whether `given` opens this channel's callbacks (compared in constant time).
+    pub fn accepts(&self, given: &str, now: f64) -> bool {
+        use subtle::ConstantTimeEq;
+        let matches = |s: &str| bool::from(s.as_bytes().ct_eq(given.as_bytes()));
+        self.current.as_deref().is_some_and(matches)
+            || self
+                .previous
+                .as_ref()
+                .is_some_and(|(s, until)| now < *until && matches(s))
+    }
 }
 
 impl ChannelSpec {
@@ -151,6 +207,7 @@ impl ChannelSpec {
             has_destination: ["mo_url", "amqp_queue", "application"]
                 .iter()
                 .any(|k| props.get(*k).is_some()),
+            callback_secret: CallbackSecret::from_props(props),
         }
     }
 }

@@ -4,7 +4,10 @@ use super::State;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
 use super::openapi as doc;
 use crate::actors::engine::{CreateChannel, DeleteChannel, RestartChannel, UpdateChannel};
-use crate::actors::{ChannelShared, Core, rate_bucket};
+use crate::actors::{
+    CALLBACK_SECRET, CallbackSecret, ChannelShared, Core, PREVIOUS_CALLBACK_SECRET,
+    PREVIOUS_SECRET_GRACE, rate_bucket,
+};
 use crate::api_schema;
 use crate::bus::routes;
 use crate::message::{Level, StatusEvent};
@@ -157,9 +160,58 @@ pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpRes
         .engine
         .send(CreateChannel { id: None, props })
         .await??;
-    Ok(created(
-        "channel created",
-        channel_view(&state.core, &shared).await,
+    // The callback secret is shown here, once (and by a rotation); views show it redacted.
+    let mut view = channel_view(&state.core, &shared).await;
+    if let Some(secret) = shared.props.read().get(CALLBACK_SECRET) {
+        view[CALLBACK_SECRET] = secret.clone();
+    }
+    Ok(created("channel created", view))
+}
+
+#[utoipa::path(post, path = "/channels/{id}/callback_secret", tag = "channels", operation_id = "rotate_callback_secret",
+    summary = "Give the channel a new callback secret (its callback URLs change)",
+    description = "The answer shows the new secret, once; the old one still opens the channel's \
+callbacks for an hour, so the provider's settings can be changed without losing a message. \
+Channel types without provider callbacks (telnet, smpp) have none.",
+    params(("id" = String, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "callback secret rotated", body = doc::Envelope<doc::CallbackSecret>),
+        (status = 400, description = "api usage error (the channel type takes no callbacks)", body = doc::ErrorEnvelope),
+        (status = 404, description = "channel not found", body = doc::ErrorEnvelope),
+    ))]
+pub async fn rotate_secret(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let shared = lookup(&state.core, &path)?;
+    let Some(old) = shared.spec().callback_secret.current.clone() else {
+        return Err(ApiError::Usage(
+            "This channel's type takes no provider callbacks: it has no callback secret".into(),
+        ));
+    };
+    let secret = CallbackSecret::generate();
+    let mut changes = Map::new();
+    changes.insert(CALLBACK_SECRET.into(), json!(secret));
+    changes.insert(
+        PREVIOUS_CALLBACK_SECRET.into(),
+        json!({"secret": old, "until": crate::actors::now_secs() + PREVIOUS_SECRET_GRACE}),
+    );
+    let shared = state
+        .engine
+        .send(UpdateChannel {
+            id: path.into_inner(),
+            changes,
+        })
+        .await??;
+    shared.log.info(None, "Callback secret rotated");
+    let base = state
+        .core
+        .public_base
+        .as_ref()
+        .map(|b| format!("{b}/channels/{}/{secret}/", shared.id));
+    Ok(ok(
+        "callback secret rotated",
+        json!({CALLBACK_SECRET: secret, "callback_url_base": base}),
     ))
 }
 
@@ -201,7 +253,19 @@ pub async fn modify(
         return Err(ApiError::Schema(errors));
     }
     let shared = lookup(&state.core, &path)?;
-    let changes = changes.as_object().cloned().unwrap_or_default();
+    let mut changes = changes.as_object().cloned().unwrap_or_default();
+    // The secret changes only by a rotation; a view sent back (secrets redacted) keeps it.
+    for key in [CALLBACK_SECRET, PREVIOUS_CALLBACK_SECRET] {
+        match changes.remove(key) {
+            None => {}
+            Some(v) if v == json!(redact::MARK) => {}
+            Some(_) => {
+                return Err(ApiError::Usage(format!(
+                    "{key} is changed by POST /channels/{{id}}/callback_secret"
+                )));
+            }
+        }
+    }
     if changes.contains_key("config") || changes.contains_key("type") {
         let props = shared.props.read().clone();
         let kind = changes

@@ -72,6 +72,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(na("POST")),
     )
     .service(
+        web::resource("/channels/{id}/callback_secret")
+            .route(web::post().to(channels::rotate_secret))
+            .default_service(na("POST")),
+    )
+    .service(
         web::resource("/channels/{id}/logs")
             .route(web::get().to(channels::logs))
             .default_service(na("GET")),

@@ -88,6 +88,15 @@ pub struct LogsQuery {
 #[derive(ToSchema)]
 pub struct Empty {}
 
+/// A channel's new callback secret, shown once.
+#[derive(ToSchema)]
+pub struct CallbackSecret {
+    /// The path segment its callback URLs carry: `/channels/{id}/{callback_secret}/{action}`.
+    pub callback_secret: String,
+    /// `{public base}/channels/{id}/{callback_secret}/`, when the public listener is on.
+    pub callback_url_base: Option<String>,
+}
+
 /// `POST /channels/`: a new channel. `type` and `config` are required; other keys are kept
 /// as given. Each typed key rejects `null`.
 #[derive(Deserialize, ToSchema)]
@@ -662,7 +671,7 @@ page (`/docs/`), the dashboard (`/ui/`), which are HTML pages, and the public li
     paths(
         super::channels::list, super::channels::create, super::channels::get,
         super::channels::modify, super::channels::delete, super::channels::restart,
-        super::channels::logs,
+        super::channels::rotate_secret, super::channels::logs,
         super::messages::send, super::messages::cancel, super::messages::status,
         super::messages::logs,
         super::routers::list, super::routers::create, super::routers::get,

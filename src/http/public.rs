@@ -1,6 +1,7 @@
 //! The public listener (`[public]`): providers call hornbill back here, at
-//! `/channels/{channel_id}/{action}` (Courier's convention, `/c/<type>/<uuid>/<action>`, with
-//! the channel id first since the id alone finds the channel). The request is handed to the
+//! `/channels/{channel_id}/{callback_secret}/{action}` (Courier's convention,
+//! `/c/<type>/<uuid>/<action>`, with the channel id first since the id alone finds the
+//! channel, and the channel's unguessable secret: a URL without it is refused, 403). The request is handed to the
 //! channel's running transport, which answers it: at once (an inbound SMS, a delivery report)
 //! or once the application has (a synchronous USSD request).
 //!
@@ -48,28 +49,87 @@ fn unavailable(what: &str) -> HttpResponse {
     resp
 }
 
-#[utoipa::path(post, path = "/channels/{id}/{action}", tag = "callbacks", operation_id = "callback",
+#[utoipa::path(post, path = "/channels/{id}/{secret}/{action}", tag = "callbacks", operation_id = "callback",
     summary = "A provider's callback: handed to the channel's transport, which answers it",
     description = "The body, query and answer are the provider's own format (see the channel type). \
-Any method is accepted (providers use POST or GET); `/channels/{id}/{action}/` too.",
+Any method is accepted (providers use POST or GET); a trailing slash too. Without the channel's \
+callback secret in the path (`/channels/{id}/{action}`, or a wrong one) the answer is 403, \
+logged on the channel and counted in `hornbill_callbacks_refused_total`.",
     params(("id" = String, Path, description = "Channel id"),
+           ("secret" = String, Path, description = "The channel's callback secret (shown when it is created, and by `POST /channels/{id}/callback_secret`)"),
            ("action" = String, Path, description = "What the provider reports; the channel type names the actions it takes (e.g. `inbound`, `status`, `ussd`)")),
     request_body(content = String, description = "The provider's request, as it sends it", content_type = "*/*"),
     responses(
         (status = 200, description = "Answered by the transport, in the provider's format"),
         (status = 400, description = "Refused by the transport (logged on the channel)"),
         (status = 401, description = "The provider's credentials did not match the channel's (types with Basic auth)"),
+        (status = 403, description = "The URL lacks the channel's callback secret, or has a wrong one", body = super::openapi::Envelope<super::openapi::Empty>),
         (status = 404, description = "channel not found, or the channel type has no such callback", body = super::openapi::Envelope<super::openapi::Empty>),
         (status = 503, description = "The transport is restarting, busy, or did not answer in time: try again (`Retry-After`)", body = super::openapi::Envelope<super::openapi::Empty>),
     ))]
 async fn callback(
     state: web::Data<PublicState>,
     req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (cid, secret, action) = path.into_inner();
+    handle(&state.core, req, cid, Some(secret), action, body).await
+}
+
+/// `/channels/{id}/{action}`: a callback URL without the channel's secret, refused (403)
+/// once the channel and action are known to exist.
+#[utoipa::path(post, path = "/channels/{id}/{action}", tag = "callbacks", operation_id = "callback_without_secret",
+    summary = "A callback URL without the channel's secret: refused",
+    description = "Logged on the channel and counted (`hornbill_callbacks_refused_total{reason=\"no_secret\"}`). Any method.",
+    params(("id" = String, Path, description = "Channel id"),
+           ("action" = String, Path, description = "What the provider reports")),
+    responses(
+        (status = 403, description = "The URL lacks the channel's callback secret", body = super::openapi::Envelope<super::openapi::Empty>),
+        (status = 404, description = "channel not found, or the channel type has no such callback", body = super::openapi::Envelope<super::openapi::Empty>),
+    ))]
+async fn callback_without_secret(
+    state: web::Data<PublicState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
     let (cid, action) = path.into_inner();
-    let core = &state.core;
+    handle(&state.core, req, cid, None, action, body).await
+}
+
+/// A 403 for a callback without the right secret: logged on the channel and counted.
+fn forbidden(
+    shared: &crate::actors::ChannelShared,
+    action: &str,
+    reason: &'static str,
+) -> HttpResponse {
+    shared.log.warn(
+        None,
+        format!(
+            "Refused a {action:?} callback (403): {}",
+            match reason {
+                "no_secret" => "its URL lacks the channel's callback secret",
+                _ => "its URL has a wrong callback secret",
+            }
+        ),
+    );
+    crate::telemetry::callback_refused(&shared.id, reason);
+    answer(CallbackResponse::json(
+        403,
+        &serde_json::json!({"status": 403, "code": "Forbidden",
+            "description": "this callback URL is not the channel's (see its callback_secret)", "result": {}}),
+    ))
+}
+
+async fn handle(
+    core: &Arc<Core>,
+    req: HttpRequest,
+    cid: String,
+    secret: Option<String>,
+    action: String,
+    body: web::Bytes,
+) -> HttpResponse {
     let Some(shared) = core.channel(&cid) else {
         return not_found("channel not found");
     };
@@ -84,6 +144,13 @@ async fn callback(
             "channel type {} has no callback {action:?}",
             spec.kind
         ));
+    }
+    match secret {
+        None => return forbidden(&shared, &action, "no_secret"),
+        Some(s) if !spec.callback_secret.accepts(&s, crate::actors::now_secs()) => {
+            return forbidden(&shared, &action, "wrong_secret");
+        }
+        Some(_) => {}
     }
     let Some(intake) = shared.callbacks.read().clone() else {
         return unavailable("the channel's transport is not running");
@@ -131,10 +198,23 @@ async fn callback(
     }
 }
 
-/// `GET /channels/{id}/{action}` reaches `callback` too.
-#[utoipa::path(get, path = "/channels/{id}/{action}", tag = "callbacks", operation_id = "callback_get",
+/// `GET /channels/{id}/{action}` (no secret) is refused as the POST is.
+#[utoipa::path(get, path = "/channels/{id}/{action}", tag = "callbacks", operation_id = "callback_without_secret_get",
+    summary = "A callback URL without the channel's secret, by GET: refused",
+    params(("id" = String, Path, description = "Channel id"),
+           ("action" = String, Path, description = "What the provider reports")),
+    responses(
+        (status = 403, description = "The URL lacks the channel's callback secret", body = super::openapi::Envelope<super::openapi::Empty>),
+        (status = 404, description = "channel not found, or the channel type has no such callback", body = super::openapi::Envelope<super::openapi::Empty>),
+    ))]
+#[allow(dead_code)]
+fn callback_without_secret_get() {}
+
+/// `GET /channels/{id}/{secret}/{action}` reaches `callback` too.
+#[utoipa::path(get, path = "/channels/{id}/{secret}/{action}", tag = "callbacks", operation_id = "callback_get",
     summary = "A provider's callback, by GET (as POST)",
     params(("id" = String, Path, description = "Channel id"),
+           ("secret" = String, Path, description = "The channel's callback secret"),
            ("action" = String, Path, description = "What the provider reports")),
     responses(
         (status = 200, description = "Answered by the transport, in the provider's format"),
@@ -164,9 +244,10 @@ async fn nothing_here() -> HttpResponse {
 #[openapi(
     info(title = "hornbill public listener",
          description = "The public listener (`[public]`): providers call hornbill back here, at \
-`/channels/{channel_id}/{action}`. It is a separate server from the management API, with no \
-API credentials: each channel type checks its provider's own (a signature, Basic auth, a token)."),
-    paths(callback, callback_get, health),
+`/channels/{channel_id}/{callback_secret}/{action}`. It is a separate server from the management \
+API, with no API credentials: the path carries the channel's callback secret, and channel types \
+check their provider's own credentials too where it has some (Twilio's signature, Basic auth)."),
+    paths(callback, callback_get, callback_without_secret, callback_without_secret_get, health),
     tags((name = "callbacks", description = "Provider callbacks")),
 )]
 pub struct PublicApiDoc;
@@ -176,8 +257,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     cfg.app_data(web::PayloadConfig::new(max_body))
         .service(web::resource(["/health", "/health/"]).route(web::get().to(health)))
         .service(
+            web::resource([
+                "/channels/{id}/{secret}/{action}",
+                "/channels/{id}/{secret}/{action}/",
+            ])
+            .route(web::route().to(callback)),
+        )
+        .service(
             web::resource(["/channels/{id}/{action}", "/channels/{id}/{action}/"])
-                .route(web::route().to(callback)),
+                .route(web::route().to(callback_without_secret)),
         )
         .default_service(web::to(nothing_here));
 }

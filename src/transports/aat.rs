@@ -120,7 +120,13 @@ impl aggregator::HttpType for Aat {
     fn from_config(config: &Value, cx: &aggregator::StartContext) -> Result<Self, String> {
         let cfg = parse(config)?;
         let base = match cfg.base_url.as_deref() {
-            Some(b) => format!("{}/channels/{}", b.trim_end_matches('/'), cx.channel_id),
+            Some(b) => {
+                let b = format!("{}/channels/{}", b.trim_end_matches('/'), cx.channel_id);
+                match cx.callback_secret {
+                    Some(secret) => format!("{b}/{secret}"),
+                    None => b,
+                }
+            }
             // With the public listener off no request arrives to be answered.
             None => cx
                 .callback_base

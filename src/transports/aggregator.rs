@@ -290,6 +290,8 @@ pub struct StartContext<'a> {
     pub channel_id: &'a str,
     /// As `TransportContext::callback_base`; `None` when only validating a config.
     pub callback_base: Option<&'a str>,
+    /// The secret in it (a type that builds its callback URLs from its own base URL).
+    pub callback_secret: Option<&'a str>,
 }
 
 /// An HTTP aggregator channel type: a provider made from a channel's `config`.
@@ -338,6 +340,7 @@ impl<T: HttpType> super::TransportFactory for Factory<T> {
         let cx = StartContext {
             channel_id: "",
             callback_base: None,
+            callback_secret: None,
         };
         T::from_config(config, &cx).map(|_| ())
     }
@@ -350,6 +353,7 @@ impl<T: HttpType> super::TransportFactory for Factory<T> {
         let cx = StartContext {
             channel_id: &ctx.channel_id,
             callback_base: ctx.callback_base.as_deref(),
+            callback_secret: ctx.callback_secret.as_deref(),
         };
         let provider = T::from_config(config, &cx);
         Box::pin(async move {
@@ -502,14 +506,17 @@ pub async fn run<P: Provider>(
         store,
         mut callbacks,
         callback_base,
+        callback_secret,
         ttls,
         ..
     } = ctx;
     let shared_store = store.kind() != "memory";
+    let mut secrets = provider.secrets();
+    secrets.extend(callback_secret);
     let driver = Rc::new(Driver {
         shared_store,
         polling: std::cell::Cell::new(false),
-        secrets: provider.secrets(),
+        secrets,
         provider,
         cid: channel_id,
         reports,
@@ -753,6 +760,7 @@ impl<P: Provider> Driver<P> {
                         refusal.response.status, refusal.reason
                     ),
                 );
+                crate::telemetry::callback_refused(&self.cid, "refused");
                 cb.respond(refusal.response);
                 return;
             }
@@ -804,7 +812,30 @@ impl<P: Provider> Driver<P> {
     }
 
     async fn delivery_report(&self, r: Report) {
-        let mut mid = r.message_id.clone();
+        let too_long = |id: &Option<String>| id.as_ref().is_some_and(|i| i.len() > MAX_ID);
+        if too_long(&r.message_id) || too_long(&r.provider_id) {
+            self.log(
+                crate::logs::WARNING,
+                format!("Delivery report ignored: an id longer than {MAX_ID} characters"),
+            );
+            crate::telemetry::callback_refused(&self.cid, "unknown_message");
+            return;
+        }
+        // Our id, when the callback names one (a reference or URL we gave the provider), is
+        // believed only for a message this channel sent: a forged report cannot touch (or
+        // create a record for) anybody else's. Then the provider's id, through the map kept
+        // when the provider accepted the send (Twilio's `MessageSid` when `id` is unknown).
+        let mut mid = None;
+        if let Some(m) = &r.message_id {
+            match self.store.load_outbound(&self.cid, m).await {
+                Ok(Some(_)) => mid = Some(m.clone()),
+                Ok(None) => {}
+                Err(e) => self.log(
+                    crate::logs::WARNING,
+                    format!("Could not look up message {m}: {e}"),
+                ),
+            }
+        }
         if mid.is_none()
             && let Some(pid) = &r.provider_id
         {
@@ -843,14 +874,23 @@ impl<P: Provider> Driver<P> {
                     status: r.status,
                 });
             }
-            None => self.log(
-                crate::logs::WARNING,
-                format!(
-                    "Delivery report for unknown provider id {:?}: {}",
-                    r.provider_id.unwrap_or_default(),
-                    r.detail
-                ),
-            ),
+            None => {
+                crate::telemetry::callback_refused(&self.cid, "unknown_message");
+                self.log(
+                    crate::logs::WARNING,
+                    match (&r.message_id, &r.provider_id) {
+                        (Some(m), _) => format!(
+                            "Delivery report for a message this channel did not send ({m:?}): {}",
+                            r.detail
+                        ),
+                        (None, p) => format!(
+                            "Delivery report for unknown provider id {:?}: {}",
+                            p.clone().unwrap_or_default(),
+                            r.detail
+                        ),
+                    },
+                )
+            }
         }
     }
 }
@@ -865,6 +905,8 @@ fn status_word(s: DeliveryStatus) -> &'static str {
 
 /// `transport_metadata.<provider>` key of a USSD message's session id.
 pub const SESSION_KEY: &str = "session_id";
+/// Longest message or provider id a delivery report may name.
+const MAX_ID: usize = 128;
 /// State key prefix of the provider id -> message id map.
 const ID_KEY: &str = "id:";
 /// State key prefix of USSD sessions.

@@ -225,9 +225,11 @@ pub struct TransportContext {
     /// Provider requests to the public listener for this channel (only the factory's
     /// `callback_actions` arrive). A transport without callbacks may ignore it.
     pub callbacks: mpsc::Receiver<Callback>,
-    /// Where providers reach this channel's callbacks: `{public base}/channels/{id}` (no
-    /// trailing slash); `None` when the public listener is off.
+    /// Where providers reach this channel's callbacks: `{public base}/channels/{id}/{secret}`
+    /// (no trailing slash); `None` when the public listener is off.
     pub callback_base: Option<String>,
+    /// The secret in `callback_base`: never written to a log.
+    pub callback_secret: Option<String>,
     /// Records that must last as long as an outbound message's events can come
     /// (`outbound_message_ttl`), and as long as a reply may come (`inbound_message_ttl`).
     pub ttls: crate::store::Ttls,

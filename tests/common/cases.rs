@@ -94,7 +94,7 @@ pub struct Incoming {
     pub event: Option<Value>,
 }
 
-/// The request the stub provider must have got (`{channel_id}`, `{public}` and
+/// The request the stub provider must have got (`{channel_id}`, `{public}`, `{callback}` and
 /// `{message_id}`, the sent message's id, are filled in).
 #[derive(Clone, Debug, Default)]
 pub struct ExpectRequest {
@@ -139,10 +139,14 @@ pub fn subset(actual: &Value, expected: &Value) -> bool {
     }
 }
 
-/// `{channel_id}` and `{public}` in an expected text, filled in.
+/// `{channel_id}`, `{public}` and `{callback}` (the channel's callback base, with its
+/// secret) in an expected text, filled in.
 fn fill(text: &str, cid: &str, public: &str) -> String {
-    text.replace("{channel_id}", cid)
-        .replace("{public}", public)
+    let mut text = text.replace("{channel_id}", cid);
+    if text.contains("{callback}") {
+        text = text.replace("{callback}", &callback_base(public, cid));
+    }
+    text.replace("{public}", public)
 }
 
 fn fill_json(v: &Value, cid: &str, public: &str) -> Value {
@@ -298,7 +302,7 @@ impl Bench {
 
     /// Sends a provider request to the channel's public callback: (status, body).
     pub async fn call(&self, table: &Table, cid: &str, case: &Incoming) -> (u16, String) {
-        let mut url = format!("{}/channels/{cid}/{}", self.public, case.action);
+        let mut url = format!("{}/{}", callback_base(&self.public, cid), case.action);
         if !case.query.is_empty() {
             url = format!("{url}?{}", case.query);
         }

@@ -248,6 +248,24 @@ impl Reply {
     }
 }
 
+fn callback_secrets() -> &'static Mutex<std::collections::HashMap<String, String>> {
+    static SECRETS: std::sync::OnceLock<Mutex<std::collections::HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    SECRETS.get_or_init(Default::default)
+}
+
+/// Where a channel created by `Api::create` takes provider callbacks:
+/// `{public}/channels/{cid}/{callback secret}` (no trailing slash).
+pub fn callback_base(public: &str, cid: &str) -> String {
+    let secret = callback_secrets()
+        .lock()
+        .unwrap()
+        .get(cid)
+        .cloned()
+        .unwrap_or_else(|| panic!("no callback secret known for channel {cid}"));
+    format!("{public}/channels/{cid}/{secret}")
+}
+
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
@@ -280,12 +298,21 @@ impl Api {
     }
 
     /// Creates a channel; returns its id.
+    /// Creates a channel: its id. Its callback secret (shown only in this answer) is kept
+    /// for `callback_base`.
     pub async fn create(&self, body: Value) -> String {
         let result = self
             .post("/channels/", body)
             .await
             .ok(201, "channel created");
-        result["id"].as_str().unwrap().to_string()
+        let cid = result["id"].as_str().unwrap().to_string();
+        if let Some(secret) = result["callback_secret"].as_str() {
+            callback_secrets()
+                .lock()
+                .unwrap()
+                .insert(cid.clone(), secret.to_string());
+        }
+        cid
     }
 
     pub async fn send(&self, cid: &str, body: Value) -> Value {
