@@ -299,3 +299,84 @@ async fn outgoing_cases() {
     )
     .await;
 }
+
+/// With `signature_secret` (signed webhooks on for the account), a callback counts only with
+/// Vonage's `sig` over its fields: an inbound SMS signed with the channel's secret and
+/// algorithm arrives; unsigned, or signed with another secret, it is refused and logged.
+#[tokio::test]
+async fn signed_callbacks_are_checked_when_a_signature_secret_is_set() {
+    use hmac::Mac;
+    let bench = Bench::start("").await;
+    let mut t = table();
+    t.config = Box::new(|stub| {
+        json!({"api_key": "nexmo-api-key", "api_secret": SECRET, "from": "2020",
+               "base_url": stub, "signature_secret": "sig-secret-5f4e3d", "signature_method": "sha256"})
+    });
+    let (cid, tag) = bench.channel(&t, "http://127.0.0.1:9", "signed").await;
+    let sign = |fields: &[(&str, &str)], secret: &str| {
+        let mut sorted = fields.to_vec();
+        sorted.sort();
+        let text: String = sorted
+            .iter()
+            .map(|(k, v)| format!("&{k}={}", v.replace(['&', '='], "_")))
+            .collect();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(text.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let fields = [
+        ("msisdn", "447700900001"),
+        ("to", "2020"),
+        ("messageId", "0A0000000123ABCD1"),
+        ("text", "Signed & sealed"),
+        ("type", "text"),
+        ("timestamp", "1733568000"),
+    ];
+    let post = |sig: String| {
+        let mut all: Vec<(&str, String)> =
+            fields.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        all.push(("sig", sig));
+        let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = query(&pairs);
+        let url = format!("{}/inbound", common::callback_base(&bench.public, &cid));
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        }
+    };
+    assert_eq!(post(String::new()).await, 403, "unsigned");
+    assert_eq!(
+        post(sign(&fields, "another-secret")).await,
+        403,
+        "another secret"
+    );
+    assert_eq!(
+        post(sign(&fields, "sig-secret-5f4e3d").to_uppercase()).await,
+        200
+    );
+    let mo = bench.nth_inbound(&tag, 0).await;
+    assert_eq!(mo["content"], "Signed & sealed");
+    let logs = bench.api.logs(&cid).await;
+    let refusals = logs
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("the sig does not match")
+        })
+        .count();
+    assert_eq!(refusals, 2, "{logs:?}");
+    let shown = bench.api.get(&format!("/channels/{cid}")).await.text;
+    assert!(!shown.contains("sig-secret-5f4e3d"), "{shown}");
+}

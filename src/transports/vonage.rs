@@ -18,8 +18,9 @@
 //! `client-ref`, which every part's receipt names. Vonage checks a new callback URL with a
 //! request carrying no fields: that is answered 200 and ignored, as is a receipt whose
 //! `status` is a word Vonage did not document (logged: Vonage resends what is not answered
-//! 200). Signed callbacks (`sig`)
-//! are not checked. Addresses are kept as Vonage gives them (no `+`); a leading `+` is
+//! 200). With `signature_secret` set (signed webhooks on for the account) every callback
+//! must carry a valid `sig` (403 otherwise); only Vonage's URL check, which carries nothing,
+//! is answered without one. Addresses are kept as Vonage gives them (no `+`); a leading `+` is
 //! taken off `to` and `from` when sending.
 
 use super::aggregator::{
@@ -55,6 +56,14 @@ pub struct VonageConfig {
     /// Seconds per request.
     #[serde(default = "default_timeout")]
     pub timeout: f64,
+    /// The account's signature secret (Vonage's dashboard, once signed webhooks are on for
+    /// the account): every callback must then carry a valid `sig`.
+    #[serde(default)]
+    pub signature_secret: Option<String>,
+    /// The account's signing algorithm: `md5hash` (Vonage's default), `md5`, `sha1`,
+    /// `sha256` or `sha512` (HMACs).
+    #[serde(default)]
+    pub signature_method: Option<String>,
     #[serde(default)]
     pub transport_type: Option<String>,
 }
@@ -66,7 +75,59 @@ fn parse(config: &Value) -> Result<VonageConfig, String> {
     }
     super::check_http_url("base_url", &cfg.base_url)?;
     super::check_seconds(&[("timeout", cfg.timeout)])?;
+    if let Some(m) = &cfg.signature_method
+        && !SIGNATURE_METHODS.contains(&m.as_str())
+    {
+        return Err(format!(
+            "signature_method {m:?} must be one of {}",
+            SIGNATURE_METHODS.join(", ")
+        ));
+    }
+    if cfg.signature_secret.as_deref() == Some("") {
+        return Err("signature_secret must not be empty".into());
+    }
     Ok(cfg)
+}
+
+const SIGNATURE_METHODS: &[&str] = &["md5hash", "md5", "sha1", "sha256", "sha512"];
+
+/// Vonage's signature of a callback's fields (its "Signing Messages" guide, as its SDKs
+/// compute it): every field but `sig`, sorted by name, `&` and `=` in values replaced by
+/// `_`, joined as `&name=value...`; then MD5 of that followed by the secret (`md5hash`), or
+/// an HMAC of it keyed by the secret. Lower-case hex.
+fn signature(fields: &[(String, String)], secret: &str, method: &str) -> String {
+    use hmac::Mac;
+    let mut sorted: Vec<&(String, String)> = fields.iter().filter(|(k, _)| k != "sig").collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut text = String::new();
+    for (k, v) in sorted {
+        text.push('&');
+        text.push_str(k);
+        text.push('=');
+        text.push_str(&v.replace(['&', '='], "_"));
+    }
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    macro_rules! hmac_hex {
+        ($d:ty) => {{
+            let mut mac = hmac::Hmac::<$d>::new_from_slice(secret.as_bytes())
+                .expect("HMAC takes a key of any length");
+            mac.update(text.as_bytes());
+            hex(&mac.finalize().into_bytes())
+        }};
+    }
+    match method {
+        "md5" => hmac_hex!(md5::Md5),
+        "sha1" => hmac_hex!(sha1::Sha1),
+        "sha256" => hmac_hex!(sha2::Sha256),
+        "sha512" => hmac_hex!(sha2::Sha512),
+        _ => {
+            use md5::Digest;
+            text.push_str(secret);
+            hex(&md5::Md5::digest(text.as_bytes()))
+        }
+    }
 }
 
 /// The `vonage` channel type.
@@ -172,7 +233,9 @@ impl Provider for Vonage {
     }
 
     fn secrets(&self) -> Vec<String> {
-        vec![self.cfg.api_secret.clone()]
+        let mut out = vec![self.cfg.api_secret.clone()];
+        out.extend(self.cfg.signature_secret.clone());
+        out
     }
 
     fn build_send(&self, msg: &Message, cx: &SendContext) -> Result<ProviderRequest, String> {
@@ -257,6 +320,20 @@ impl Provider for Vonage {
                 aggregator::accepted("Ignored"),
             ));
         }
+        if let Some(secret) = &self.cfg.signature_secret {
+            let method = self.cfg.signature_method.as_deref().unwrap_or("md5hash");
+            let given = form_field(&form, "sig")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let expected = signature(&form, secret, method);
+            use subtle::ConstantTimeEq;
+            if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+                return Err(Refusal::with(
+                    CallbackResponse::text(403, "invalid signature"),
+                    "the sig does not match the channel's signature_secret",
+                ));
+            }
+        }
         match cb.action.as_str() {
             "inbound" => {
                 if form_field(&form, "type") == Some("binary") {
@@ -329,6 +406,40 @@ impl Provider for Vonage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_as_vonage_computes_them() {
+        let fields: Vec<(String, String)> = [("a", "1"), ("b", "2"), ("timestamp", "1461605396")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        // The vector of Vonage's Python SDK's tests (MD5 hash, secret "secret").
+        assert_eq!(
+            signature(&fields, "secret", "md5hash"),
+            "6af838ef94998832dbfc29020b564830"
+        );
+        let mut with_sig = fields.clone();
+        with_sig.push(("sig".into(), "anything".into()));
+        assert_eq!(
+            signature(&with_sig, "secret", "md5hash"),
+            "6af838ef94998832dbfc29020b564830"
+        );
+        for method in ["md5", "sha1", "sha256", "sha512"] {
+            let sig = signature(&fields, "secret", method);
+            assert_ne!(sig, signature(&fields, "other", method), "{method}");
+            assert!(
+                sig.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+        // `&` and `=` in values cannot shift fields around.
+        let shifted: Vec<(String, String)> = vec![("a".into(), "1&b=2".into())];
+        let plain: Vec<(String, String)> = vec![("a".into(), "1".into()), ("b".into(), "2".into())];
+        assert_ne!(
+            signature(&shifted, "secret", "md5hash"),
+            signature(&plain, "secret", "md5hash")
+        );
+    }
     use serde_json::json;
 
     fn vonage() -> Vonage {
