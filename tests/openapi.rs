@@ -17,7 +17,7 @@ mod common;
 
 use actix_web::{App, http::Method, test as atest, web};
 use common::Server;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -307,6 +307,11 @@ async fn the_document_and_the_docs_page_are_served() {
         spec["components"]["schemas"]["MessageSend"]["additionalProperties"],
         Value::Bool(false)
     );
+    // As the API refuses a send naming neither (ApiUsageError).
+    assert_eq!(
+        spec["components"]["schemas"]["MessageSend"]["anyOf"],
+        json!([{"required": ["to"]}, {"required": ["reply_to"]}])
+    );
 
     let public = http.get(url("/openapi/public.json")).send().await.unwrap();
     assert_eq!(public.status().as_u16(), 200);
@@ -347,4 +352,120 @@ async fn the_document_and_the_docs_page_are_served() {
     let redirect = plain.get(url("/docs")).send().await.unwrap();
     assert_eq!(redirect.status().as_u16(), 308);
     assert_eq!(redirect.headers()["location"], "docs/");
+}
+
+/// A minimal valid config of every channel type.
+fn minimal_configs() -> Vec<(&'static str, Value)> {
+    vec![
+        ("aat", json!({})),
+        (
+            "africastalking",
+            json!({"username": "hb", "api_key": "atsk_0123456789"}),
+        ),
+        ("clickatell", json!({"api_key": "ck-key-0123456789"})),
+        ("dmark", json!({})),
+        (
+            "http",
+            json!({"send_url": "http://127.0.0.1:9/send", "mo_from_field": "from",
+                   "mo_to_field": "to", "mo_text_field": "text"}),
+        ),
+        (
+            "infobip",
+            json!({"api_key": "ib-key", "base_url": "http://127.0.0.1:9"}),
+        ),
+        (
+            "smpp",
+            json!({"twisted_endpoint": "tcp:127.0.0.1:2775", "system_id": "hb"}),
+        ),
+        ("telnet", json!({"twisted_endpoint": "tcp:0"})),
+        (
+            "twilio",
+            json!({"account_sid": "AC0123", "auth_token": "tw-token", "from": "+15005550006"}),
+        ),
+        (
+            "vonage",
+            json!({"api_key": "vn-key", "api_secret": "vns_0123"}),
+        ),
+        ("webhook", json!({"url": "http://127.0.0.1:9/send"})),
+    ]
+}
+
+/// The document states what the validator enforces, type by type: each `config` schema's
+/// required keys are the ones a config cannot do without, its duration ranges are the ones
+/// refused outside, and no other key is accepted (but the Vumi worker keys, ignored).
+#[test]
+fn channel_config_schemas_state_what_the_validator_enforces() {
+    let spec: Value = serde_json::from_str(hornbill::http::openapi::spec_json()).unwrap();
+    let registry = hornbill::transports::Registry::builtin();
+    let configs = minimal_configs();
+    let names: BTreeSet<&str> = configs.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        names,
+        registry.names().into_iter().collect(),
+        "a type without a minimal config here"
+    );
+    let rules = spec["components"]["schemas"]["ChannelCreate"]["allOf"]
+        .as_array()
+        .expect("ChannelCreate picks the config schema by type");
+    assert_eq!(rules.len(), configs.len());
+    for (kind, config) in &configs {
+        let schema = &spec["components"]["schemas"][format!("ChannelConfig_{kind}")];
+        assert!(schema.is_object(), "{kind}: no schema");
+        assert_eq!(schema["additionalProperties"], json!(false), "{kind}");
+        registry
+            .validate(kind, config)
+            .unwrap_or_else(|e| panic!("{kind}: the minimal config is refused: {e}"));
+        let with = |key: &str, value: Value| {
+            let mut c = config.clone();
+            c[key] = value;
+            registry.validate(kind, &c)
+        };
+        // Required: what the schema says, and nothing it does not say.
+        let required: BTreeSet<&str> = schema["required"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for key in config.as_object().unwrap().keys() {
+            let mut c = config.clone();
+            c.as_object_mut().unwrap().remove(key);
+            let refused = registry.validate(kind, &c).is_err();
+            if required.contains(key.as_str()) {
+                let e = registry.validate(kind, &c).unwrap_err().to_string();
+                assert!(e.contains(key.as_str()), "{kind}: without {key}: {e}");
+            } else if refused {
+                // Needed by a rule the schema states otherwise (one of two keys): the
+                // schema must at least name the key.
+                assert!(schema["properties"].get(key).is_some(), "{kind}.{key}");
+            }
+        }
+        for key in &required {
+            assert!(
+                config.get(*key).is_some(),
+                "{kind}: {key} is required but not in the minimal config"
+            );
+        }
+        // Ranges: the bounds are accepted, beyond them refused, naming the key.
+        for (key, prop) in schema["properties"].as_object().unwrap() {
+            let (Some(min), Some(max)) = (prop["minimum"].as_f64(), prop["maximum"].as_f64())
+            else {
+                continue;
+            };
+            assert!(with(key, json!(min)).is_ok(), "{kind}.{key} = {min}");
+            assert!(with(key, json!(max)).is_ok(), "{kind}.{key} = {max}");
+            for bad in [min / 2.0, max * 2.0, 1e308] {
+                let e = with(key, json!(bad))
+                    .expect_err(&format!("{kind}.{key} = {bad}"))
+                    .to_string();
+                assert!(e.contains(key.as_str()), "{kind}.{key} = {bad}: {e}");
+            }
+        }
+        // No other keys; the Vumi worker keys are accepted.
+        let e = with("no_such_key", json!(1)).unwrap_err().to_string();
+        assert!(e.contains("no_such_key"), "{kind}: {e}");
+        assert!(with("amqp_prefetch_count", json!(20)).is_ok(), "{kind}");
+        assert!(
+            schema["properties"].get("amqp_prefetch_count").is_some(),
+            "{kind}"
+        );
+    }
 }

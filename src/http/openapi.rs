@@ -10,7 +10,7 @@
 //! on the docs page; it is not part of this one.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -565,7 +565,34 @@ pub async fn public_spec() -> actix_web::HttpResponse {
 /// The management API's document, as JSON (built once).
 pub fn spec_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default())
+    JSON.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        with_channel_configs(&mut doc, &crate::transports::Registry::builtin());
+        doc.to_string()
+    })
+}
+
+/// What the derived schemas cannot say: each channel type's `config` schema
+/// (`ChannelConfig_{type}`, from the type's own config struct, with its duration ranges) and
+/// the rule on `ChannelCreate` that picks it by `type`; and that a send needs `to` or
+/// `reply_to`.
+pub fn with_channel_configs(doc: &mut Value, registry: &crate::transports::Registry) {
+    let mut rules = Vec::new();
+    for name in registry.names() {
+        let Ok(factory) = registry.get(name) else {
+            continue;
+        };
+        let schema_name = format!("ChannelConfig_{name}");
+        doc["components"]["schemas"][&schema_name] = factory.config_schema();
+        rules.push(json!({
+            "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+            "then": {"properties": {"config": {"$ref": format!("#/components/schemas/{schema_name}")}}},
+        }));
+    }
+    doc["components"]["schemas"]["ChannelCreate"]["allOf"] = Value::Array(rules);
+    // A send names its recipient: `to`, or the message it answers (`reply_to`).
+    doc["components"]["schemas"]["MessageSend"]["anyOf"] =
+        json!([{"required": ["to"]}, {"required": ["reply_to"]}]);
 }
 
 /// The public listener's document, as JSON (built once).

@@ -58,7 +58,7 @@ fn strict() -> String {
 
 /// A Junebug AAT channel's config: vxaat's keys, and hornbill's `timeout_message` and
 /// `ussd_session_timeout`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AatConfig {
     /// Where AAT reaches hornbill's public listener (a proxy, another host name), e.g.
@@ -116,6 +116,7 @@ impl aggregator::HttpType for Aat {
     const TYPE: &'static str = "aat";
     const TRANSPORT_TYPE: &'static str = "ussd";
     const ACTIONS: &'static [&'static str] = &["ussd"];
+    type Config = AatConfig;
 
     fn from_config(config: &Value, cx: &aggregator::StartContext) -> Result<Self, String> {
         let cfg = parse(config)?;

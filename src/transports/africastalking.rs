@@ -35,7 +35,7 @@ fn default_timeout() -> f64 {
     10.0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AfricasTalkingConfig {
     /// The AT application's username (`sandbox` in the sandbox).
@@ -87,6 +87,7 @@ impl aggregator::HttpType for AfricasTalking {
     const TYPE: &'static str = "africastalking";
     const TRANSPORT_TYPE: &'static str = "sms";
     const ACTIONS: &'static [&'static str] = &["inbound", "status", "ussd", "ussd_end"];
+    type Config = AfricasTalkingConfig;
 
     fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
         parse(config).map(|cfg| AfricasTalking { cfg })

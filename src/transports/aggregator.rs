@@ -300,8 +300,10 @@ pub trait HttpType: Provider + Sized {
     const TYPE: &'static str;
     /// The Vumi `transport_type` of its messages unless the config says otherwise.
     const TRANSPORT_TYPE: &'static str;
-    /// Its callbacks on the public listener (`/channels/{id}/{action}`).
+    /// Its callbacks on the public listener (`/channels/{id}/{secret}/{action}`).
     const ACTIONS: &'static [&'static str];
+    /// Its config struct (for the OpenAPI document).
+    type Config: utoipa::ToSchema;
     /// The provider for a (checked) config; the error text is shown to the API client.
     fn from_config(config: &Value, cx: &StartContext) -> Result<Self, String>;
     /// How long one request to the provider may take.
@@ -334,6 +336,10 @@ impl<T: HttpType> super::TransportFactory for Factory<T> {
 
     fn callback_actions(&self, _config: &Value) -> Vec<&'static str> {
         T::ACTIONS.to_vec()
+    }
+
+    fn config_schema(&self) -> Value {
+        super::config_schema::<T::Config>()
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {

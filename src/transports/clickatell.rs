@@ -39,7 +39,7 @@ fn default_timeout() -> f64 {
     10.0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClickatellConfig {
     pub api_key: String,
@@ -73,6 +73,7 @@ impl aggregator::HttpType for Clickatell {
     const TYPE: &'static str = "clickatell";
     const TRANSPORT_TYPE: &'static str = "sms";
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
+    type Config = ClickatellConfig;
 
     fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
         parse(config).map(|cfg| Clickatell { cfg })

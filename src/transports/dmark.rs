@@ -55,7 +55,7 @@ fn strict() -> String {
 }
 
 /// A Junebug `dmark` channel's config: Vumi's keys, and hornbill's `timeout_message`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DmarkConfig {
     /// Basic credentials Dmark must give (both or neither).
@@ -99,6 +99,7 @@ impl aggregator::HttpType for Dmark {
     const TYPE: &'static str = "dmark";
     const TRANSPORT_TYPE: &'static str = "ussd";
     const ACTIONS: &'static [&'static str] = &["ussd"];
+    type Config = DmarkConfig;
 
     fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
         parse(config).map(|cfg| Dmark { cfg })

@@ -74,7 +74,7 @@ fn default_status_map() -> BTreeMap<String, String> {
     .collect()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub send_url: String,
@@ -172,6 +172,7 @@ impl aggregator::HttpType for HttpChannel {
     const TYPE: &'static str = "http";
     const TRANSPORT_TYPE: &'static str = "sms";
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
+    type Config = HttpConfig;
 
     fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
         parse(config).map(|cfg| HttpChannel { cfg })

@@ -43,7 +43,7 @@ fn default_timeout() -> f64 {
     10.0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InfobipConfig {
     /// API key (`Authorization: App <key>`); or `username` and `password`.
@@ -86,6 +86,7 @@ impl aggregator::HttpType for Infobip {
     const TYPE: &'static str = "infobip";
     const TRANSPORT_TYPE: &'static str = "sms";
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
+    type Config = InfobipConfig;
 
     fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
         parse(config).map(|cfg| Infobip { cfg })

@@ -279,6 +279,10 @@ pub trait TransportFactory: Send + Sync + 'static {
     }
     /// Checks a `config` object; the error text is shown to the API client.
     fn validate(&self, config: &Value) -> Result<(), String>;
+    /// The JSON Schema of its `config` (OpenAPI), as `config_schema::<TheConfig>()` makes it.
+    fn config_schema(&self) -> Value {
+        serde_json::json!({"type": "object"})
+    }
     /// The running transport. Ends with `Ok` when its command channel closes.
     fn start(
         &self,
@@ -320,6 +324,23 @@ pub const SECONDS: &[(&str, f64, f64)] = &[
     ("response_timeout", 0.1, 3_600.0),
     ("reassembly_timeout", 1.0, 86_400.0),
 ];
+
+/// The JSON Schema of a config struct (its `utoipa::ToSchema`), with the `SECONDS` range of
+/// each duration key it has, and no other keys allowed (`deny_unknown_fields`): what the
+/// OpenAPI document states, and what `validate` enforces (tests/openapi.rs compares them).
+pub fn config_schema<T: utoipa::PartialSchema>() -> Value {
+    let mut schema = serde_json::to_value(T::schema()).unwrap_or_default();
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        for (key, min, max) in SECONDS {
+            if let Some(p) = props.get_mut(*key) {
+                p["minimum"] = serde_json::json!(min);
+                p["maximum"] = serde_json::json!(max);
+            }
+        }
+    }
+    schema["additionalProperties"] = Value::Bool(false);
+    schema
+}
 
 /// Checks durations (seconds) against `SECONDS`; the first key out of range is named.
 pub fn check_seconds(values: &[(&str, f64)]) -> Result<(), String> {
@@ -392,6 +413,19 @@ impl TransportFactory for WorkerKeysIgnored {
 
     fn validate(&self, config: &Value) -> Result<(), String> {
         self.0.validate(&without_worker_keys(config))
+    }
+
+    fn config_schema(&self) -> Value {
+        let mut schema = self.0.config_schema();
+        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            for key in VUMI_WORKER_KEYS {
+                props.insert(
+                    (*key).into(),
+                    serde_json::json!({"description": "A Vumi worker's key: accepted and ignored"}),
+                );
+            }
+        }
+        schema
     }
 
     fn start(

@@ -28,7 +28,7 @@ use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
 /// Longest line a user may send (bytes); a longer one ends the connection.
 const MAX_LINE: usize = 64 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelnetConfig {
     pub twisted_endpoint: String,
@@ -53,6 +53,10 @@ impl TransportFactory for TelnetFactory {
 
     fn transport_type(&self, config: &Value) -> String {
         super::configured_transport_type(config, "telnet")
+    }
+
+    fn config_schema(&self) -> Value {
+        super::config_schema::<TelnetConfig>()
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {

@@ -60,7 +60,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioConfig {
     /// The account (`AC…`).
@@ -114,6 +114,7 @@ impl aggregator::HttpType for Twilio {
     const TYPE: &'static str = "twilio";
     const TRANSPORT_TYPE: &'static str = "sms";
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
+    type Config = TwilioConfig;
 
     fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
         parse(config).map(|cfg| Twilio { cfg })

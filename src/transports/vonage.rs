@@ -43,7 +43,7 @@ fn default_timeout() -> f64 {
     10.0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VonageConfig {
     pub api_key: String,
@@ -137,6 +137,7 @@ impl aggregator::HttpType for Vonage {
     const TYPE: &'static str = "vonage";
     const TRANSPORT_TYPE: &'static str = "sms";
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
+    type Config = VonageConfig;
 
     fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
         parse(config).map(|cfg| Vonage { cfg })

@@ -20,7 +20,7 @@ fn default_timeout() -> f64 {
     10.0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
@@ -47,6 +47,7 @@ impl aggregator::HttpType for Webhook {
     const TYPE: &'static str = "webhook";
     const TRANSPORT_TYPE: &'static str = "http_api";
     const ACTIONS: &'static [&'static str] = &[];
+    type Config = WebhookConfig;
 
     fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
         parse(config).map(|cfg| Webhook { cfg })

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmppConfig {
     /// "tcp:host:port" (Twisted client endpoint), or "tcp:host=H:port=P".

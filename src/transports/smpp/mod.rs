@@ -32,6 +32,10 @@ impl TransportFactory for SmppFactory {
         true
     }
 
+    fn config_schema(&self) -> Value {
+        super::config_schema::<config::SmppConfig>()
+    }
+
     fn validate(&self, config: &Value) -> Result<(), String> {
         config::SmppConfig::parse(config).map(|_| ())
     }
