@@ -142,3 +142,33 @@ config = { twisted_endpoint = "tcp:9999" }
     assert!(err.contains("carrier_pigeon"), "{err}");
     assert!(err.contains("Unknown application \"missing\""), "{err}");
 }
+
+/// A built-in application's reply is queued as an API send is: recorded, counted, and its
+/// story starts with the channel's "Accepted" entry.
+#[tokio::test]
+async fn an_applications_reply_is_queued_like_an_api_send() {
+    let server = Server::start("");
+    let api = server.api();
+    let port = free_port();
+    let cid = api
+        .create(json!({"type": "telnet", "application": "echo",
+                       "config": {"twisted_endpoint": format!("tcp:{port}"), "to_addr": "echo"}}))
+        .await;
+    let mut user = User::connect(port).await;
+    user.say("ping").await;
+    user.wait_line("ping").await;
+    let reply = eventually("the reply's entry", || async {
+        api.logs(&cid).await.into_iter().find(|e| {
+            e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("from application echo) and queued (realtime)")
+        })
+    })
+    .await;
+    let mid = reply["message_id"]
+        .as_str()
+        .expect("the reply's id")
+        .to_string();
+    assert_queued_like_an_api_send(&api, &cid, &mid).await;
+}

@@ -417,6 +417,7 @@ async fn a_vumi_application_worker_talks_to_a_channel_over_amqp() {
     assert_eq!(msg["session_event"], "resume");
     let reply_id = worker.reply(&msg, "hello from vumi").await;
     user.wait_line("hello from vumi").await;
+    assert_queued_like_an_api_send(&api, &cid, &reply_id).await;
     let ack = worker
         .next("event", |v| v["user_message_id"] == json!(reply_id))
         .await;
@@ -473,6 +474,7 @@ async fn a_vumi_worker_behind_a_router_destination_talks_over_amqp() {
         .await;
     let reply_id = worker.reply(&msg, "hello from behind the router").await;
     user.wait_line("hello from behind the router").await;
+    assert_queued_like_an_api_send(&api, &cid, &reply_id).await;
     let ack = worker
         .next("event", |v| v["user_message_id"] == json!(reply_id))
         .await;

@@ -20,8 +20,8 @@
 //! and the actor carries on.
 
 use super::delivery::{HookKind, PostWebhook};
+use super::outbound::{self, Outbound};
 use super::{ChannelShared, Core};
-use crate::bus::routes;
 use crate::message::{Message, SessionEvent};
 use actix::prelude::*;
 use futures::FutureExt;
@@ -263,22 +263,15 @@ impl Job {
     /// Queues a reply on the channel's realtime route.
     async fn reply(&self, msg: &Message, content: String, close: bool) {
         let reply = msg.reply(Some(content), close);
-        let cid = &self.shared.id;
-        let mut record = json!({"to": reply.to_addr, "from": reply.from_addr});
-        if let Value::Object(m) = &mut record {
-            m.extend(self.extras.clone());
-        }
-        let _ = self
-            .core
-            .store
-            .save_outbound(cid, &reply.message_id, &record)
-            .await;
-        if let Err(e) = self
-            .core
-            .bus
-            .publish(&routes::outbound_realtime(cid), reply.to_bytes())
-            .await
-        {
+        let out = Outbound {
+            msg: &reply,
+            raw: None,
+            record: self.extras.clone(),
+            also_under: None,
+            realtime: true,
+            from: Some(format!("application {}", self.name)),
+        };
+        if let Err(e) = outbound::enqueue(&self.core, &self.shared, out).await {
             self.shared.log.warn(
                 Some(&msg.message_id),
                 format!("{} reply not queued: {e}", self.name),

@@ -362,7 +362,6 @@ pub async fn handle_event(core: &Core, shared: &ChannelShared, event: &Event, ra
 /// Junebug's AMQP integration: what a Vumi application publishes to `Q.outbound` goes to
 /// the channel unchanged (replies on the realtime route), bypassing the API's checks.
 async fn forward_reply(core: &Core, shared: &ChannelShared, d: Delivery) {
-    let cid = &shared.id;
     let Some(msg) = parse_or_drop(
         shared,
         &d,
@@ -372,20 +371,18 @@ async fn forward_reply(core: &Core, shared: &ChannelShared, d: Delivery) {
         d.ack();
         return;
     };
-    let route = if msg.in_reply_to.is_some() {
-        routes::outbound_realtime(cid)
-    } else {
-        routes::outbound(cid)
-    };
-    retry(shared, &format!("publish to {route}"), || {
-        core.bus.publish(&route, d.body.clone())
+    super::retry_value(shared, "queue it", || {
+        let out = super::outbound::Outbound {
+            msg: &msg,
+            raw: Some(d.body.clone()),
+            record: serde_json::Map::new(),
+            also_under: None,
+            realtime: msg.in_reply_to.is_some(),
+            from: Some("amqp_queue".into()),
+        };
+        super::outbound::enqueue(core, shared, out)
     })
     .await;
-    core.count(cid, "outbound");
-    shared.metrics.read().outbound.increment(1);
-    shared
-        .log
-        .info(Some(&msg.message_id), "Outbound message from amqp_queue");
     d.ack();
 }
 

@@ -448,23 +448,27 @@ impl StreamHandler<(String, Delivery)> for Router {
                     }
                 };
                 let cid = shared.reply_channel();
-                let record = serde_json::json!({"to": msg.to_addr, "from": msg.from_addr,
-                    "router_id": shared.id, "destination_id": did});
-                let route = if msg.in_reply_to.is_some() {
-                    crate::bus::routes::outbound_realtime(&cid)
-                } else {
-                    crate::bus::routes::outbound(&cid)
+                let Some(channel) = core.channel(&cid) else {
+                    shared.log.warn(Some(&msg.message_id), format!("Reply from destination {did} not sent yet: channel {cid} is not running"));
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    d.requeue();
+                    return;
                 };
-                let sent = async {
-                    core.store.save_outbound(&did, &msg.message_id, &msg.api_view(&cid)).await.map_err(|e| e.to_string())?;
-                    core.store.save_outbound(&cid, &msg.message_id, &record).await.map_err(|e| e.to_string())?;
-                    core.bus.publish(&route, d.body.clone()).await.map_err(|e| e.to_string())
-                }
-                .await;
+                let mut record = serde_json::Map::new();
+                record.insert("router_id".into(), shared.id.clone().into());
+                record.insert("destination_id".into(), did.clone().into());
+                let out = super::outbound::Outbound {
+                    msg: &msg,
+                    raw: Some(d.body.clone()),
+                    record,
+                    also_under: Some(&did),
+                    realtime: msg.in_reply_to.is_some(),
+                    from: Some(format!("destination {did} (amqp_queue)")),
+                };
+                let sent = super::outbound::enqueue(&core, &channel, out).await;
                 match sent {
-                    Ok(()) => {
-                        core.count(&cid, "outbound");
-                        shared.log.info(Some(&msg.message_id), format!("Outbound message from destination {did}"));
+                    Ok(_) => {
+                        shared.log.info(Some(&msg.message_id), format!("Outbound message from destination {did}, queued on channel {cid}"));
                         d.ack();
                     }
                     Err(e) => {

@@ -4,8 +4,9 @@ use super::State;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
 use super::openapi as doc;
 use crate::actors::channel::CancelQueued;
+use crate::actors::outbound::{self, EnqueueError, Outbound};
 use crate::api_schema::{self, py_repr};
-use crate::bus::{BusError, routes};
+use crate::bus::BusError;
 use crate::message::{Message, SessionEvent};
 use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value, json};
@@ -139,60 +140,31 @@ pub async fn submit(
             )));
         }
     }
-    let view = msg.api_view(cid);
-    if let Some(did) = &target.also_under {
-        core.store
-            .save_outbound(did, &msg.message_id, &view)
-            .await?;
-    }
-    // The outbound record: the request merged with the message object, so it keeps
-    // event_url, event_auth_token and priority for the events that follow.
+    // The outbound record keeps the request's event_url, event_auth_token and priority
+    // for the events that follow.
     let mut record = req.clone();
-    if let Value::Object(v) = &view {
-        for (k, val) in v {
-            record.insert(k.clone(), val.clone());
-        }
-    }
     for (k, val) in &target.extras {
         record.insert(k.clone(), val.clone());
     }
-    core.store
-        .save_outbound(cid, &msg.message_id, &Value::Object(record))
-        .await?;
     let realtime = match req.get("priority").and_then(Value::as_str) {
         Some(p) => p.eq_ignore_ascii_case("realtime"),
         None => is_reply,
     };
-    let route = if realtime {
-        routes::outbound_realtime(cid)
-    } else {
-        routes::outbound(cid)
+    let out = Outbound {
+        msg: &msg,
+        raw: None,
+        record,
+        also_under: target.also_under.as_deref(),
+        realtime,
+        from: None,
     };
-    // Logged before the publish: the channel may hand it over before this line would run.
-    let queue = if realtime { "realtime" } else { "bulk" };
-    let what = match &msg.in_reply_to {
-        Some(rid) => format!("reply to {rid}"),
-        None => format!("to {}", msg.to_addr.as_deref().unwrap_or("?")),
-    };
-    shared.log.info(
-        Some(&msg.message_id),
-        format!("Accepted ({what}) and queued ({queue})"),
-    );
-    core.bus
-        .publish(&route, msg.to_bytes())
+    let view = outbound::enqueue(core, &shared, out)
         .await
-        .map_err(|e| {
-            tracing::warn!(channel = %cid, error = %e, "Message not accepted: the bus refused it.");
-            shared
-                .log
-                .warn(Some(&msg.message_id), format!("Not queued after all: {e}"));
-            match e {
-                BusError::QueueFull(_) => ApiError::QueueFull(e.to_string()),
-                BusError::Unavailable(_) => ApiError::BusUnavailable(e.to_string()),
-            }
+        .map_err(|e| match e {
+            EnqueueError::Store(e) => ApiError::from(e),
+            EnqueueError::Bus(e @ BusError::QueueFull(_)) => ApiError::QueueFull(e.to_string()),
+            EnqueueError::Bus(e) => ApiError::BusUnavailable(e.to_string()),
         })?;
-    core.count(cid, "outbound");
-    shared.metrics.read().outbound.increment(1);
     Ok(view)
 }
 

@@ -512,3 +512,42 @@ pub async fn flaky_receiver(n: u64, status: u16) -> wiremock::MockServer {
         .await;
     mock
 }
+
+/// What every queued outbound message has, whoever sent it (an API send, an application, a
+/// router destination, a Vumi worker on `amqp_queue`): its story starts with the channel's
+/// "Accepted (…) and queued (…)" entry, its record gets its events (`submitted`), and
+/// `hornbill_messages_outbound_total` counts it on the channel.
+pub async fn assert_queued_like_an_api_send(api: &Api, cid: &str, mid: &str) {
+    let story = eventually("the message's story", || async {
+        let logs = api
+            .get(&format!("/channels/{cid}/messages/{mid}/logs"))
+            .await
+            .ok(200, "logs retrieved");
+        let entries = logs.as_array().cloned().unwrap_or_default();
+        (!entries.is_empty()).then_some(entries)
+    })
+    .await;
+    let first = story[0]["message"].as_str().unwrap_or("").to_string();
+    assert!(
+        first.starts_with("Accepted (") && first.contains(") and queued ("),
+        "{story:?}"
+    );
+    eventually("the submitted event in its record", || async {
+        let s = api
+            .get(&format!("/channels/{cid}/messages/{mid}"))
+            .await
+            .ok(200, "message status");
+        (s["last_event_type"] == "submitted").then_some(())
+    })
+    .await;
+    let metrics = api.get("/metrics").await.text;
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("hornbill_messages_outbound_total{")
+                && l.contains(&format!("channel=\"{cid}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(counted >= 1.0, "not counted:\n{metrics}");
+}
