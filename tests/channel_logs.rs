@@ -81,6 +81,14 @@ async fn a_messages_story_and_the_channels_log_after_real_traffic() {
         messages(&s)[0].starts_with("Inbound from 127.0.0.1:"),
         "{s:#?}"
     );
+    assert_eq!(
+        messages(&s)
+            .iter()
+            .filter(|m| m.starts_with("Inbound"))
+            .count(),
+        1,
+        "its arrival is logged once: {s:#?}"
+    );
 
     // The channel's log holds both, newest first, as Junebug's.
     let all = api.logs(&cid).await;

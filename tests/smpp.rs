@@ -952,3 +952,76 @@ async fn a_withheld_response_times_out_and_the_message_is_retried() {
         "the late answer to the first attempt is not a second ack"
     );
 }
+
+/// A message's events reach its event_url in the order they happened, even when the
+/// event_url refuses a `submitted` event once (HTTP 500: retried after a backoff) while its
+/// receipt comes ~50 ms later: the `delivery_succeeded` waits for it. Before, the report was
+/// posted at once and arrived first (seconds before the retried `submitted`).
+#[tokio::test]
+async fn each_messages_events_arrive_in_the_order_they_happened() {
+    let smsc = Smsc::start(&["--dlr-delay-ms", "50"]);
+    let n = 40;
+    let hooks = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::body_partial_json(
+        json!({"event_type": "submitted"}),
+    ))
+    .respond_with(wiremock::ResponseTemplate::new(500))
+    .up_to_n_times(n as u64 / 2)
+    .with_priority(1)
+    .mount(&hooks)
+    .await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&hooks)
+        .await;
+    let server = Server::start(FAST_WEBHOOKS);
+    let api = server.api();
+    let cid = smpp_channel(&api, &smsc, &hooks.uri(), json!({})).await;
+    let ev = format!("{}/ev", hooks.uri());
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let sent = api
+            .send(
+                &cid,
+                json!({"to": format!("2782{i:07}"), "content": "in order", "event_url": ev}),
+            )
+            .await;
+        ids.push(sent["message_id"].as_str().unwrap().to_string());
+    }
+    // Every request the event_url got, in the order it got them (refused ones included).
+    let events = eventually("every message's two events delivered", || async {
+        let got: Vec<(String, String)> = hits(&hooks)
+            .await
+            .into_iter()
+            .filter(|(p, _, _)| p == "/ev")
+            .map(|(_, _, b)| {
+                (
+                    b["message_id"].as_str().unwrap_or("").to_string(),
+                    b["event_type"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        (got.len() >= 2 * n + n / 2).then_some(got)
+    })
+    .await;
+    let mut refused_first = 0;
+    for id in &ids {
+        let order: Vec<&str> = events
+            .iter()
+            .filter(|(m, _)| m == id)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        if order.len() == 3 {
+            refused_first += 1;
+            assert_eq!(
+                order,
+                ["submitted", "submitted", "delivery_succeeded"],
+                "message {id}: the report went ahead of its retried ack"
+            );
+        } else {
+            assert_eq!(order, ["submitted", "delivery_succeeded"], "message {id}");
+        }
+    }
+    assert_eq!(refused_first, n / 2);
+}

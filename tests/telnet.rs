@@ -155,10 +155,8 @@ async fn echo_application_answers_over_telnet() {
     user.wait_line("marco").await;
     let logs = api.logs(&cid).await;
     assert!(
-        logs.iter().any(|e| e["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Inbound message from")),
+        logs.iter()
+            .any(|e| e["message"].as_str().unwrap().starts_with("Inbound from")),
         "{logs:?}"
     );
 }

@@ -78,13 +78,16 @@ impl TokenBucket {
     }
 }
 
-/// Work that must happen in order: inbound and events are stored and published one after
-/// another, so a user's lines reach the destination in the order they were typed.
+/// Work that must happen in order: inbound messages are stored and published one after
+/// another, so a user's lines reach the destination in the order they were typed; statuses
+/// likewise. (Events go straight to `publish_events`, in order per message.)
 enum Job {
     Inbound(Box<Message>),
-    Event(Box<Event>, Option<Delivery>),
     Status(StatusEvent),
 }
+
+/// An event for `publish_events`, with the outbound delivery it settles.
+type EventJob = (Box<Event>, Option<Delivery>);
 
 struct TransportRun {
     tx: mpsc::Sender<TransportCommand>,
@@ -137,6 +140,8 @@ pub struct Channel {
     reports_rx: Option<mpsc::UnboundedReceiver<TransportReport>>,
     jobs: mpsc::UnboundedSender<Job>,
     jobs_rx: Option<mpsc::UnboundedReceiver<Job>>,
+    events: mpsc::UnboundedSender<EventJob>,
+    events_rx: Option<mpsc::UnboundedReceiver<EventJob>>,
 }
 
 impl Channel {
@@ -144,6 +149,7 @@ impl Channel {
         let spec = shared.spec();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::unbounded_channel();
         Channel {
             bucket: TokenBucket::new(spec.rate_limit_count, spec.rate_limit_window),
             window: spec.window,
@@ -165,6 +171,8 @@ impl Channel {
             reports_rx: Some(reports_rx),
             jobs,
             jobs_rx: Some(jobs_rx),
+            events,
+            events_rx: Some(events_rx),
         }
     }
 
@@ -382,7 +390,8 @@ impl Channel {
     }
 }
 
-/// Hands events to the channel's forwarder, up to 64 at once, then settles the outbound
+/// Hands events to the channel's forwarder, up to 64 at once but one at a time per message
+/// (so its webhooks are queued in the order the events happened), then settles the outbound
 /// delivery each one answers. In process, not over the bus: the forwarder answers once the
 /// event is stored and its webhook saved (the same guarantee as a confirmed publish, at half
 /// the broker's work per message). Without a forwarder (the channel is stopping) the event
@@ -390,13 +399,17 @@ impl Channel {
 async fn publish_events(
     core: Arc<Core>,
     shared: Arc<ChannelShared>,
-    rx: mpsc::UnboundedReceiver<(Box<Event>, Option<Delivery>)>,
+    rx: mpsc::UnboundedReceiver<EventJob>,
 ) {
     let route = routes::event(&shared.id);
+    let lanes = super::ordered::Lanes::default();
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
-        .map(|(event, delivery): (Box<Event>, Option<Delivery>)| {
+        .map(|(event, delivery): EventJob| {
             let (core, shared, route) = (core.clone(), shared.clone(), route.clone());
+            // Taken here, in arrival order: the message's earlier events go first.
+            let mut turn = lanes.join(&event.user_message_id);
             async move {
+                turn.wait().await;
                 let forwarder = shared.forwarder.read().clone();
                 let handed = match forwarder {
                     Some(f) => f
@@ -412,6 +425,7 @@ async fn publish_events(
                     })
                     .await;
                 }
+                drop(turn);
                 if let Some(d) = delivery {
                     d.ack();
                 }
@@ -430,8 +444,6 @@ async fn run_jobs(
     mut rx: mpsc::UnboundedReceiver<Job>,
 ) {
     let cid = shared.id.clone();
-    let (events, events_rx) = mpsc::unbounded_channel();
-    actix_rt::spawn(publish_events(core.clone(), shared.clone(), events_rx));
     while let Some(job) = rx.recv().await {
         match job {
             Job::Inbound(msg) => {
@@ -445,9 +457,6 @@ async fn run_jobs(
                     core.bus.publish(&route, body.clone())
                 })
                 .await;
-            }
-            Job::Event(event, delivery) => {
-                let _ = events.send((event, delivery));
             }
             Job::Status(status) => {
                 shared
@@ -493,6 +502,9 @@ impl Actor for Channel {
         }
         if let Some(rx) = self.jobs_rx.take() {
             actix_rt::spawn(run_jobs(self.core.clone(), self.shared.clone(), rx));
+        }
+        if let Some(rx) = self.events_rx.take() {
+            actix_rt::spawn(publish_events(self.core.clone(), self.shared.clone(), rx));
         }
         let bus = self.core.bus.clone();
         let window = self.window;
@@ -580,7 +592,7 @@ impl StreamHandler<TransportReport> for Channel {
                     format!("Submitted: the provider accepted it as {sent_message_id}"),
                 );
                 let event = Event::ack(&message_id, &sent_message_id, &cid);
-                let _ = self.jobs.send(Job::Event(Box::new(event), delivery));
+                let _ = self.events.send((Box::new(event), delivery));
                 self.pump(ctx);
             }
             TransportReport::Nack {
@@ -620,7 +632,7 @@ impl StreamHandler<TransportReport> for Channel {
                         .log
                         .warn(Some(&message_id), format!("Message rejected: {reason}"));
                     let event = Event::nack(&message_id, &reason, &cid);
-                    let _ = self.jobs.send(Job::Event(Box::new(event), delivery));
+                    let _ = self.events.send((Box::new(event), delivery));
                 }
                 self.pump(ctx);
             }
@@ -629,7 +641,7 @@ impl StreamHandler<TransportReport> for Channel {
                     .log
                     .info(Some(&message_id), format!("Delivery report: {status:?}"));
                 let event = Event::delivery_report(&message_id, status, &cid);
-                let _ = self.jobs.send(Job::Event(Box::new(event), None));
+                let _ = self.events.send((Box::new(event), None));
             }
             TransportReport::Status(status) => {
                 self.shared.log.info(
@@ -740,7 +752,7 @@ impl Handler<CancelQueued> for Channel {
             let count = cancelled.len();
             for (mid, delivery) in cancelled {
                 let event = Event::nack(&mid, "cancelled", &cid);
-                let _ = act.jobs.send(Job::Event(Box::new(event), delivery));
+                let _ = act.events.send((Box::new(event), delivery));
             }
             act.shared
                 .log

@@ -4,7 +4,9 @@
 //! token is set, otherwise HTTP Basic from credentials in the URL, which are removed from the
 //! URL) and retried with jittered exponential backoff until the destination answers 2xx or
 //! `retry_for` has passed. At most `max_per_destination` requests are in flight to one
-//! destination. Every attempt is written to the channel's log, with the URL redacted.
+//! destination, and one message's webhooks to one URL go one after another, in the order
+//! they came (its events arrive in the order they happened). Every attempt is written to the
+//! channel's log, with the URL redacted.
 //!
 //! Each job is saved in the store (`hornbill:webhooks` in Redis) before it is accepted and
 //! removed once it is settled, so with the Redis store pending deliveries survive a restart:
@@ -171,6 +173,9 @@ pub struct Delivery {
     targets: HashMap<String, Arc<Target>>,
     /// Counter handles by channel (or router) id, one set per kind.
     counters: HashMap<String, [Option<Arc<WebhookMetrics>>; 3]>,
+    /// One message's webhooks to one URL go one after another, in the order they came
+    /// (a `submitted` event is delivered before its `delivery_succeeded`).
+    lanes: super::ordered::Lanes,
 }
 
 /// A callback URL taken apart: where to POST, its credentials, how it is shown in logs,
@@ -200,6 +205,7 @@ impl Delivery {
             store,
             targets: HashMap::new(),
             counters: HashMap::new(),
+            lanes: Default::default(),
         }
     }
 
@@ -343,7 +349,15 @@ impl Delivery {
         };
         let client = self.client.clone();
         let settings = self.settings.clone();
+        // Taken now, in the order the webhooks came; waited for in the task.
+        let mut turn = job
+            .message_id
+            .as_ref()
+            .map(|mid| self.lanes.join(&format!("{mid} {}", job.url)));
         actix_rt::spawn(async move {
+            if let Some(turn) = turn.as_mut() {
+                turn.wait().await;
+            }
             let mut attempt = 0u32;
             loop {
                 attempt += 1;

@@ -123,15 +123,8 @@ async fn forward_inbound(
         d.ack();
         return;
     };
+    // (Its arrival is in the log already: the channel wrote it when the transport reported it.)
     let spec = shared.spec();
-    let session = msg.session_event.map(|s| s.as_str()).unwrap_or("none");
-    shared.log.info(
-        Some(&msg.message_id),
-        format!(
-            "Inbound message from {} (session {session})",
-            msg.from_addr.as_deref().unwrap_or("?")
-        ),
-    );
     if let Some(router) = core.router_of(cid) {
         route_inbound(core, shared, &router, &msg, &d.body).await;
         core.count(cid, "inbound");

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod delivery;
 pub mod engine;
 pub mod forwarder;
+pub mod ordered;
 pub mod outbound;
 pub mod router;
 
