@@ -32,12 +32,13 @@ struct Pending {
     realtime: bool,
 }
 
-/// Token bucket: `count` tokens per `window`, bursting up to `count`.
+/// Token bucket: `count` tokens per `window`, bursting up to `count`. On tokio's clock, so
+/// its tests run on a paused one, exactly.
 pub struct TokenBucket {
     capacity: f64,
     per_sec: f64,
     tokens: f64,
-    at: Instant,
+    at: tokio::time::Instant,
 }
 
 impl TokenBucket {
@@ -50,12 +51,12 @@ impl TokenBucket {
             capacity: count as f64,
             per_sec: count as f64 / window,
             tokens: count as f64,
-            at: Instant::now(),
+            at: tokio::time::Instant::now(),
         })
     }
 
     fn refill(&mut self) {
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         let gained = now.duration_since(self.at).as_secs_f64() * self.per_sec;
         self.tokens = (self.tokens + gained).min(self.capacity);
         self.at = now;
@@ -759,5 +760,42 @@ impl Handler<CancelQueued> for Channel {
                 .info(None, format!("Cancelled {count} queued messages"));
             count
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenBucket;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_bursts_then_refills_at_its_rate() {
+        assert!(TokenBucket::new(0, 1).is_none(), "no limit");
+        let mut b = TokenBucket::new(10, 2).unwrap();
+        // The burst: `count` at once, then none.
+        for _ in 0..10 {
+            assert!(b.try_take());
+        }
+        assert!(!b.try_take());
+        // 10 per 2 s: the next token in 200 ms, exactly.
+        assert_eq!(b.wait(), Duration::from_millis(200));
+        tokio::time::advance(Duration::from_millis(199)).await;
+        assert!(!b.try_take());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(b.try_take());
+        assert!(!b.try_take());
+        // Idle for a long time: it holds at most `count`.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let burst = (0..20).take_while(|_| b.try_take()).count();
+        assert_eq!(burst, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_of_zero_counts_as_one_second() {
+        let mut b = TokenBucket::new(4, 0).unwrap();
+        for _ in 0..4 {
+            assert!(b.try_take());
+        }
+        assert_eq!(b.wait(), Duration::from_millis(250));
     }
 }
