@@ -169,6 +169,10 @@ pub struct WebhookSettings {
     pub retry_for: f64,
     /// Most requests in flight to one destination (scheme, host and port).
     pub max_per_destination: usize,
+    /// Most deliveries waiting for one destination (scheme, host and port): in a request,
+    /// waiting for one, or waiting to be retried. A new one past it gives the oldest up
+    /// (logged as a failure, counted in `hornbill_webhook_failures_total`).
+    pub max_pending_per_destination: usize,
 }
 
 impl Default for WebhookSettings {
@@ -179,6 +183,7 @@ impl Default for WebhookSettings {
             max_backoff: 300.0,
             retry_for: 4.0 * 3600.0,
             max_per_destination: 32,
+            max_pending_per_destination: 10_000,
         }
     }
 }
@@ -436,6 +441,12 @@ impl Settings {
             problems.push("[webhooks] max_per_destination must be at least 1".into());
         }
         for (key, v, min, max) in [
+            (
+                "[webhooks] max_pending_per_destination",
+                w.max_pending_per_destination,
+                1,
+                10_000_000,
+            ),
             (
                 "[server] fd_reserve",
                 settings.server.fd_reserve,

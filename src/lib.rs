@@ -140,11 +140,14 @@ pub async fn start(
     };
     // Webhooks are posted from their own thread: on a busy server they are the largest share
     // of the work that follows a message, and the channels' thread has the rest to do.
+    let webhooks_pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let delivery = {
         let (webhooks, store) = (settings.webhooks.clone(), store.clone());
+        let pending = webhooks_pending.clone();
         let arbiter = actix_rt::Arbiter::new();
-        let addr =
-            Delivery::start_in_arbiter(&arbiter.handle(), move |_| Delivery::new(webhooks, store));
+        let addr = Delivery::start_in_arbiter(&arbiter.handle(), move |_| {
+            Delivery::new(webhooks, store, pending)
+        });
         // Like the backend arbiter, it lives as long as the process.
         std::mem::forget(arbiter);
         addr
@@ -178,6 +181,7 @@ pub async fn start(
         bus,
         registry,
         delivery,
+        webhooks_pending,
         channels: Default::default(),
         routers: Default::default(),
         rates: Default::default(),

@@ -39,6 +39,7 @@ pub const BUS_UP: &str = "hornbill_bus_up";
 pub const API_REQUEST_DURATION: &str = "hornbill_api_request_duration_seconds";
 pub const CALLBACKS_REFUSED: &str = "hornbill_callbacks_refused_total";
 pub const LIMIT_REACHED: &str = "hornbill_limit_reached_total";
+pub const WEBHOOKS_PENDING: &str = "hornbill_webhooks_pending";
 pub const OPEN_FILES: &str = "hornbill_open_files";
 pub const OPEN_FILES_LIMIT: &str = "hornbill_open_files_limit";
 
@@ -145,7 +146,11 @@ fn describe() {
     );
     describe_counter!(
         LIMIT_REACHED,
-        "Times a cap acted (README, Limits), by limit: telnet_connections and open_files (a telnet connection refused), idle_timeout (an idle telnet user disconnected)."
+        "Times a cap acted (README, Limits), by limit: telnet_connections and open_files (a telnet connection refused), idle_timeout (an idle telnet user disconnected), webhooks_pending (the oldest waiting webhook given up)."
+    );
+    describe_gauge!(
+        WEBHOOKS_PENDING,
+        "Webhook deliveries accepted and not yet settled (in a request, waiting for one, or waiting to be retried)."
     );
     describe_gauge!(
         OPEN_FILES,
@@ -296,6 +301,9 @@ pub enum Limit {
     OpenFiles,
     /// A telnet user disconnected after `idle_timeout` without a line.
     IdleTimeout,
+    /// The oldest webhook waiting for one destination given up:
+    /// `[webhooks] max_pending_per_destination` were waiting.
+    WebhooksPending,
 }
 
 impl Limit {
@@ -304,6 +312,7 @@ impl Limit {
             Limit::TelnetConnections => "telnet_connections",
             Limit::OpenFiles => "open_files",
             Limit::IdleTimeout => "idle_timeout",
+            Limit::WebhooksPending => "webhooks_pending",
         }
     }
 }
@@ -385,6 +394,7 @@ pub async fn scrape(core: &Core) -> String {
         0.0
     };
     gauge!(BUS_UP, "kind" => core.bus.kind()).set(up);
+    gauge!(WEBHOOKS_PENDING).set(core.webhooks_pending.load(Ordering::Relaxed) as f64);
     if let Ok(open) = crate::limits::open_files() {
         gauge!(OPEN_FILES).set(open as f64);
     }

@@ -183,6 +183,7 @@ max_connections = 0
 [webhooks]
 timeout = 1e308
 max_backoff = 0.0
+max_pending_per_destination = 0
 
 [channel_defaults]
 window = 2305843009213693952
@@ -203,6 +204,7 @@ config = { username = "u", api_key = "atsk_0123456789", timeout = 1e-300 }
     for expected in [
         "[webhooks] timeout must be a number of seconds from 0.1 to 300",
         "[webhooks] max_backoff must be a number of seconds",
+        "[webhooks] max_pending_per_destination must be from 1 to 10000000 (got 0)",
         "[server] fd_reserve must be from 16 to 1000000 (got 0)",
         "[public] max_connections must be from 1 to 10000000 (got 0)",
         "[channel_defaults] window must be from 1 to 10000",
