@@ -146,7 +146,7 @@ fn describe() {
     );
     describe_counter!(
         LIMIT_REACHED,
-        "Times a cap acted (README, Limits), by limit: telnet_connections and open_files (a telnet connection refused), idle_timeout (an idle telnet user disconnected), webhooks_pending (the oldest waiting webhook given up)."
+        "Times a cap acted (README, Limits), by limit: telnet_connections and open_files (a telnet connection refused), idle_timeout (an idle telnet user disconnected), ussd_sessions (a new USSD session refused), webhooks_pending (the oldest waiting webhook given up)."
     );
     describe_gauge!(
         WEBHOOKS_PENDING,
@@ -301,6 +301,8 @@ pub enum Limit {
     OpenFiles,
     /// A telnet user disconnected after `idle_timeout` without a line.
     IdleTimeout,
+    /// A new USSD session refused: the channel's `max_ussd_sessions` are open.
+    UssdSessions,
     /// The oldest webhook waiting for one destination given up:
     /// `[webhooks] max_pending_per_destination` were waiting.
     WebhooksPending,
@@ -312,6 +314,7 @@ impl Limit {
             Limit::TelnetConnections => "telnet_connections",
             Limit::OpenFiles => "open_files",
             Limit::IdleTimeout => "idle_timeout",
+            Limit::UssdSessions => "ussd_sessions",
             Limit::WebhooksPending => "webhooks_pending",
         }
     }

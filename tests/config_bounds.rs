@@ -126,6 +126,10 @@ async fn durations_out_of_range_are_invalid_channel_config_naming_the_key() {
                    "config": {"twisted_endpoint": "tcp:0", "max_connections": 0}}),
             "max_connections",
         ),
+        (
+            africastalking(json!({"max_ussd_sessions": 0})),
+            "max_ussd_sessions",
+        ),
     ] {
         let errors = api.post("/channels/", body.clone()).await.error(
             400,
