@@ -146,7 +146,7 @@ fn describe() {
     );
     describe_counter!(
         LIMIT_REACHED,
-        "Times a cap acted (README, Limits), by limit: telnet_connections and open_files (a telnet connection refused), idle_timeout (an idle telnet user disconnected), ussd_sessions (a new USSD session refused), webhooks_pending (the oldest waiting webhook given up)."
+        "Times a cap acted (README, Limits), by limit: telnet_connections and open_files (a telnet connection refused), idle_timeout (an idle telnet user disconnected), ussd_sessions (a new USSD session refused), smpp_parts (an incomplete long SMPP message dropped to make room), webhooks_pending (the oldest waiting webhook given up)."
     );
     describe_gauge!(
         WEBHOOKS_PENDING,
@@ -303,6 +303,8 @@ pub enum Limit {
     IdleTimeout,
     /// A new USSD session refused: the channel's `max_ussd_sessions` are open.
     UssdSessions,
+    /// An incomplete long SMPP message dropped: `max_reassembly_parts` parts were waiting.
+    SmppParts,
     /// The oldest webhook waiting for one destination given up:
     /// `[webhooks] max_pending_per_destination` were waiting.
     WebhooksPending,
@@ -315,6 +317,7 @@ impl Limit {
             Limit::OpenFiles => "open_files",
             Limit::IdleTimeout => "idle_timeout",
             Limit::UssdSessions => "ussd_sessions",
+            Limit::SmppParts => "smpp_parts",
             Limit::WebhooksPending => "webhooks_pending",
         }
     }

@@ -130,6 +130,10 @@ async fn durations_out_of_range_are_invalid_channel_config_naming_the_key() {
             africastalking(json!({"max_ussd_sessions": 0})),
             "max_ussd_sessions",
         ),
+        (
+            smpp(json!({"max_reassembly_parts": 0})),
+            "max_reassembly_parts",
+        ),
     ] {
         let errors = api.post("/channels/", body.clone()).await.error(
             400,
