@@ -30,6 +30,10 @@ pub struct ServerSettings {
     /// loopback names when `host` is a loopback address (so a DNS-rebinding page cannot reach
     /// a local API), any otherwise.
     pub allowed_hosts: Option<Vec<String>>,
+    /// File descriptors kept free for the APIs, the store, the bus, log files and webhooks:
+    /// a listener taking anonymous connections (telnet) refuses one when the process is
+    /// within this many of its open-files limit.
+    pub fd_reserve: usize,
 }
 
 impl Default for ServerSettings {
@@ -43,6 +47,7 @@ impl Default for ServerSettings {
             password: None,
             cors_origins: Vec::new(),
             allowed_hosts: None,
+            fd_reserve: crate::limits::DEFAULT_FD_RESERVE,
         }
     }
 }
@@ -67,6 +72,10 @@ pub struct PublicSettings {
     /// Longest a callback waits for its channel (a USSD request for the application's
     /// answer is bounded by its channel's own `request_timeout`), seconds.
     pub timeout: f64,
+    /// Most connections the listener holds at once (then it stops accepting until one
+    /// ends; the kernel queues the rest). At most half of what the open-files limit leaves
+    /// above `[server] fd_reserve`.
+    pub max_connections: usize,
 }
 
 impl Default for PublicSettings {
@@ -78,6 +87,7 @@ impl Default for PublicSettings {
             base_url: None,
             max_body: 256 * 1024,
             timeout: 120.0,
+            max_connections: 4096,
         }
     }
 }
@@ -159,6 +169,10 @@ pub struct WebhookSettings {
     pub retry_for: f64,
     /// Most requests in flight to one destination (scheme, host and port).
     pub max_per_destination: usize,
+    /// Most deliveries waiting for one destination (scheme, host and port): in a request,
+    /// waiting for one, or waiting to be retried. A new one past it gives the oldest up
+    /// (logged as a failure, counted in `hornbill_webhook_failures_total`).
+    pub max_pending_per_destination: usize,
 }
 
 impl Default for WebhookSettings {
@@ -169,6 +183,7 @@ impl Default for WebhookSettings {
             max_backoff: 300.0,
             retry_for: 4.0 * 3600.0,
             max_per_destination: 32,
+            max_pending_per_destination: 10_000,
         }
     }
 }
@@ -424,6 +439,30 @@ impl Settings {
         }
         if w.max_per_destination == 0 {
             problems.push("[webhooks] max_per_destination must be at least 1".into());
+        }
+        for (key, v, min, max) in [
+            (
+                "[webhooks] max_pending_per_destination",
+                w.max_pending_per_destination,
+                1,
+                10_000_000,
+            ),
+            (
+                "[server] fd_reserve",
+                settings.server.fd_reserve,
+                16,
+                1_000_000,
+            ),
+            (
+                "[public] max_connections",
+                settings.public.max_connections,
+                1,
+                10_000_000,
+            ),
+        ] {
+            if !(min..=max).contains(&v) {
+                problems.push(format!("{key} must be from {min} to {max} (got {v})"));
+            }
         }
         let registry = Registry::builtin();
         let mut ids = std::collections::HashSet::new();

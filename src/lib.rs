@@ -10,6 +10,7 @@ pub mod api_schema;
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod logs;
 pub mod message;
 pub mod redact;
@@ -79,6 +80,20 @@ pub async fn start(
     // Before any channel registers its counters (with no recorder they would count nowhere).
     telemetry::init();
     logs::keep_message_entries(settings.log.message_entries);
+    limits::set_fd_reserve(settings.server.fd_reserve);
+    let open_files_limit = limits::soft_limit();
+    match open_files_limit {
+        Some(limit)
+            if !limits::leaves_reserve(0, limit, settings.server.fd_reserve.saturating_mul(2)) =>
+        {
+            tracing::warn!(
+                limit,
+                reserve = settings.server.fd_reserve,
+                "The open-files limit leaves little above [server] fd_reserve: telnet channels will refuse most connections."
+            );
+        }
+        _ => {}
+    }
     if !settings.log.logging_path.is_empty() {
         let dir = std::path::Path::new(&settings.log.logging_path);
         logs::keep_files(
@@ -125,11 +140,14 @@ pub async fn start(
     };
     // Webhooks are posted from their own thread: on a busy server they are the largest share
     // of the work that follows a message, and the channels' thread has the rest to do.
+    let webhooks_pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let delivery = {
         let (webhooks, store) = (settings.webhooks.clone(), store.clone());
+        let pending = webhooks_pending.clone();
         let arbiter = actix_rt::Arbiter::new();
-        let addr =
-            Delivery::start_in_arbiter(&arbiter.handle(), move |_| Delivery::new(webhooks, store));
+        let addr = Delivery::start_in_arbiter(&arbiter.handle(), move |_| {
+            Delivery::new(webhooks, store, pending)
+        });
         // Like the backend arbiter, it lives as long as the process.
         std::mem::forget(arbiter);
         addr
@@ -163,6 +181,7 @@ pub async fn start(
         bus,
         registry,
         delivery,
+        webhooks_pending,
         channels: Default::default(),
         routers: Default::default(),
         rates: Default::default(),
@@ -283,15 +302,29 @@ pub async fn start(
         Some(listener) => {
             let state = web::Data::new(http::public::PublicState { core: core.clone() });
             let max_body = settings.public.max_body;
-            let mut public = HttpServer::new(move || {
+            // Anonymous connections: bounded, so that a flood of them leaves descriptors for
+            // the management API (actix counts per worker; past it, accepting pauses).
+            let workers = settings.server.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let (max_connections, per_worker) = limits::public_connections(
+                settings.public.max_connections,
+                open_files_limit,
+                settings.server.fd_reserve,
+                workers,
+            );
+            tracing::info!(
+                max_connections,
+                "The public listener holds at most this many connections at once."
+            );
+            let public = HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
                     .configure(|cfg| http::public::configure(cfg, max_body))
             })
+            .max_connections(per_worker)
+            .workers(workers.max(1))
             .listen(listener)?;
-            if let Some(w) = settings.server.workers {
-                public = public.workers(w.max(1));
-            }
             let public = public.disable_signals().shutdown_timeout(5).run();
             let handle = public.handle();
             actix_rt::spawn(async move {

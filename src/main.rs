@@ -139,7 +139,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Raises the open-files soft limit to the hard one, before any thread starts, and says
+/// where it stands (`hornbill::limits`).
+fn raise_open_files(reserve: usize) {
+    match hornbill::limits::raise_open_files() {
+        Ok(l) if l.soft > l.before => tracing::info!(
+            soft = l.soft,
+            hard = l.hard,
+            was = l.before,
+            fd_reserve = reserve,
+            "Open files: soft limit raised to the hard limit."
+        ),
+        Ok(l) => tracing::info!(
+            soft = l.soft,
+            hard = l.hard,
+            fd_reserve = reserve,
+            "Open files: limits as given."
+        ),
+        Err(e) => tracing::warn!(error = %e, "Open files: cannot read or raise the limit."),
+    }
+}
+
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    raise_open_files(settings.server.fd_reserve);
     actix_web::rt::System::new().block_on(async move {
         let bind = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = std::net::TcpListener::bind(&bind)

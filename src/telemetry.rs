@@ -10,6 +10,9 @@
 //! expects). Label values are bounded: channel ids, types, outcomes, route patterns; never
 //! message content or raw paths.
 //!
+//! Caps (README, "Limits") count in `hornbill_limit_reached_total{channel, limit}` when they
+//! act (`limit_reached`).
+//!
 //! Also the text process log's writer (`LineSafe`): one event, one line.
 
 use crate::actors::{ChannelShared, Core};
@@ -35,6 +38,10 @@ pub const TRANSPORT_STATUS: &str = "hornbill_transport_status";
 pub const BUS_UP: &str = "hornbill_bus_up";
 pub const API_REQUEST_DURATION: &str = "hornbill_api_request_duration_seconds";
 pub const CALLBACKS_REFUSED: &str = "hornbill_callbacks_refused_total";
+pub const LIMIT_REACHED: &str = "hornbill_limit_reached_total";
+pub const WEBHOOKS_PENDING: &str = "hornbill_webhooks_pending";
+pub const OPEN_FILES: &str = "hornbill_open_files";
+pub const OPEN_FILES_LIMIT: &str = "hornbill_open_files_limit";
 
 /// Bucket bounds of the API latency histogram, in seconds.
 const API_BUCKETS: &[f64] = &[
@@ -136,6 +143,22 @@ fn describe() {
     describe_counter!(
         CALLBACKS_REFUSED,
         "Provider callbacks refused, by reason: no_secret or wrong_secret (the URL lacks the channel's callback secret), refused (the channel type refused the request), unknown_message (a delivery report for a message the channel did not send)."
+    );
+    describe_counter!(
+        LIMIT_REACHED,
+        "Times a cap acted (README, Limits), by limit: telnet_connections and open_files (a telnet connection refused), idle_timeout (an idle telnet user disconnected), ussd_sessions (a new USSD session refused), smpp_parts (an incomplete long SMPP message dropped to make room), webhooks_pending (the oldest waiting webhook given up)."
+    );
+    describe_gauge!(
+        WEBHOOKS_PENDING,
+        "Webhook deliveries accepted and not yet settled (in a request, waiting for one, or waiting to be retried)."
+    );
+    describe_gauge!(
+        OPEN_FILES,
+        "File descriptors the process has open (Linux: /proc/self/fd)."
+    );
+    describe_gauge!(
+        OPEN_FILES_LIMIT,
+        "The process's open-files soft limit (RLIMIT_NOFILE)."
     );
     describe_histogram!(
         API_REQUEST_DURATION,
@@ -268,6 +291,44 @@ pub fn callback_refused(channel: &str, reason: &'static str) {
     counter!(CALLBACKS_REFUSED, "channel" => channel.to_string(), "reason" => reason).increment(1);
 }
 
+/// A cap that acted (the `limit` label of `hornbill_limit_reached_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// A telnet connection refused: the channel's `max_connections` are connected.
+    TelnetConnections,
+    /// A telnet connection refused: the process is within `[server] fd_reserve` of its
+    /// open-files limit.
+    OpenFiles,
+    /// A telnet user disconnected after `idle_timeout` without a line.
+    IdleTimeout,
+    /// A new USSD session refused: the channel's `max_ussd_sessions` are open.
+    UssdSessions,
+    /// An incomplete long SMPP message dropped: `max_reassembly_parts` parts were waiting.
+    SmppParts,
+    /// The oldest webhook waiting for one destination given up:
+    /// `[webhooks] max_pending_per_destination` were waiting.
+    WebhooksPending,
+}
+
+impl Limit {
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::TelnetConnections => "telnet_connections",
+            Limit::OpenFiles => "open_files",
+            Limit::IdleTimeout => "idle_timeout",
+            Limit::UssdSessions => "ussd_sessions",
+            Limit::SmppParts => "smpp_parts",
+            Limit::WebhooksPending => "webhooks_pending",
+        }
+    }
+}
+
+/// Counts a cap acting on a channel (or a router, for its destinations' webhooks).
+pub fn limit_reached(channel: &str, limit: Limit) {
+    counter!(LIMIT_REACHED, "channel" => channel.to_string(), "limit" => limit.label())
+        .increment(1);
+}
+
 /// Records one management API request (`route`: the matched pattern, if any).
 pub fn api_request(method: &str, route: Option<String>, status: u16, elapsed: Duration) {
     let route = route.unwrap_or_else(|| "unmatched".to_string());
@@ -339,6 +400,13 @@ pub async fn scrape(core: &Core) -> String {
         0.0
     };
     gauge!(BUS_UP, "kind" => core.bus.kind()).set(up);
+    gauge!(WEBHOOKS_PENDING).set(core.webhooks_pending.load(Ordering::Relaxed) as f64);
+    if let Ok(open) = crate::limits::open_files() {
+        gauge!(OPEN_FILES).set(open as f64);
+    }
+    if let Some(limit) = crate::limits::soft_limit() {
+        gauge!(OPEN_FILES_LIMIT).set(limit as f64);
+    }
     handle.render()
 }
 

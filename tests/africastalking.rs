@@ -415,3 +415,61 @@ async fn unknown_channels_and_actions_are_404_on_the_public_listener() {
         .unwrap();
     assert_eq!(api.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn past_max_ussd_sessions_a_new_session_is_refused_and_counted() {
+    let bench = Bench::start("").await;
+    let mut t = table();
+    t.config = Box::new(|stub| {
+        json!({"username": "hornbill", "api_key": KEY, "base_url": stub,
+               "max_ussd_sessions": 1})
+    });
+    let (cid, tag) = bench.channel(&t, "http://127.0.0.1:9", "cap").await;
+    let pending = ussd(&bench, &cid, "ATUid_5", "");
+    let new = bench.nth_inbound(&tag, 0).await;
+    bench.answer(&cid, &new, "Menu", true).await;
+    assert_eq!(pending.await.unwrap(), (200, "CON Menu".into()));
+
+    // One session is open: a second is told to try later, and the application never hears
+    // of it.
+    let refused = ussd(&bench, &cid, "ATUid_6", "").await.unwrap();
+    assert_eq!(
+        refused,
+        (
+            200,
+            "END Sorry, the service did not answer in time. Please try again later.".into()
+        )
+    );
+    // The open one goes on.
+    let pending = ussd(&bench, &cid, "ATUid_5", "1");
+    let next = bench.nth_inbound(&tag, 1).await;
+    assert_eq!(next["channel_data"]["session_event"], "resume");
+    assert_eq!(next["content"], "1");
+    bench.answer(&cid, &next, "Bye", false).await;
+    assert_eq!(pending.await.unwrap(), (200, "END Bye".into()));
+    assert_eq!(bench.posted(&format!("/mo/{tag}")).await.len(), 2);
+
+    let logs = bench.api.logs(&cid).await;
+    assert!(
+        logs.iter().any(|e| {
+            e["message"].as_str().unwrap().starts_with(
+            "USSD session ATUid_6 refused: 1 sessions are open on this channel (max_ussd_sessions)"
+        )
+        }),
+        "{logs:#?}"
+    );
+    until(
+        &bench.api,
+        "hornbill_limit_reached_total",
+        &[("channel", &cid), ("limit", "ussd_sessions")],
+        1.0,
+    )
+    .await;
+
+    // That one ended: there is room again.
+    let pending = ussd(&bench, &cid, "ATUid_6", "");
+    let again = bench.nth_inbound(&tag, 2).await;
+    assert_eq!(again["channel_data"]["session_event"], "new");
+    bench.answer(&cid, &again, "Hi", false).await;
+    assert_eq!(pending.await.unwrap(), (200, "END Hi".into()));
+}

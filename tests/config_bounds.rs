@@ -115,6 +115,25 @@ async fn durations_out_of_range_are_invalid_channel_config_naming_the_key() {
             json!({"type": "webhook", "config": {"url": "http://127.0.0.1:9/send", "timeout": 1e308}}),
             "timeout",
         ),
+        (
+            json!({"type": "telnet", "mo_url": "http://127.0.0.1:9/mo",
+                   "config": {"twisted_endpoint": "tcp:0", "idle_timeout": 1e308}}),
+            "idle_timeout",
+        ),
+        // Caps (README, "Limits") likewise.
+        (
+            json!({"type": "telnet", "mo_url": "http://127.0.0.1:9/mo",
+                   "config": {"twisted_endpoint": "tcp:0", "max_connections": 0}}),
+            "max_connections",
+        ),
+        (
+            africastalking(json!({"max_ussd_sessions": 0})),
+            "max_ussd_sessions",
+        ),
+        (
+            smpp(json!({"max_reassembly_parts": 0})),
+            "max_reassembly_parts",
+        ),
     ] {
         let errors = api.post("/channels/", body.clone()).await.error(
             400,
@@ -163,9 +182,16 @@ fn the_config_file_is_checked_the_same_way() {
     std::fs::write(
         &path,
         r#"
+[server]
+fd_reserve = 0
+
+[public]
+max_connections = 0
+
 [webhooks]
 timeout = 1e308
 max_backoff = 0.0
+max_pending_per_destination = 0
 
 [channel_defaults]
 window = 2305843009213693952
@@ -186,6 +212,9 @@ config = { username = "u", api_key = "atsk_0123456789", timeout = 1e-300 }
     for expected in [
         "[webhooks] timeout must be a number of seconds from 0.1 to 300",
         "[webhooks] max_backoff must be a number of seconds",
+        "[webhooks] max_pending_per_destination must be from 1 to 10000000 (got 0)",
+        "[server] fd_reserve must be from 16 to 1000000 (got 0)",
+        "[public] max_connections must be from 1 to 10000000 (got 0)",
         "[channel_defaults] window must be from 1 to 10000",
         "[[channels]] #1: 9223372036854775807 is greater than the maximum of 86400",
         "[[channels]] #2: Invalid config for channel type africastalking: timeout must be a number of seconds",

@@ -6,50 +6,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-/// One sample of the exposition text: the value of `name` whose labels include `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, rest) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.strip_suffix('}')?),
-                None => (series, ""),
-            };
-            if n != name {
-                return None;
-            }
-            let has = |(k, v): &(&str, &str)| {
-                rest.split("\",")
-                    .any(|pair| pair.trim_end_matches('"') == format!("{k}=\"{v}"))
-            };
-            labels.iter().all(has).then(|| value.parse().ok())?
-        })
-}
-
-async fn scrape(api: &Api) -> String {
-    let r = api.get("/metrics").await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.text
-}
-
-/// Scrapes until `name{labels}` reaches `want`; returns the text of that scrape.
-async fn until(api: &Api, name: &str, labels: &[(&str, &str)], want: f64) -> String {
-    let end = std::time::Instant::now() + WAIT + WAIT;
-    loop {
-        let text = scrape(api).await;
-        let got = sample(&text, name, labels);
-        if got == Some(want) {
-            return text;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "{name}{labels:?} is {got:?}, not {want}:\n{text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn counters_and_gauges_follow_a_channels_traffic() {
     let mock = receiver().await;
@@ -203,6 +159,13 @@ async fn queue_length_counts_what_the_rate_limit_holds() {
     let cid = api.create(body).await;
     let ch = [("channel", cid.as_str()), ("type", "telnet")];
     let user = User::connect(port).await;
+    // Connected once hornbill has the user (the `new` webhook), not when the kernel does:
+    // a send before that finds nobody (a race seen with other tests loading the machine).
+    let addr = user.address.clone();
+    wait_hit(&mock, "the user's new session", |_, b| {
+        b["from"] == json!(addr)
+    })
+    .await;
     for content in ["first", "second", "third"] {
         api.send(&cid, json!({"to": user.address, "content": content}))
             .await;

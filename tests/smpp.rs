@@ -1025,3 +1025,57 @@ async fn each_messages_events_arrive_in_the_order_they_happened() {
     }
     assert_eq!(refused_first, n / 2);
 }
+
+#[tokio::test]
+async fn past_max_reassembly_parts_the_oldest_incomplete_message_is_dropped() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(
+        &api,
+        &smsc,
+        &format!("{}/mo", hooks.uri()),
+        json!({"max_reassembly_parts": 2}),
+    )
+    .await;
+    stat_reaches(&smsc, "binds_total", 1).await;
+    // The first parts of three long messages: the third takes the parts waiting to 3, and
+    // the oldest, 0x10, is dropped.
+    deliver_part(&smsc, 0x10, 3, 1, b"ten ").await;
+    deliver_part(&smsc, 0x11, 3, 1, b"eleven ").await;
+    deliver_part(&smsc, 0x12, 2, 1, b"twelve ").await;
+    // 0x10 starts over, and 0x11, the oldest now, is dropped; 0x12's last part completes it.
+    deliver_part(&smsc, 0x10, 3, 2, b"again ").await;
+    deliver_part(&smsc, 0x12, 2, 2, b"done").await;
+    let (_, _, mo) = wait_hit(&hooks, "the whole of 0x12", |p, _| p == "/mo").await;
+    assert_eq!(mo["content"], "twelve done");
+    // 0x10 lost its first part: its last one completes nothing.
+    deliver_part(&smsc, 0x10, 3, 3, b"end").await;
+    stat_reaches(&smsc, "deliver_sm_resp", 6).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(hits(&hooks).await.len(), 1, "{:?}", hits(&hooks).await);
+
+    let logs: Vec<String> = api
+        .logs(&cid)
+        .await
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    for (reference, held) in [(16, 1), (17, 1)] {
+        let line = format!(
+            "Dropping an incomplete long message (parts:27820000051:12345:{reference}:3, {held} of 3 parts): more than 2 parts were waiting (max_reassembly_parts)"
+        );
+        assert!(
+            logs.iter().any(|l| l.starts_with(&line)),
+            "{line:?} not in {logs:#?}"
+        );
+    }
+    let text = scrape(&api).await;
+    let dropped = sample(
+        &text,
+        "hornbill_limit_reached_total",
+        &[("channel", &cid), ("limit", "smpp_parts")],
+    );
+    assert!(dropped >= Some(2.0), "{text}");
+}

@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 fn session(b: &Value) -> Option<&str> {
     b["channel_data"]["session_event"].as_str()
@@ -206,4 +207,220 @@ async fn config_change_moves_the_listener_and_restart_keeps_it() {
             .then_some(())
     })
     .await;
+}
+
+/// Waits `for_` and says whether `mock` got anything from `addr` in that time.
+async fn heard_from(mock: &wiremock::MockServer, addr: &str, for_: Duration) -> bool {
+    tokio::time::sleep(for_).await;
+    hits(mock)
+        .await
+        .iter()
+        .any(|(_, _, b)| b["from"] == json!(addr))
+}
+
+async fn log_lines(api: &Api, cid: &str) -> Vec<String> {
+    api.logs(cid)
+        .await
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn past_max_connections_a_connection_is_refused_logged_and_counted() {
+    let mock = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let (mut body, port) = telnet_body(&mock.uri());
+    body["config"]["max_connections"] = json!(5);
+    let cid = api.create(body).await;
+    let mut users = Vec::new();
+    for _ in 0..5 {
+        let user = User::connect(port).await;
+        let addr = user.address.clone();
+        wait_hit(&mock, "new session", |_, b| {
+            b["from"] == json!(addr) && session(b) == Some("new")
+        })
+        .await;
+        users.push(user);
+    }
+
+    let sixth = User::connect(port).await;
+    assert!(
+        sixth.wait_closed().await,
+        "the sixth connection stayed open"
+    );
+    assert_eq!(
+        sixth.received(),
+        ["Sorry, the service is busy. Please try again later."]
+    );
+    assert!(
+        !heard_from(&mock, &sixth.address, Duration::from_millis(300)).await,
+        "a refused connection is no session"
+    );
+    for u in &users {
+        assert!(!*u.closed.lock().unwrap(), "the five stay connected");
+    }
+    let logs = log_lines(&api, &cid).await;
+    let refusal = format!(
+        "Refused a telnet connection from {}: 5 users are connected (max_connections)",
+        sixth.address
+    );
+    assert!(logs.contains(&refusal), "{logs:#?}");
+    until(
+        &api,
+        "hornbill_limit_reached_total",
+        &[("channel", &cid), ("limit", "telnet_connections")],
+        1.0,
+    )
+    .await;
+
+    // One leaves: there is room again.
+    let gone = users.pop().unwrap();
+    let gone_addr = gone.address.clone();
+    drop(gone);
+    wait_hit(&mock, "close", |_, b| {
+        b["from"] == json!(gone_addr) && session(b) == Some("close")
+    })
+    .await;
+    let next = User::connect(port).await;
+    let addr = next.address.clone();
+    wait_hit(&mock, "new session after one left", |_, b| {
+        b["from"] == json!(addr) && session(b) == Some("new")
+    })
+    .await;
+    assert!(!*next.closed.lock().unwrap());
+}
+
+#[tokio::test]
+async fn an_idle_user_is_disconnected_and_the_application_gets_close() {
+    let mock = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let (mut body, port) = telnet_body(&mock.uri());
+    body["config"]["idle_timeout"] = json!(1);
+    let cid = api.create(body).await;
+    let idle = User::connect(port).await;
+    let mut talker = User::connect(port).await;
+    let connected = Instant::now();
+    let mut closed_at = None;
+    // The talker says a line every 0.3 s for 2.4 s: each line counts as activity.
+    for i in 0..8 {
+        talker.say(&format!("line {i}")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if closed_at.is_none() && *idle.closed.lock().unwrap() {
+            closed_at = Some(connected.elapsed());
+        }
+    }
+    let closed_at = closed_at.expect("the idle user was not disconnected");
+    assert!(
+        closed_at >= Duration::from_millis(900),
+        "disconnected after {closed_at:?}, before idle_timeout"
+    );
+    assert!(!*talker.closed.lock().unwrap(), "a user who talks stays");
+    let addr = idle.address.clone();
+    wait_hit(&mock, "close for the idle user", |_, b| {
+        b["from"] == json!(addr) && session(b) == Some("close")
+    })
+    .await;
+    let logs = log_lines(&api, &cid).await;
+    let line = format!(
+        "Telnet user {} sent nothing for 1 s (idle_timeout): disconnected",
+        idle.address
+    );
+    assert!(logs.contains(&line), "{logs:#?}");
+    let text = scrape(&api).await;
+    let count = sample(
+        &text,
+        "hornbill_limit_reached_total",
+        &[("channel", &cid), ("limit", "idle_timeout")],
+    );
+    assert!(count >= Some(1.0), "{text}");
+}
+
+/// The finding: idle telnet connections exhausted the process's file descriptors
+/// and the management API and the public listener stopped answering. Under a limit of 256
+/// open files, a flood of connections is refused once the process is within `[server]
+/// fd_reserve` (128) of it, and both APIs answer within a second throughout.
+#[tokio::test]
+async fn a_flood_of_telnet_connections_leaves_the_apis_answering() {
+    // The flood needs more descriptors than the server has, in this process.
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let server = Server::start_with_open_files("[log]\nmax_logs = 1000\n", 256);
+    let api = server.api();
+    let public = server.public_url();
+    let port = free_port();
+    let cid = api
+        .create(json!({"type": "telnet", "application": "echo",
+                       "config": {"twisted_endpoint": format!("tcp:{port}")}}))
+        .await;
+    let mut user = User::connect(port).await;
+    user.say("before").await;
+    user.wait_line("before").await;
+    drop(user);
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Faster than the listener's backlog (128) is drained: a SYN may be dropped and sent
+    // again a second later. A server that no longer accepts at all ends the flood.
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Ok(s) => flood.push(s),
+            Err(_) => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for url in [
+        format!("{}/health", server.url),
+        format!("{}/channels/", server.url),
+        format!("{public}/health"),
+    ] {
+        let started = Instant::now();
+        let resp = quick
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url} did not answer within a second: {e}"));
+        assert_eq!(resp.status().as_u16(), 200, "{url}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{url}");
+    }
+
+    let logs = log_lines(&api, &cid).await;
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("Refused a telnet connection from")
+                && l.contains(
+                    "of its limit of 256 and keeps 128 for the APIs ([server] fd_reserve)"
+                )),
+        "{logs:#?}"
+    );
+    let text = scrape(&api).await;
+    let refused = sample(
+        &text,
+        "hornbill_limit_reached_total",
+        &[("channel", &cid), ("limit", "open_files")],
+    )
+    .unwrap_or(0.0);
+    assert!(refused >= 100.0, "{refused} refused of 300:\n{text}");
+    assert_eq!(sample(&text, "hornbill_open_files_limit", &[]), Some(256.0));
+    let open = sample(&text, "hornbill_open_files", &[]).unwrap();
+    assert!(open < 256.0 - 64.0, "{open} files open");
+
+    // The flood gone, users are served again.
+    drop(flood);
+    let mut user = eventually("a user served after the flood", || async {
+        let mut user = User::connect(port).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (!*user.closed.lock().unwrap()).then_some(())?;
+        user.say("after").await;
+        Some(user)
+    })
+    .await;
+    user.say("again").await;
+    user.wait_line("again").await;
 }

@@ -155,3 +155,73 @@ async fn at_most_max_per_destination_requests_are_in_flight() {
         "6 deliveries, 2 at a time, finished in {all:.2} s (first batch {first_batch:?})"
     );
 }
+
+#[tokio::test]
+async fn past_max_pending_per_destination_the_oldest_delivery_is_given_up() {
+    let mock = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&mock)
+        .await;
+    let server = Server::start(&format!("{FAST_WEBHOOKS}max_pending_per_destination = 2\n"));
+    let api = server.api();
+    let (body, port) = telnet_body(&format!("{}/mo", mock.uri()));
+    let cid = api.create(body).await;
+    // Three users, three `new` messages for a destination that keeps failing.
+    let mut ids = Vec::new();
+    let mut users = Vec::new();
+    for _ in 0..3 {
+        let user = User::connect(port).await;
+        let addr = user.address.clone();
+        let (_, _, hit) = wait_hit(&mock, "a first attempt", |_, b| b["from"] == json!(addr)).await;
+        ids.push(hit["message_id"].as_str().unwrap().to_string());
+        users.push(user);
+    }
+    let oldest = &ids[0];
+    let story = eventually("the oldest given up", || async {
+        let r = api
+            .get(&format!("/channels/{cid}/messages/{oldest}/logs"))
+            .await;
+        let entries = r.body["result"].as_array().cloned().unwrap_or_default();
+        entries
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().starts_with("Giving up"))
+            .then_some(entries)
+    })
+    .await;
+    let given_up = story
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().starts_with("Giving up"))
+        .unwrap();
+    assert_eq!(given_up["level"], 40, "{given_up}");
+    let text = given_up["message"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "Giving up delivering inbound message to {}/mo: 2 newer deliveries to this destination are waiting ([webhooks] max_pending_per_destination)",
+            mock.uri()
+        )),
+        "{text}"
+    );
+    let labels = [("channel", cid.as_str()), ("kind", "mo")];
+    until(&api, "hornbill_webhook_failures_total", &labels, 1.0).await;
+    let limit = [("channel", cid.as_str()), ("limit", "webhooks_pending")];
+    until(&api, "hornbill_limit_reached_total", &limit, 1.0).await;
+    until(&api, "hornbill_webhooks_pending", &[], 2.0).await;
+
+    // The oldest is tried no more; the two newer ones still are.
+    let tries = |id: String| {
+        let mock = &mock;
+        async move {
+            hits(mock)
+                .await
+                .iter()
+                .filter(|(_, _, b)| b["message_id"] == json!(id))
+                .count()
+        }
+    };
+    let before = (tries(ids[0].clone()).await, tries(ids[2].clone()).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let after = (tries(ids[0].clone()).await, tries(ids[2].clone()).await);
+    assert_eq!(before.0, after.0, "the oldest was tried again");
+    assert!(after.1 > before.1, "the newest is no longer tried");
+}

@@ -8,6 +8,16 @@
 //! they came (its events arrive in the order they happened). Every attempt is written to the
 //! channel's log, with the URL redacted.
 //!
+//! At most `max_pending_per_destination` deliveries wait for one destination (scheme, host
+//! and port: the unit a dead or slow application is), counted from acceptance to settling.
+//! A cap per destination rather than overall, so that one application that is down cannot
+//! make the others' retries be given up. Past it, the oldest waiting delivery (the one that
+//! has failed longest) is given up as a retried-out one is: an ERROR in its message's story,
+//! `hornbill_webhook_failures_total` and `hornbill_limit_reached_total{limit=
+//! "webhooks_pending"}`; one in a request is given up only if that request fails. New
+//! inbound is not refused: the provider has been answered already, so refusing could not
+//! stop it, and the newest message is the likeliest to still matter.
+//!
 //! Each job is saved in the store (`hornbill:webhooks` in Redis) before it is accepted and
 //! removed once it is settled, so with the Redis store pending deliveries survive a restart:
 //! `resume_pending` starts them again.
@@ -15,13 +25,15 @@
 use crate::config::WebhookSettings;
 use crate::logs::ChannelLog;
 use crate::redact;
-use crate::telemetry::{WebhookMetrics, WebhookOutcome};
+use crate::telemetry::{Limit, WebhookMetrics, WebhookOutcome};
 use actix::prelude::*;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// What a webhook carries (for logs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +179,11 @@ pub fn expand_url(template: &str, vars: &TemplateVars<'_>) -> String {
 pub struct Delivery {
     client: reqwest::Client,
     settings: WebhookSettings,
-    limits: HashMap<String, Arc<Semaphore>>,
+    destinations: HashMap<String, Arc<Destination>>,
+    /// Deliveries not yet settled, all destinations (`hornbill_webhooks_pending`).
+    pending_total: Arc<AtomicUsize>,
+    /// Orders deliveries accepted in the same millisecond.
+    next_seq: u64,
     store: Arc<dyn crate::store::Store>,
     /// Callback URLs already taken apart (most traffic goes to a few).
     targets: HashMap<String, Arc<Target>>,
@@ -179,20 +195,90 @@ pub struct Delivery {
 }
 
 /// A callback URL taken apart: where to POST, its credentials, how it is shown in logs,
-/// and its destination's concurrency limit.
+/// and its destination.
 struct Target {
     url: url::Url,
     user: String,
     password: Option<String>,
     shown: String,
-    limit: Arc<Semaphore>,
+    dest: Arc<Destination>,
+}
+
+/// One destination (scheme, host and port): its requests in flight and its deliveries.
+struct Destination {
+    limit: Semaphore,
+    pending: parking_lot::Mutex<Pending>,
+}
+
+/// Where a delivery stands among its destination's: when it was first tried (ms), then
+/// the order it came in.
+type PendingKey = (u64, u64);
+
+/// The deliveries to one destination not yet settled, oldest first; each can be told to
+/// give up.
+#[derive(Default)]
+pub struct Pending {
+    jobs: BTreeMap<PendingKey, CancellationToken>,
+}
+
+impl Pending {
+    /// Adds a delivery; past `cap`, the oldest others are taken out and returned, to be
+    /// given up.
+    pub fn admit(
+        &mut self,
+        key: PendingKey,
+        give_up: CancellationToken,
+        cap: usize,
+    ) -> Vec<CancellationToken> {
+        self.jobs.insert(key, give_up);
+        let mut out = Vec::new();
+        while self.jobs.len() > cap.max(1) {
+            let Some(oldest) = self.jobs.keys().find(|k| **k != key).copied() else {
+                break;
+            };
+            out.extend(self.jobs.remove(&oldest));
+        }
+        out
+    }
+
+    /// A delivery settled: whether it was still counted (one given up was not).
+    pub fn settle(&mut self, key: PendingKey) -> bool {
+        self.jobs.remove(&key).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+/// A delivery's place among its destination's, given back when its task ends.
+struct Admitted {
+    dest: Arc<Destination>,
+    key: PendingKey,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.dest.pending.lock().settle(self.key) {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// How many distinct callback URLs are kept taken apart.
 const TARGET_CACHE: usize = 4096;
 
 impl Delivery {
-    pub fn new(settings: WebhookSettings, store: Arc<dyn crate::store::Store>) -> Self {
+    pub fn new(
+        settings: WebhookSettings,
+        store: Arc<dyn crate::store::Store>,
+        pending_total: Arc<AtomicUsize>,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -201,7 +287,9 @@ impl Delivery {
         Delivery {
             client,
             settings,
-            limits: HashMap::new(),
+            destinations: HashMap::new(),
+            pending_total,
+            next_seq: 0,
             store,
             targets: HashMap::new(),
             counters: HashMap::new(),
@@ -242,7 +330,7 @@ impl Delivery {
         let _ = url.set_username("");
         let _ = url.set_password(None);
         let target = Arc::new(Target {
-            limit: self.limit_for(&url),
+            dest: self.destination(&url),
             shown: redact::url(raw),
             url,
             user,
@@ -255,7 +343,7 @@ impl Delivery {
         Ok(target)
     }
 
-    fn limit_for(&mut self, url: &url::Url) -> Arc<Semaphore> {
+    fn destination(&mut self, url: &url::Url) -> Arc<Destination> {
         let key = format!(
             "{}://{}:{}",
             url.scheme(),
@@ -263,10 +351,36 @@ impl Delivery {
             url.port_or_known_default().unwrap_or(0)
         );
         let n = self.settings.max_per_destination;
-        self.limits
+        self.destinations
             .entry(key)
-            .or_insert_with(|| Arc::new(Semaphore::new(n)))
+            .or_insert_with(|| {
+                Arc::new(Destination {
+                    limit: Semaphore::new(n),
+                    pending: Default::default(),
+                })
+            })
             .clone()
+    }
+
+    /// Counts a delivery in its destination's; past the cap, the oldest are told to give up.
+    fn admit(&mut self, dest: &Arc<Destination>, first: f64) -> (Admitted, CancellationToken) {
+        self.next_seq += 1;
+        let key = ((first.max(0.0) * 1000.0) as u64, self.next_seq);
+        let give_up = CancellationToken::new();
+        let cap = self.settings.max_pending_per_destination;
+        let crowded_out = dest.pending.lock().admit(key, give_up.clone(), cap);
+        self.pending_total.fetch_add(1, Ordering::Relaxed);
+        self.pending_total
+            .fetch_sub(crowded_out.len(), Ordering::Relaxed);
+        for t in crowded_out {
+            t.cancel();
+        }
+        let admitted = Admitted {
+            dest: dest.clone(),
+            key,
+            total: self.pending_total.clone(),
+        };
+        (admitted, give_up)
     }
 }
 
@@ -354,9 +468,34 @@ impl Delivery {
             .message_id
             .as_ref()
             .map(|mid| self.lanes.join(&format!("{mid} {}", job.url)));
+        let (admitted, crowded) = self.admit(&target.dest, first);
         actix_rt::spawn(async move {
+            let _admitted = admitted;
+            // Given up to make room for newer deliveries to the same destination.
+            let crowded_out = |attempts: u32, why: &str| {
+                counters.failures.increment(1);
+                crate::telemetry::limit_reached(job.log.id(), Limit::WebhooksPending);
+                job.log.log(
+                    crate::logs::ERROR,
+                    job.message_id.as_deref(),
+                    format!(
+                        "Giving up delivering {} to {}: {} newer deliveries to this destination are waiting ([webhooks] max_pending_per_destination){why} (attempts: {attempts}, waited {:.0} s)",
+                        job.kind.noun(),
+                        target.shown,
+                        settings.max_pending_per_destination,
+                        crate::actors::now_secs() - first
+                    ),
+                );
+            };
             if let Some(turn) = turn.as_mut() {
-                turn.wait().await;
+                tokio::select! {
+                    () = turn.wait() => {}
+                    () = crowded.cancelled() => {
+                        crowded_out(0, " before its first attempt");
+                        forget();
+                        return;
+                    }
+                }
             }
             let mut attempt = 0u32;
             loop {
@@ -372,7 +511,14 @@ impl Delivery {
                 }
                 let shown_url = &target.shown;
                 let outcome = {
-                    let _permit = target.limit.acquire().await;
+                    let _permit = tokio::select! {
+                        permit = target.dest.limit.acquire() => permit,
+                        () = crowded.cancelled() => {
+                            crowded_out(attempt - 1, "");
+                            forget();
+                            return;
+                        }
+                    };
                     match req.send().await {
                         Ok(resp) if resp.status().is_success() => Ok(resp.status().as_u16()),
                         Ok(resp) => Err((
@@ -407,6 +553,11 @@ impl Delivery {
                     }
                     Err((outcome, why)) => {
                         counters.attempt(outcome);
+                        if crowded.is_cancelled() {
+                            crowded_out(attempt, &format!("; the last attempt: {why}"));
+                            forget();
+                            return;
+                        }
                         let delay = backoff(&settings, attempt);
                         let elapsed = crate::actors::now_secs() - first + delay.as_secs_f64();
                         if elapsed > settings.retry_for {
@@ -431,7 +582,14 @@ impl Delivery {
                                 delay.as_secs_f64()
                             ),
                         );
-                        tokio::time::sleep(delay).await;
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = crowded.cancelled() => {
+                                crowded_out(attempt, &format!("; the last attempt: {why}"));
+                                forget();
+                                return;
+                            }
+                        }
                     }
                 }
             }
@@ -459,6 +617,30 @@ mod tests {
             ),
             "http://h/c1/abc?t=submitted&to=%2B27%2082&f="
         );
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_pending_delivery_is_given_up() {
+        let mut p = Pending::default();
+        let tokens: Vec<CancellationToken> = (0..4).map(|_| CancellationToken::new()).collect();
+        assert!(p.admit((1000, 1), tokens[0].clone(), 2).is_empty());
+        assert!(p.admit((2000, 2), tokens[1].clone(), 2).is_empty());
+        // A resumed delivery, first tried before both: the one given up is the oldest other.
+        let out = p.admit((500, 3), tokens[2].clone(), 2);
+        assert_eq!(out.len(), 1);
+        out[0].cancel();
+        assert!(tokens[0].is_cancelled() && !tokens[1].is_cancelled());
+        assert!(
+            !p.settle((1000, 1)),
+            "the one given up is no longer counted"
+        );
+        assert_eq!(p.len(), 2);
+        // The one just admitted is never the one given up.
+        let out = p.admit((3000, 4), tokens[3].clone(), 1);
+        assert_eq!(out.len(), 2);
+        assert_eq!(p.len(), 1);
+        assert!(p.settle((3000, 4)));
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Core {
     pub memory_store: Option<Arc<crate::store::MemoryStore>>,
     pub registry: Registry,
     pub delivery: Addr<delivery::Delivery>,
+    /// Webhook deliveries not yet settled (`hornbill_webhooks_pending`).
+    pub webhooks_pending: Arc<std::sync::atomic::AtomicUsize>,
     /// Where providers reach the public listener (`[public] base_url`, or the address it is
     /// bound to; no trailing slash); `None` when it is off.
     pub public_base: Option<String>,

@@ -86,6 +86,9 @@ pub struct AatConfig {
     /// Seconds without a request after which a session is over.
     #[serde(default = "ussd_defaults::session_timeout")]
     pub ussd_session_timeout: f64,
+    /// USSD sessions open at once on this node; a new one past it is refused.
+    #[serde(default = "ussd_defaults::max_sessions")]
+    pub max_ussd_sessions: usize,
     /// `strict` (unknown request fields are refused) or `permissive` (they are ignored).
     #[serde(default = "strict")]
     pub validation_mode: String,
@@ -102,6 +105,7 @@ fn parse(config: &Value) -> Result<AatConfig, String> {
     if let Some(b) = &cfg.base_url {
         super::check_http_url("base_url", b)?;
     }
+    ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
     super::check_seconds(&[
         ("request_timeout", cfg.request_timeout),
         ("ussd_session_timeout", cfg.ussd_session_timeout),
@@ -292,6 +296,7 @@ impl Provider for Aat {
             request_timeout: Duration::from_secs_f64(self.cfg.request_timeout),
             timeout_message: self.cfg.timeout_message.clone(),
             session_timeout: Duration::from_secs_f64(self.cfg.ussd_session_timeout),
+            max_sessions: self.cfg.max_ussd_sessions,
         })
     }
 

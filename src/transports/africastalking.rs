@@ -59,6 +59,9 @@ pub struct AfricasTalkingConfig {
     pub timeout_message: String,
     #[serde(default = "ussd_defaults::session_timeout")]
     pub ussd_session_timeout: f64,
+    /// USSD sessions open at once on this node; a new one past it is refused.
+    #[serde(default = "ussd_defaults::max_sessions")]
+    pub max_ussd_sessions: usize,
     #[serde(default)]
     pub transport_type: Option<String>,
 }
@@ -72,6 +75,7 @@ fn parse(config: &Value) -> Result<AfricasTalkingConfig, String> {
     if let Some(b) = &cfg.base_url {
         super::check_http_url("base_url", b)?;
     }
+    ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
     super::check_seconds(&[
         ("timeout", cfg.timeout),
         ("request_timeout", cfg.request_timeout),
@@ -269,6 +273,7 @@ impl Provider for AfricasTalking {
             request_timeout: Duration::from_secs_f64(self.cfg.request_timeout),
             timeout_message: self.cfg.timeout_message.clone(),
             session_timeout: Duration::from_secs_f64(self.cfg.ussd_session_timeout),
+            max_sessions: self.cfg.max_ussd_sessions,
         })
     }
 }

@@ -10,6 +10,13 @@
 //! delivery reports (in the store, so a report reaching another node finds its message),
 //! answers callbacks, and runs USSD sessions (`ussd` below). Every request and callback is
 //! summarised in the channel log with the channel's secrets scrubbed out.
+//!
+//! USSD sessions are bounded per channel and node (`max_ussd_sessions`, default 20,000:
+//! the sessions this node saw the last request of, each held until it ends or idles out):
+//! a new session past it is answered at once with `timeout_message` as a session end,
+//! never reaches the application, and is counted (`hornbill_limit_reached_total{limit=
+//! "ussd_sessions"}`) and logged (a flood at most once per 10 s). Sessions already open go
+//! on as before.
 
 use super::{
     Callback, CallbackResponse, TransportCommand, TransportContext, TransportError, TransportReport,
@@ -225,6 +232,9 @@ pub struct UssdSettings {
     pub timeout_message: String,
     /// A session without a request for this long is over (`ussd_session_timeout`).
     pub session_timeout: Duration,
+    /// Sessions open at once on this node; a new one past it is refused
+    /// (`max_ussd_sessions`).
+    pub max_sessions: usize,
 }
 
 /// Defaults of the USSD keys, shared by the USSD channel types.
@@ -237,6 +247,20 @@ pub mod ussd_defaults {
     }
     pub fn session_timeout() -> f64 {
         600.0
+    }
+    pub fn max_sessions() -> usize {
+        20_000
+    }
+    /// Largest `max_ussd_sessions` accepted.
+    pub const MAX_MAX_SESSIONS: usize = 10_000_000;
+    pub fn check_max_sessions(n: usize) -> Result<(), String> {
+        if (1..=MAX_MAX_SESSIONS).contains(&n) {
+            Ok(())
+        } else {
+            Err(format!(
+                "max_ussd_sessions must be from 1 to {MAX_MAX_SESSIONS} (got {n})"
+            ))
+        }
     }
 }
 
@@ -493,6 +517,8 @@ struct Driver<P: Provider> {
     shared_store: bool,
     /// A look in the store for answers handed over is under way.
     polling: std::cell::Cell<bool>,
+    /// Sessions refused at `max_ussd_sessions`, logged at most once per 10 s.
+    refusals: RefCell<crate::limits::LogEvery>,
 }
 
 /// Runs a provider's channel until its command channel closes.
@@ -533,6 +559,7 @@ pub async fn run<P: Provider>(
         held: RefCell::default(),
         sessions: RefCell::default(),
         up: std::cell::Cell::new(true),
+        refusals: RefCell::new(crate::limits::LogEvery::new(Duration::from_secs(10))),
     });
     let started = match &driver.callback_base {
         Some(b) => format!("Running; callbacks at {b}/"),
@@ -928,6 +955,7 @@ impl<P: Provider> Driver<P> {
             request_timeout: Duration::from_secs_f64(ussd_defaults::request_timeout()),
             timeout_message: ussd_defaults::timeout_message(),
             session_timeout: Duration::from_secs_f64(ussd_defaults::session_timeout()),
+            max_sessions: ussd_defaults::max_sessions(),
         })
     }
 
@@ -1026,6 +1054,29 @@ impl<P: Provider> Driver<P> {
             }
             Some(_) => (SessionEvent::Resume, Some(raw.clone())),
         };
+        if event == SessionEvent::New && !self.sessions.borrow().contains_key(&sid) {
+            let open = self.sessions.borrow().len();
+            if open >= settings.max_sessions {
+                // Refused before anything is kept: the user is told to try later, the
+                // application hears nothing.
+                crate::telemetry::limit_reached(&self.cid, crate::telemetry::Limit::UssdSessions);
+                let due = self.refusals.borrow_mut().due(Instant::now());
+                if let Some(unwritten) = due {
+                    self.log(
+                        crate::logs::WARNING,
+                        format!(
+                            "USSD session {sid} refused: {open} sessions are open on this channel (max_ussd_sessions); the user was told to try later{}",
+                            crate::limits::more_since(unwritten)
+                        ),
+                    );
+                }
+                let answer = self
+                    .provider
+                    .ussd_answer(&req, &settings.timeout_message, true);
+                cb.respond(answer);
+                return;
+            }
+        }
         let state = SessionState {
             text: raw,
             last: crate::actors::now_secs(),

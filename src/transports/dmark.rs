@@ -73,6 +73,9 @@ pub struct DmarkConfig {
     /// Seconds without a request after which a session is over.
     #[serde(default = "ussd_defaults::session_timeout")]
     pub ussd_session_timeout: f64,
+    /// USSD sessions open at once on this node; a new one past it is refused.
+    #[serde(default = "ussd_defaults::max_sessions")]
+    pub max_ussd_sessions: usize,
     /// Wraps a service code that neither starts with `*` nor ends with `#` into `*<code>#`.
     #[serde(default)]
     pub fix_to_addr: bool,
@@ -85,6 +88,7 @@ fn parse(config: &Value) -> Result<DmarkConfig, String> {
     let cfg: DmarkConfig =
         serde_json::from_value(httprpc::without_httprpc_keys(config)).map_err(|e| e.to_string())?;
     httprpc::check_config(&cfg.web_username, &cfg.web_password, &cfg.validation_mode)?;
+    ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
     super::check_seconds(&[
         ("request_timeout", cfg.request_timeout),
         ("ussd_session_timeout", cfg.ussd_session_timeout),
@@ -211,6 +215,7 @@ impl Provider for Dmark {
             request_timeout: Duration::from_secs_f64(self.cfg.request_timeout),
             timeout_message: self.cfg.timeout_message.clone(),
             session_timeout: Duration::from_secs_f64(self.cfg.ussd_session_timeout),
+            max_sessions: self.cfg.max_ussd_sessions,
         })
     }
 

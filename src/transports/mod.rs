@@ -308,10 +308,9 @@ pub fn check_http_url(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// Checks that config keys of seconds are above 0.
 /// The range of every duration a channel config may set, in seconds: a value outside it
 /// (or not finite) is refused when the channel is created, modified or loaded, naming the
-/// key, never a panic or a busy loop later. README "Channel config limits" lists them.
+/// key, never a panic or a busy loop later. README "Limits" lists them.
 pub const SECONDS: &[(&str, f64, f64)] = &[
     // a provider's answer to one request (HTTP types)
     ("timeout", 0.1, 300.0),
@@ -323,6 +322,8 @@ pub const SECONDS: &[(&str, f64, f64)] = &[
     ("initial_reconnect_delay", 0.1, 3_600.0),
     ("response_timeout", 0.1, 3_600.0),
     ("reassembly_timeout", 1.0, 86_400.0),
+    // a telnet user who sends nothing for this long is disconnected
+    ("idle_timeout", 1.0, 86_400.0),
 ];
 
 /// The JSON Schema of a config struct (its `utoipa::ToSchema`), with the `SECONDS` range of

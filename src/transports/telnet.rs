@@ -6,12 +6,21 @@
 //! and no content, each line a `resume` with the line, and the connection closing (by either
 //! side) a `close`. An outbound message to a connected address is written as one line; with
 //! session_event `close` the connection is closed after it.
+//!
+//! Bounded (README, "Limits"): `max_connections` users at once (default 1,000), and a user
+//! who sends no line for `idle_timeout` seconds (default 600) is disconnected and the
+//! application gets `close`, as for a hang-up. A connection past `max_connections`, or one
+//! that would take the process within `[server] fd_reserve` descriptors of its open-files
+//! limit (`crate::limits`), is closed at once after a one-line apology: never a session,
+//! counted in `hornbill_limit_reached_total` and logged (a flood at most once per 10 s).
 
 use super::{
     TransportCommand, TransportContext, TransportError, TransportFactory, TransportReport,
     parse_server_endpoint,
 };
+use crate::limits::{LogEvery, more_since};
 use crate::message::{Level, Message, SessionEvent};
+use crate::telemetry::{Limit, limit_reached};
 use futures::StreamExt;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
@@ -19,6 +28,7 @@ use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +37,16 @@ use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
 
 /// Longest line a user may send (bytes); a longer one ends the connection.
 const MAX_LINE: usize = 64 * 1024;
+/// Default of `max_connections`: users connected at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000;
+/// Largest `max_connections` accepted (each connection is a file descriptor).
+pub const MAX_MAX_CONNECTIONS: usize = 1_000_000;
+/// Default of `idle_timeout`, seconds.
+pub const DEFAULT_IDLE_TIMEOUT: f64 = 600.0;
+/// What a refused connection is told before it is closed.
+const REFUSED: &[u8] = b"Sorry, the service is busy. Please try again later.\r\n";
+/// A flood of refusals is logged at most this often.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +56,20 @@ pub struct TelnetConfig {
     pub to_addr: Option<String>,
     #[serde(default)]
     pub transport_type: Option<String>,
+    /// Users connected at once; a connection past it is refused.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds without a line from a user before they are disconnected.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: f64,
+}
+
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+
+fn default_idle_timeout() -> f64 {
+    DEFAULT_IDLE_TIMEOUT
 }
 
 pub struct TelnetFactory;
@@ -43,6 +77,13 @@ pub struct TelnetFactory;
 fn parse(config: &Value) -> Result<TelnetConfig, String> {
     let cfg: TelnetConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
     parse_server_endpoint(&cfg.twisted_endpoint)?;
+    if !(1..=MAX_MAX_CONNECTIONS).contains(&cfg.max_connections) {
+        return Err(format!(
+            "max_connections must be from 1 to {MAX_MAX_CONNECTIONS} (got {})",
+            cfg.max_connections
+        ));
+    }
+    super::check_seconds(&[("idle_timeout", cfg.idle_timeout)])?;
     Ok(cfg)
 }
 
@@ -124,6 +165,8 @@ async fn run(
     );
     let clients: Clients = Rc::default();
     let mut tasks = Tasks(Vec::new());
+    let mut refusals = LogEvery::new(REFUSAL_LOG_EVERY);
+    let idle_timeout = Duration::from_secs_f64(cfg.idle_timeout);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -136,6 +179,31 @@ async fn run(
                     }
                 };
                 tasks.0.retain(|t| !t.is_finished());
+                let full = if tasks.0.len() >= cfg.max_connections {
+                    Some((Limit::TelnetConnections, format!(
+                        "{} users are connected (max_connections)",
+                        tasks.0.len()
+                    )))
+                } else {
+                    crate::limits::room_for_connection().err().map(|r| (Limit::OpenFiles, format!(
+                        "the process has {} files open of its limit of {} and keeps {} for the APIs ([server] fd_reserve)",
+                        r.open, r.limit, r.reserve
+                    )))
+                };
+                if let Some((limit, why)) = full {
+                    // Closed at once: the apology fits the socket's buffer or is dropped.
+                    let _ = stream.try_write(REFUSED);
+                    drop(stream);
+                    limit_reached(&ctx.channel_id, limit);
+                    if let Some(unwritten) = refusals.due(Instant::now()) {
+                        ctx.report(TransportReport::Log {
+                            level: 30,
+                            message: format!("Refused a telnet connection from {peer}: {why}{}", more_since(unwritten)),
+                            message_id: None,
+                        });
+                    }
+                    continue;
+                }
                 let to_addr = cfg.to_addr.clone().unwrap_or_else(|| {
                     stream.local_addr().map(|a| a.to_string()).unwrap_or_default()
                 });
@@ -144,6 +212,8 @@ async fn run(
                 clients.borrow_mut().insert(user.clone(), tx);
                 let conn = Connection {
                     user,
+                    channel_id: ctx.channel_id.clone(),
+                    idle_timeout,
                     to_addr,
                     transport_type: transport_type.clone(),
                     reports: ctx.reports.clone(),
@@ -209,6 +279,8 @@ fn send(ctx: &TransportContext, clients: &Clients, msg: Message) {
 
 struct Connection {
     user: String,
+    channel_id: String,
+    idle_timeout: Duration,
     to_addr: String,
     transport_type: String,
     reports: mpsc::UnboundedSender<TransportReport>,
@@ -229,10 +301,28 @@ impl Connection {
         let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), vec![], MAX_LINE);
         let mut lines = FramedRead::new(reader, codec);
         self.inbound(None, SessionEvent::New);
+        let idle = tokio::time::sleep(self.idle_timeout);
+        tokio::pin!(idle);
         loop {
             tokio::select! {
+                () = &mut idle => {
+                    limit_reached(&self.channel_id, Limit::IdleTimeout);
+                    let _ = self.reports.send(TransportReport::Log {
+                        level: 20,
+                        message: format!(
+                            "Telnet user {} sent nothing for {} s (idle_timeout): disconnected",
+                            self.user,
+                            self.idle_timeout.as_secs_f64()
+                        ),
+                        message_id: None,
+                    });
+                    break;
+                }
                 line = lines.next() => match line {
-                    Some(Ok(bytes)) => self.inbound(Some(decode_line(&bytes)), SessionEvent::Resume),
+                    Some(Ok(bytes)) => {
+                        idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
+                        self.inbound(Some(decode_line(&bytes)), SessionEvent::Resume)
+                    }
                     Some(Err(e)) => {
                         let _ = self.reports.send(TransportReport::Log {
                             level: 30,
@@ -329,5 +419,26 @@ mod tests {
             .validate(&serde_json::json!({"twisted_endpoint": "tcp:1", "password": "s3cret"}))
             .unwrap_err();
         assert!(e.contains("password") && !e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn connection_caps_are_bounded() {
+        let f = TelnetFactory;
+        let with = |k: &str, v: serde_json::Value| {
+            f.validate(&serde_json::json!({"twisted_endpoint": "tcp:9001", k: v}))
+        };
+        assert!(with("max_connections", 5.into()).is_ok());
+        assert!(with("idle_timeout", 1.5.into()).is_ok());
+        let e = with("max_connections", 0.into()).unwrap_err();
+        assert!(e.contains("max_connections"), "{e}");
+        assert!(with("max_connections", (-1).into()).is_err());
+        assert!(with("max_connections", 1_000_001.into()).is_err());
+        for bad in [0.0, 0.5, 1e308, 86_401.0] {
+            let e = with("idle_timeout", bad.into()).unwrap_err();
+            assert!(e.contains("idle_timeout"), "{e}");
+        }
+        let cfg = parse(&serde_json::json!({"twisted_endpoint": "tcp:9001"})).unwrap();
+        assert_eq!(cfg.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(cfg.idle_timeout, DEFAULT_IDLE_TIMEOUT);
     }
 }

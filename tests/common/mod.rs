@@ -85,6 +85,16 @@ impl Server {
 
     /// As `start_with_env`, with more arguments after `serve --config FILE`.
     pub fn start_with_args(extra: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::spawn(extra, env, args, None)
+    }
+
+    /// As `start`, under an open-files limit of `open_files` (soft and hard: started
+    /// through `sh -c 'ulimit -n N; exec hornbill ...'`).
+    pub fn start_with_open_files(extra: &str, open_files: u64) -> Server {
+        Server::spawn(extra, &[], &[], Some(open_files))
+    }
+
+    fn spawn(extra: &str, env: &[(&str, &str)], args: &[&str], open_files: Option<u64>) -> Server {
         let dir = TempDir::new();
         let path = dir.0.join("config.toml");
         let mut text = if extra.contains("[server]") {
@@ -97,7 +107,16 @@ impl Server {
             text = format!("[public]\nport = 0\n{text}");
         }
         std::fs::write(&path, &text).unwrap();
-        let mut cmd = Command::new(binary());
+        let mut cmd = match open_files {
+            None => Command::new(binary()),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                sh
+            }
+        };
         cmd.arg("serve")
             .arg("--config")
             .arg(&path)
@@ -454,6 +473,51 @@ where
         }
         assert!(Instant::now() < end, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One sample of the exposition text: the value of `name` whose labels include `labels`.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let has = |(k, v): &(&str, &str)| {
+                rest.split("\",")
+                    .any(|pair| pair.trim_end_matches('"') == format!("{k}=\"{v}"))
+            };
+            labels.iter().all(has).then(|| value.parse().ok())?
+        })
+}
+
+/// The management API's `GET /metrics` text.
+pub async fn scrape(api: &Api) -> String {
+    let r = api.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.text
+}
+
+/// Scrapes until `name{labels}` reaches `want`; returns the text of that scrape.
+pub async fn until(api: &Api, name: &str, labels: &[(&str, &str)], want: f64) -> String {
+    let end = std::time::Instant::now() + WAIT + WAIT;
+    loop {
+        let text = scrape(api).await;
+        let got = sample(&text, name, labels);
+        if got == Some(want) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{name}{labels:?} is {got:?}, not {want}:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -70,6 +70,10 @@ pub struct SmppConfig {
     /// hornbill: seconds the parts of a long inbound message wait for the rest (300).
     #[serde(default)]
     pub reassembly_timeout: Option<f64>,
+    /// hornbill: parts of long inbound messages waiting for the rest, at most (10000); past
+    /// it the oldest incomplete messages are dropped.
+    #[serde(default)]
+    pub max_reassembly_parts: Option<usize>,
     /// hornbill: "gsm7" (default when the text fits), "gsm7_packed", "latin1" or "ucs2".
     #[serde(default)]
     pub data_coding: Option<String>,
@@ -111,6 +115,11 @@ pub struct SmppConfig {
     pub submit_short_message_processor_config: Option<Value>,
 }
 
+/// Default of `max_reassembly_parts`.
+pub const DEFAULT_REASSEMBLY_PARTS: usize = 10_000;
+/// Largest `max_reassembly_parts` accepted.
+pub const MAX_REASSEMBLY_PARTS: usize = 10_000_000;
+
 fn secs(v: Option<f64>, default: f64) -> Duration {
     Duration::from_secs_f64(v.filter(|s| *s > 0.0).unwrap_or(default))
 }
@@ -130,6 +139,13 @@ impl SmppConfig {
         .filter_map(|(k, v)| Some((k, v?)))
         .collect();
         crate::transports::check_seconds(&seconds)?;
+        if let Some(n) = cfg.max_reassembly_parts
+            && !(1..=MAX_REASSEMBLY_PARTS).contains(&n)
+        {
+            return Err(format!(
+                "max_reassembly_parts must be from 1 to {MAX_REASSEMBLY_PARTS} (got {n})"
+            ));
+        }
         if let Some(tps) = cfg.mt_tps.as_ref().filter(|v| !v.is_null()) {
             let ok = tps
                 .as_f64()
@@ -241,6 +257,12 @@ impl SmppConfig {
     /// How long parts of a long inbound message wait for the rest.
     pub fn reassembly_timeout(&self) -> Duration {
         secs(self.reassembly_timeout, 300.0)
+    }
+
+    /// Parts of long inbound messages one bind keeps waiting for the rest.
+    pub fn max_reassembly_parts(&self) -> usize {
+        self.max_reassembly_parts
+            .unwrap_or(DEFAULT_REASSEMBLY_PARTS)
     }
 
     pub fn registered_delivery(&self) -> bool {

@@ -1,13 +1,15 @@
 //! The SMPP client sessions: one bind (transceiver, transmitter or receiver) or a transmitter
 //! and a receiver pair, each over its own TCP connection and kept up with backoff; submit_sm
 //! matched to its submit_sm_resp by sequence number; deliver_sm and data_sm as inbound
-//! messages (long ones joined from parts kept in the store) or delivery receipts;
+//! messages (long ones joined from parts kept in the store, at most `max_reassembly_parts`
+//! waiting: `reassembly`) or delivery receipts;
 //! enquire_link both ways; on stop, the window's responses are waited for, then unbind.
 //! PDUs are rusmpp's (pinned 0.4.0); the protocol text layers (encodings, splitting,
 //! receipts) are this folder's.
 
 use super::codec::Codec;
 use super::config::{Role, SmppConfig};
+use super::reassembly::Partial;
 use super::{dlr, split};
 use crate::message::{Level, Message};
 use crate::transports::{TransportCommand, TransportContext, TransportError, TransportReport};
@@ -174,9 +176,9 @@ struct Session<'a> {
     in_flight: HashMap<u32, usize>,
     messages: HashMap<usize, InFlight>,
     next_slot: usize,
-    /// Long inbound messages under way (their parts are in the store): when the first part
-    /// came, for the timeout sweep.
-    partial: HashMap<String, (Instant, u8)>,
+    /// Long inbound messages under way (their parts are in the store), bounded by
+    /// `max_reassembly_parts`.
+    partial: Partial,
     reference: u16,
     throttled: bool,
     /// mt_tps: at most this many submit_sm a second.
@@ -195,7 +197,7 @@ impl<'a> Session<'a> {
             in_flight: HashMap::new(),
             messages: HashMap::new(),
             next_slot: 0,
-            partial: HashMap::new(),
+            partial: Partial::new(cfg.max_reassembly_parts()),
             reference: fastrand::u16(..),
             throttled: false,
             tps_tokens: cfg.mt_tps().unwrap_or(0.0),
@@ -696,9 +698,22 @@ impl<'a> Session<'a> {
             let _ = link.store.delete_state(&link.channel_id, &key).await;
             return Some(parts.into_values().collect());
         }
-        self.partial
-            .entry(key.clone())
-            .or_insert((Instant::now(), total));
+        let crowded_out = self.partial.hold(&key, total, parts.len(), Instant::now());
+        for d in crowded_out {
+            crate::telemetry::limit_reached(&link.channel_id, crate::telemetry::Limit::SmppParts);
+            // Each one a message lost: logged every time (the SMSC is no anonymous crowd).
+            link.log(
+                crate::logs::ERROR,
+                format!(
+                    "Dropping an incomplete long message ({}, {} of {} parts): more than {} parts were waiting (max_reassembly_parts)",
+                    d.key,
+                    d.held,
+                    d.total,
+                    self.cfg.max_reassembly_parts(),
+                ),
+            );
+            let _ = link.store.delete_state(&link.channel_id, &d.key).await;
+        }
         let json = serde_json::to_string(&parts).unwrap_or_default();
         let keep = self.cfg.reassembly_timeout() + Duration::from_secs(60);
         if let Err(e) = link
@@ -717,25 +732,16 @@ impl<'a> Session<'a> {
     fn sweep(&mut self) {
         // Parts of a long inbound message that never completed: a counted, logged refusal.
         let timeout = self.cfg.reassembly_timeout();
-        let stale: Vec<String> = self
-            .partial
-            .iter()
-            .filter(|(_, (at, _))| at.elapsed() > timeout)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in stale {
-            if let Some((_, total)) = self.partial.remove(&key) {
-                let link = self.link.clone();
-                tokio::task::spawn_local(async move {
-                    let _ = link.store.delete_state(&link.channel_id, &key).await;
-                    link.log(
-                        crate::logs::ERROR,
-                        format!(
-                            "Dropping an incomplete long message ({key}, {total} parts expected)"
-                        ),
-                    );
-                });
-            }
+        for stale in self.partial.stale(timeout, Instant::now()) {
+            let (key, total) = (stale.key, stale.total);
+            let link = self.link.clone();
+            tokio::task::spawn_local(async move {
+                let _ = link.store.delete_state(&link.channel_id, &key).await;
+                link.log(
+                    crate::logs::ERROR,
+                    format!("Dropping an incomplete long message ({key}, {total} parts expected)"),
+                );
+            });
         }
         // A response that never comes: the message is retried, not lost.
         let timeout = self.cfg.response_timeout();
