@@ -562,7 +562,7 @@ fn check_routers(routers: &[Value], problems: &mut Vec<String>) {
             problems.push(format!("{at}: {}", e.message));
         }
         let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
-        if let Err(e) = crate::actors::router::check_type(kind) {
+        if let Err(e) = crate::actors::router::check_router_type(kind) {
             problems.push(format!("{at}: {e}"));
         }
         let Value::Array(destinations) = destinations else {

@@ -21,8 +21,8 @@ pub mod transports;
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use actors::Core;
-use actors::delivery::Delivery;
 use actors::engine::{CreateChannel, Engine, PutRouter};
+use actors::webhooks::Webhooks;
 use config::Settings;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -141,12 +141,12 @@ pub async fn start(
     // Webhooks are posted from their own thread: on a busy server they are the largest share
     // of the work that follows a message, and the channels' thread has the rest to do.
     let webhooks_pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let delivery = {
-        let (webhooks, store) = (settings.webhooks.clone(), store.clone());
+    let webhooks = {
+        let (settings, store) = (settings.webhooks.clone(), store.clone());
         let pending = webhooks_pending.clone();
         let arbiter = actix_rt::Arbiter::new();
-        let addr = Delivery::start_in_arbiter(&arbiter.handle(), move |_| {
-            Delivery::new(webhooks, store, pending)
+        let addr = Webhooks::start_in_arbiter(&arbiter.handle(), move |_| {
+            Webhooks::new(settings, store, pending)
         });
         // Like the backend arbiter, it lives as long as the process.
         std::mem::forget(arbiter);
@@ -180,7 +180,7 @@ pub async fn start(
         memory_store,
         bus,
         registry,
-        delivery,
+        webhooks,
         webhooks_pending,
         channels: Default::default(),
         routers: Default::default(),
@@ -261,7 +261,7 @@ pub async fn start(
 
     // Webhooks saved by an earlier run (Redis store) are tried again.
     let saved = core.store.load_webhooks().await?;
-    let resumed = actors::delivery::saved_jobs(saved, |cid| {
+    let resumed = actors::webhooks::saved_jobs(saved, |cid| {
         core.channel(cid)
             .map(|c| c.log.clone())
             .unwrap_or_else(|| logs::ChannelLog::new(cid, 10))
@@ -270,7 +270,7 @@ pub async fn start(
         tracing::info!(count = resumed.len(), "Resuming saved webhook deliveries.");
     }
     for job in resumed {
-        core.delivery.do_send(job);
+        core.webhooks.do_send(job);
     }
 
     let state = web::Data::new(http::State {

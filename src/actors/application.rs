@@ -19,8 +19,8 @@
 //! Each runs as a supervised actor; a message that makes one panic is logged and dropped,
 //! and the actor carries on.
 
-use super::delivery::{HookKind, PostWebhook};
 use super::outbound::{self, Outbound};
+use super::webhooks::{HookKind, PostWebhook};
 use super::{ChannelShared, Core};
 use crate::message::{Message, SessionEvent};
 use actix::prelude::*;
@@ -214,7 +214,7 @@ impl Handler<Inbound> for Application {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, Inbound(msg): Inbound, _ctx: &mut Context<Self>) -> Self::Result {
-        let job = Job {
+        let job = Answer {
             name: self.name.clone(),
             kind: self.kind.clone(),
             core: self.core.clone(),
@@ -238,7 +238,7 @@ impl Handler<Inbound> for Application {
 }
 
 /// One message's work, apart from the actor so a panic in it is caught.
-struct Job {
+struct Answer {
     name: String,
     kind: Kind,
     core: Arc<Core>,
@@ -247,7 +247,7 @@ struct Job {
     http: reqwest::Client,
 }
 
-impl Job {
+impl Answer {
     async fn run(self, msg: Message) {
         match self.kind.clone() {
             Kind::Echo => {
@@ -411,7 +411,7 @@ impl Job {
                     message_id: Some(msg.message_id.clone()),
                     log: self.shared.log.clone(),
                 };
-                let queued = match self.core.delivery.send(job).await {
+                let queued = match self.core.webhooks.send(job).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(e) => Err(e.to_string()),

@@ -8,7 +8,7 @@
 //! it held go back to the front of the queue and it is started again with exponential
 //! backoff, while every other channel carries on.
 
-use super::delivery::{HookKind, PostWebhook};
+use super::webhooks::{HookKind, PostWebhook};
 use super::{ChannelShared, Core, parse_or_drop, retry};
 use crate::bus::{Delivery, routes};
 use crate::message::{Event, Level, Message, StatusEvent};
@@ -82,7 +82,7 @@ impl TokenBucket {
 /// Work that must happen in order: inbound messages are stored and published one after
 /// another, so a user's lines reach the destination in the order they were typed; statuses
 /// likewise. (Events go straight to `publish_events`, in order per message.)
-enum Job {
+enum InOrder {
     Inbound(Box<Message>),
     Status(StatusEvent),
 }
@@ -139,8 +139,8 @@ pub struct Channel {
     retry_later: Vec<Pending>,
     reports_tx: mpsc::UnboundedSender<TransportReport>,
     reports_rx: Option<mpsc::UnboundedReceiver<TransportReport>>,
-    jobs: mpsc::UnboundedSender<Job>,
-    jobs_rx: Option<mpsc::UnboundedReceiver<Job>>,
+    in_order: mpsc::UnboundedSender<InOrder>,
+    in_order_rx: Option<mpsc::UnboundedReceiver<InOrder>>,
     events: mpsc::UnboundedSender<EventJob>,
     events_rx: Option<mpsc::UnboundedReceiver<EventJob>>,
 }
@@ -149,7 +149,7 @@ impl Channel {
     pub fn new(core: Arc<Core>, shared: Arc<ChannelShared>) -> Channel {
         let spec = shared.spec();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-        let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        let (in_order, in_order_rx) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::unbounded_channel();
         Channel {
             bucket: TokenBucket::new(spec.rate_limit_count, spec.rate_limit_window),
@@ -170,8 +170,8 @@ impl Channel {
             retry_later: Vec::new(),
             reports_tx,
             reports_rx: Some(reports_rx),
-            jobs,
-            jobs_rx: Some(jobs_rx),
+            in_order,
+            in_order_rx: Some(in_order_rx),
             events,
             events_rx: Some(events_rx),
         }
@@ -183,7 +183,7 @@ impl Channel {
 
     fn status(&self, level: Level, kind: &str, message: &str) {
         let ev = StatusEvent::new(self.id(), "transport", level, kind, message);
-        let _ = self.jobs.send(Job::Status(ev));
+        let _ = self.in_order.send(InOrder::Status(ev));
     }
 
     fn start_transport(&mut self, ctx: &mut Context<Self>) {
@@ -437,17 +437,17 @@ async fn publish_events(
         .await;
 }
 
-/// The ordered worker behind `Job`: stores and publishes, retrying while the backends are
+/// The ordered worker behind `InOrder`: stores and publishes, retrying while the backends are
 /// unavailable, so nothing the transport reported is dropped.
-async fn run_jobs(
+async fn run_in_order(
     core: Arc<Core>,
     shared: Arc<ChannelShared>,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    mut rx: mpsc::UnboundedReceiver<InOrder>,
 ) {
     let cid = shared.id.clone();
     while let Some(job) = rx.recv().await {
         match job {
-            Job::Inbound(msg) => {
+            InOrder::Inbound(msg) => {
                 retry(&shared, "store the inbound message", || {
                     core.store.save_inbound(&cid, &msg)
                 })
@@ -459,7 +459,7 @@ async fn run_jobs(
                 })
                 .await;
             }
-            Job::Status(status) => {
+            InOrder::Status(status) => {
                 shared
                     .metrics
                     .read()
@@ -477,7 +477,7 @@ async fn run_jobs(
                 let changed =
                     previous.is_none_or(|p| p.status != status.status || p.kind != status.kind);
                 if let (true, Some(url)) = (changed, shared.spec().status_url.clone()) {
-                    core.delivery.do_send(PostWebhook {
+                    core.webhooks.do_send(PostWebhook {
                         kind: HookKind::Status,
                         url,
                         token: None,
@@ -501,8 +501,8 @@ impl Actor for Channel {
                 rx.recv().await.map(|r| (r, rx))
             }));
         }
-        if let Some(rx) = self.jobs_rx.take() {
-            actix_rt::spawn(run_jobs(self.core.clone(), self.shared.clone(), rx));
+        if let Some(rx) = self.in_order_rx.take() {
+            actix_rt::spawn(run_in_order(self.core.clone(), self.shared.clone(), rx));
         }
         if let Some(rx) = self.events_rx.take() {
             actix_rt::spawn(publish_events(self.core.clone(), self.shared.clone(), rx));
@@ -579,7 +579,7 @@ impl StreamHandler<TransportReport> for Channel {
                 if msg.transport_type.is_none() {
                     msg.transport_type = Some(self.shared.spec().transport_type.clone());
                 }
-                let _ = self.jobs.send(Job::Inbound(msg));
+                let _ = self.in_order.send(InOrder::Inbound(msg));
             }
             TransportReport::Ack {
                 message_id,
@@ -652,7 +652,7 @@ impl StreamHandler<TransportReport> for Channel {
                         status.component, status.status, status.message
                     ),
                 );
-                let _ = self.jobs.send(Job::Status(status));
+                let _ = self.in_order.send(InOrder::Status(status));
             }
             TransportReport::Log {
                 level,

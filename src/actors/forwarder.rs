@@ -1,12 +1,12 @@
 //! Forwarder: for now, a channel's own destination (Junebug's message forwarder). It consumes
 //! the channel's inbound and event routes and, for each message: stores it, posts it to
-//! `mo_url`/`event_url` (through `Delivery`, which retries), republishes it raw to
+//! `mo_url`/`event_url` (through `Webhooks`, which retries), republishes it raw to
 //! `amqp_queue` (`Q.inbound`, `Q.event`), hands inbound to the channel's application, and
 //! counts it in the channel's rates. Inbound `close` is forwarded like any other message.
 
 use super::application::{self, Application};
-use super::delivery::{HookKind, PostWebhook, TemplateVars, expand_url};
 use super::router::{Route, RouterShared};
+use super::webhooks::{HookKind, PostWebhook, TemplateVars, expand_url};
 use super::{ChannelShared, Core, parse_or_drop, retry, retry_value};
 use crate::bus::{Delivery, routes};
 use crate::message::{Event, Message};
@@ -379,11 +379,11 @@ async fn forward_reply(core: &Core, shared: &ChannelShared, d: Delivery) {
     d.ack();
 }
 
-/// Hands a webhook to `Delivery`, which saves it before answering; retried while the store
+/// Hands a webhook to `Webhooks`, which saves it before answering; retried while the store
 /// is away, so the bus delivery is acknowledged only once the webhook is safe.
 async fn queue_webhook(core: &Core, shared: &ChannelShared, job: PostWebhook) {
     retry(shared, "save the webhook", || {
-        let (job, delivery) = (job.clone(), core.delivery.clone());
+        let (job, delivery) = (job.clone(), core.webhooks.clone());
         async move {
             match delivery.send(job).await {
                 Ok(Ok(())) => Ok(()),

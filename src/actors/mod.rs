@@ -2,16 +2,17 @@
 //! limit, window, transport supervision), `Forwarder` (a channel's inbound and events to its
 //! destination: mo_url, amqp_queue, an application, or its router's destinations), `Router`
 //! (Junebug routers: which destination gets what), `Application` (built-in answerers) and
-//! `Delivery` (webhooks). `Core` is what they and the HTTP API share.
+//! `Webhooks` (posting mo_url, event_url and status_url). `Core` is what they and the HTTP
+//! API share.
 
 pub mod application;
 pub mod channel;
-pub mod delivery;
 pub mod engine;
 pub mod forwarder;
 pub mod ordered;
 pub mod outbound;
 pub mod router;
+pub mod webhooks;
 
 use crate::bus::Bus;
 use crate::config::Settings;
@@ -34,7 +35,7 @@ pub struct Core {
     /// The embedded store, when that is the one in use (swept for expired records).
     pub memory_store: Option<Arc<crate::store::MemoryStore>>,
     pub registry: Registry,
-    pub delivery: Addr<delivery::Delivery>,
+    pub webhooks: Addr<webhooks::Webhooks>,
     /// Webhook deliveries not yet settled (`hornbill_webhooks_pending`).
     pub webhooks_pending: Arc<std::sync::atomic::AtomicUsize>,
     /// Where providers reach the public listener (`[public] base_url`, or the address it is

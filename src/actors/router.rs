@@ -113,7 +113,7 @@ pub fn check_router(
     kind: &str,
     config: &Value,
 ) -> Result<(), RouterError> {
-    check_type(kind)?;
+    check_router_type(kind)?;
     let invalid = |m: String| Err(RouterError::Config(m));
     let channel_field = |field: &str| -> Result<Option<String>, RouterError> {
         match config.get(field) {
@@ -155,7 +155,7 @@ pub fn check_router(
 }
 
 /// Junebug's `InvalidRouterType`.
-pub fn check_type(kind: &str) -> Result<(), RouterError> {
+pub fn check_router_type(kind: &str) -> Result<(), RouterError> {
     if TYPES.contains(&kind) {
         return Ok(());
     }

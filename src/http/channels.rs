@@ -107,7 +107,7 @@ fn lookup(core: &Core, id: &str) -> Result<std::sync::Arc<ChannelShared>, ApiErr
 }
 
 /// Checks `type` + `config` against the channel types.
-pub fn check_type(core: &Core, kind: &str, config: &Value) -> Result<(), ApiError> {
+pub fn check_channel_type(core: &Core, kind: &str, config: &Value) -> Result<(), ApiError> {
     core.registry.validate(kind, config).map_err(|e| match e {
         ConfigError::UnknownType(..) => ApiError::InvalidChannelType(e.to_string()),
         ConfigError::Invalid(..) => ApiError::InvalidChannelConfig(e.to_string()),
@@ -154,7 +154,7 @@ pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpRes
     }
     let map = props.as_object().cloned().unwrap_or_default();
     let kind = map.get("type").and_then(Value::as_str).unwrap_or_default();
-    check_type(&state.core, kind, map.get("config").unwrap_or(&Value::Null))?;
+    check_channel_type(&state.core, kind, map.get("config").unwrap_or(&Value::Null))?;
     check_destinations(&state.core, &map)?;
     let shared = state
         .engine
@@ -278,7 +278,7 @@ pub async fn modify(
             .or(props.get("config"))
             .cloned()
             .unwrap_or(Value::Null);
-        check_type(&state.core, kind, &config)?;
+        check_channel_type(&state.core, kind, &config)?;
     }
     check_destinations(&state.core, &changes)?;
     let shared = state

@@ -46,7 +46,7 @@ pub async fn send(
             "This channel has no \"mo_url\" or \"amqp_queue\"".into(),
         ));
     }
-    let target = Target {
+    let target = SendTarget {
         replies_from: cid.clone(),
         character_limit: spec.character_limit,
         extras: Map::new(),
@@ -58,7 +58,7 @@ pub async fn send(
 }
 
 /// Where a send goes, and whose records it reads and writes.
-pub struct Target {
+pub struct SendTarget {
     /// The channel it goes out on.
     pub cid: String,
     /// Whose inbound records `reply_to` is looked up in (the channel, or a destination).
@@ -74,7 +74,7 @@ pub struct Target {
 /// object (§2.2) once the bus has confirmed it.
 pub async fn submit(
     core: &crate::actors::Core,
-    target: &Target,
+    target: &SendTarget,
     request: Value,
 ) -> Result<Value, ApiError> {
     let cid = &target.cid;

@@ -5,7 +5,7 @@
 use super::State;
 use super::channels::log_view;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
-use super::messages::{Target, status_view, submit};
+use super::messages::{SendTarget, status_view, submit};
 use super::openapi as doc;
 use crate::actors::engine::{DeleteDestination, DeleteRouter, PutDestination, PutRouter};
 use crate::actors::router::{RouterShared, check_destination, check_router};
@@ -334,7 +334,7 @@ pub async fn send(
     let mut extras = Map::new();
     extras.insert("router_id".into(), json!(rid));
     extras.insert("destination_id".into(), json!(did));
-    let target = |cid: String| Target {
+    let target = |cid: String| SendTarget {
         cid,
         replies_from: did.clone(),
         character_limit: dest

@@ -1,4 +1,4 @@
-//! Delivery: the webhook poster (mo_url, event_url, status_url).
+//! Webhooks: the poster (mo_url, event_url, status_url).
 //!
 //! Each job is POSTed as JSON with Junebug's auth rules (`Authorization: Token <t>` when a
 //! token is set, otherwise HTTP Basic from credentials in the URL, which are removed from the
@@ -20,7 +20,7 @@
 //!
 //! Each job is saved in the store (`hornbill:webhooks` in Redis) before it is accepted and
 //! removed once it is settled, so with the Redis store pending deliveries survive a restart:
-//! `resume_pending` starts them again.
+//! at start `serve` reads them back (`saved_jobs`) and sends each as a `ResumeWebhook`.
 
 use crate::config::WebhookSettings;
 use crate::logs::ChannelLog;
@@ -176,7 +176,7 @@ pub fn expand_url(template: &str, vars: &TemplateVars<'_>) -> String {
         .replace("{from}", &enc(vars.from))
 }
 
-pub struct Delivery {
+pub struct Webhooks {
     client: reqwest::Client,
     settings: WebhookSettings,
     destinations: HashMap<String, Arc<Destination>>,
@@ -186,7 +186,7 @@ pub struct Delivery {
     next_seq: u64,
     store: Arc<dyn crate::store::Store>,
     /// Callback URLs already taken apart (most traffic goes to a few).
-    targets: HashMap<String, Arc<Target>>,
+    targets: HashMap<String, Arc<WebhookUrl>>,
     /// Counter handles by channel (or router) id, one set per kind.
     counters: HashMap<String, [Option<Arc<WebhookMetrics>>; 3]>,
     /// One message's webhooks to one URL go one after another, in the order they came
@@ -196,7 +196,7 @@ pub struct Delivery {
 
 /// A callback URL taken apart: where to POST, its credentials, how it is shown in logs,
 /// and its destination.
-struct Target {
+struct WebhookUrl {
     url: url::Url,
     user: String,
     password: Option<String>,
@@ -273,7 +273,7 @@ impl Drop for Admitted {
 /// How many distinct callback URLs are kept taken apart.
 const TARGET_CACHE: usize = 4096;
 
-impl Delivery {
+impl Webhooks {
     pub fn new(
         settings: WebhookSettings,
         store: Arc<dyn crate::store::Store>,
@@ -284,7 +284,7 @@ impl Delivery {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
-        Delivery {
+        Webhooks {
             client,
             settings,
             destinations: HashMap::new(),
@@ -311,7 +311,7 @@ impl Delivery {
     }
 
     /// `raw` taken apart, or why it cannot be posted to.
-    fn target(&mut self, raw: &str) -> Result<Arc<Target>, ()> {
+    fn target(&mut self, raw: &str) -> Result<Arc<WebhookUrl>, ()> {
         if let Some(t) = self.targets.get(raw) {
             return Ok(t.clone());
         }
@@ -329,7 +329,7 @@ impl Delivery {
         });
         let _ = url.set_username("");
         let _ = url.set_password(None);
-        let target = Arc::new(Target {
+        let target = Arc::new(WebhookUrl {
             dest: self.destination(&url),
             shown: redact::url(raw),
             url,
@@ -384,7 +384,7 @@ impl Delivery {
     }
 }
 
-impl Actor for Delivery {
+impl Actor for Webhooks {
     type Context = Context<Self>;
 }
 
@@ -395,7 +395,7 @@ pub fn backoff(settings: &WebhookSettings, attempt: u32) -> Duration {
     Duration::from_secs_f64(capped * (0.8 + 0.4 * fastrand::f64()))
 }
 
-impl Handler<PostWebhook> for Delivery {
+impl Handler<PostWebhook> for Webhooks {
     type Result = ResponseActFuture<Self, Result<(), crate::store::StoreError>>;
 
     fn handle(&mut self, job: PostWebhook, _ctx: &mut Context<Self>) -> Self::Result {
@@ -420,7 +420,7 @@ impl Handler<PostWebhook> for Delivery {
     }
 }
 
-impl Handler<ResumeWebhook> for Delivery {
+impl Handler<ResumeWebhook> for Webhooks {
     type Result = ();
 
     fn handle(&mut self, r: ResumeWebhook, _ctx: &mut Context<Self>) {
@@ -435,7 +435,7 @@ impl Handler<ResumeWebhook> for Delivery {
     }
 }
 
-impl Delivery {
+impl Webhooks {
     /// Tries `job` until it is accepted or its time is up, then forgets the saved copy.
     fn attempt(&mut self, id: Option<String>, job: PostWebhook, first: f64) {
         let store = self.store.clone();
