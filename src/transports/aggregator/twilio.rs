@@ -30,12 +30,12 @@
 //! refuses them, 21617, final), base64 `Body` decoding, JSON webhooks (`bodySHA256`) and
 //! HMAC-SHA256 signatures. Inbound media URLs are kept in `transport_metadata.twilio.media`.
 
-use super::aggregator::{
+use crate::message::{DeliveryStatus, Message};
+use crate::transports::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
     RequestBody, SendContext, SendOutcome, form_field, form_metadata, required_fields,
 };
-use super::{Callback, CallbackResponse};
-use crate::message::{DeliveryStatus, Message};
+use crate::transports::{Callback, CallbackResponse};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -101,9 +101,9 @@ fn parse(config: &Value) -> Result<TwilioConfig, String> {
         _ => {}
     }
     if let Some(b) = &cfg.base_url {
-        super::check_http_url("base_url", b)?;
+        crate::transports::check_http_url("base_url", b)?;
     }
-    super::check_seconds(&[("timeout", cfg.timeout)])?;
+    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

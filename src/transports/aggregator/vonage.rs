@@ -23,12 +23,12 @@
 //! is answered without one. Addresses are kept as Vonage gives them (no `+`); a leading `+` is
 //! taken off `to` and `from` when sending.
 
-use super::aggregator::{
+use crate::message::{DeliveryStatus, Message};
+use crate::transports::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
     RequestBody, SendContext, SendOutcome, form_field, form_metadata, required_fields,
 };
-use super::{Callback, CallbackResponse};
-use crate::message::{DeliveryStatus, Message};
+use crate::transports::{Callback, CallbackResponse};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -73,8 +73,8 @@ fn parse(config: &Value) -> Result<VonageConfig, String> {
     if cfg.api_key.is_empty() || cfg.api_secret.is_empty() {
         return Err("api_key and api_secret must not be empty".into());
     }
-    super::check_http_url("base_url", &cfg.base_url)?;
-    super::check_seconds(&[("timeout", cfg.timeout)])?;
+    crate::transports::check_http_url("base_url", &cfg.base_url)?;
+    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
     if let Some(m) = &cfg.signature_method
         && !SIGNATURE_METHODS.contains(&m.as_str())
     {
@@ -253,7 +253,7 @@ impl Provider for Vonage {
             .filter(|f| !f.is_empty())
             .ok_or("The message has no from address and the channel no `from`")?;
         let text = msg.content.clone().unwrap_or_default();
-        let kind = if super::smpp::gsm7::fits(&text) {
+        let kind = if crate::transports::smpp::gsm7::fits(&text) {
             "text"
         } else {
             "unicode"

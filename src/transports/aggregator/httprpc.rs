@@ -12,8 +12,8 @@
 //! `request_timeout_body`) is the channel's `timeout_message` as a session end, so the user
 //! is told; its response-time status events are not published.
 
-use super::aggregator::Refusal;
-use super::{Callback, CallbackResponse};
+use crate::transports::aggregator::Refusal;
+use crate::transports::{Callback, CallbackResponse};
 use serde_json::{Map, Value, json};
 
 /// `validation_mode` values.
@@ -41,7 +41,7 @@ pub const IGNORED_HTTPRPC_KEYS: &[&str] = &[
 /// A config without `IGNORED_HTTPRPC_KEYS` (nor the worker keys, which the registry has
 /// taken off already), for a struct that refuses unknown keys.
 pub fn without_httprpc_keys(config: &Value) -> Value {
-    let mut config = super::without_worker_keys(config).into_owned();
+    let mut config = crate::transports::without_worker_keys(config).into_owned();
     if let Value::Object(map) = &mut config {
         for k in IGNORED_HTTPRPC_KEYS {
             map.remove(*k);

@@ -17,13 +17,13 @@
 //! report statuses `Submitted` and `AbsentSubscriber`; AT documents them, so they are mapped
 //! (pending, failed) instead.
 
-use super::aggregator::{
+use crate::message::{DeliveryStatus, Message};
+use crate::transports::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
     RequestBody, SendContext, SendOutcome, UssdRequest, UssdSettings, UssdStep, form_field,
     form_metadata, required_fields, ussd_defaults,
 };
-use super::{Callback, CallbackResponse};
-use crate::message::{DeliveryStatus, Message};
+use crate::transports::{Callback, CallbackResponse};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -73,10 +73,10 @@ fn parse(config: &Value) -> Result<AfricasTalkingConfig, String> {
         return Err("username and api_key must not be empty".into());
     }
     if let Some(b) = &cfg.base_url {
-        super::check_http_url("base_url", b)?;
+        crate::transports::check_http_url("base_url", b)?;
     }
     ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
-    super::check_seconds(&[
+    crate::transports::check_seconds(&[
         ("timeout", cfg.timeout),
         ("request_timeout", cfg.request_timeout),
         ("ussd_session_timeout", cfg.ussd_session_timeout),

@@ -6,12 +6,12 @@
 //! a nack with the status (and the provider's answer) as reason. Outbound only. It runs on
 //! the aggregator driver (`aggregator.rs`).
 
-use super::aggregator::{
+use crate::message::Message;
+use crate::transports::aggregator::{
     self, Provider, ProviderRequest, ProviderResponse, Received, Refusal, RequestBody, SendContext,
     SendOutcome,
 };
-use super::{Callback, CallbackResponse};
-use crate::message::Message;
+use crate::transports::{Callback, CallbackResponse};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -35,8 +35,8 @@ pub struct WebhookConfig {
 
 fn parse(config: &Value) -> Result<WebhookConfig, String> {
     let cfg: WebhookConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    super::check_http_url("url", &cfg.url)?;
-    super::check_seconds(&[("timeout", cfg.timeout)])?;
+    crate::transports::check_http_url("url", &cfg.url)?;
+    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

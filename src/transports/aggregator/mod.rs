@@ -18,6 +18,17 @@
 //! "ussd_sessions"}`) and logged (a flood at most once per 10 s). Sessions already open go
 //! on as before.
 
+pub mod aat;
+pub mod africastalking;
+pub mod clickatell;
+pub mod dmark;
+pub mod http;
+pub mod httprpc;
+pub mod infobip;
+pub mod twilio;
+pub mod vonage;
+pub mod webhook;
+
 use super::{
     Callback, CallbackResponse, TransportCommand, TransportContext, TransportError, TransportReport,
 };

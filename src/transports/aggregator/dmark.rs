@@ -27,13 +27,13 @@
 //! in hornbill's store, so any node can take a session's next request, and an answer that
 //! reaches another node is handed to the one holding the request.
 
-use super::aggregator::{
+use crate::message::Message;
+use crate::transports::aggregator::httprpc;
+use crate::transports::aggregator::{
     self, Provider, ProviderRequest, ProviderResponse, Received, Refusal, SendContext, SendOutcome,
     UssdRequest, UssdSettings, UssdStep, ussd_defaults,
 };
-use super::httprpc;
-use super::{Callback, CallbackResponse};
-use crate::message::Message;
+use crate::transports::{Callback, CallbackResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -89,7 +89,7 @@ fn parse(config: &Value) -> Result<DmarkConfig, String> {
         serde_json::from_value(httprpc::without_httprpc_keys(config)).map_err(|e| e.to_string())?;
     httprpc::check_config(&cfg.web_username, &cfg.web_password, &cfg.validation_mode)?;
     ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
-    super::check_seconds(&[
+    crate::transports::check_seconds(&[
         ("request_timeout", cfg.request_timeout),
         ("ussd_session_timeout", cfg.ussd_session_timeout),
     ])?;

@@ -32,13 +32,13 @@
 //! body) is answered with `timeout_message` as a session end, so the user is told, and the
 //! application gets `close`.
 
-use super::aggregator::{
+use crate::message::Message;
+use crate::transports::aggregator::httprpc;
+use crate::transports::aggregator::{
     self, Provider, ProviderRequest, ProviderResponse, Received, Refusal, SendContext, SendOutcome,
     UssdRequest, UssdSettings, UssdStep, ussd_defaults,
 };
-use super::httprpc;
-use super::{Callback, CallbackResponse};
-use crate::message::Message;
+use crate::transports::{Callback, CallbackResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -103,10 +103,10 @@ fn parse(config: &Value) -> Result<AatConfig, String> {
         serde_json::from_value(httprpc::without_httprpc_keys(config)).map_err(|e| e.to_string())?;
     httprpc::check_config(&cfg.web_username, &cfg.web_password, &cfg.validation_mode)?;
     if let Some(b) = &cfg.base_url {
-        super::check_http_url("base_url", b)?;
+        crate::transports::check_http_url("base_url", b)?;
     }
     ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
-    super::check_seconds(&[
+    crate::transports::check_seconds(&[
         ("request_timeout", cfg.request_timeout),
         ("ussd_session_timeout", cfg.ussd_session_timeout),
     ])?;

@@ -19,12 +19,12 @@
 //! sent: Clickatell takes it from the integration. Addresses are kept as Clickatell gives
 //! them (no `+`); a leading `+` is taken off `to` and `from` when sending.
 
-use super::aggregator::{
+use crate::message::{DeliveryStatus, Message};
+use crate::transports::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
     RequestBody, SendContext, SendOutcome, form_field, form_metadata, required_fields,
 };
-use super::{Callback, CallbackResponse};
-use crate::message::{DeliveryStatus, Message};
+use crate::transports::{Callback, CallbackResponse};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -61,8 +61,8 @@ fn parse(config: &Value) -> Result<ClickatellConfig, String> {
     if cfg.api_key.is_empty() {
         return Err("api_key must not be empty".into());
     }
-    super::check_http_url("base_url", &cfg.base_url)?;
-    super::check_seconds(&[("timeout", cfg.timeout)])?;
+    crate::transports::check_http_url("base_url", &cfg.base_url)?;
+    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

@@ -23,12 +23,12 @@
 //! final, so it is failed, where courier says "sent". Addresses are kept as Infobip gives
 //! them (international, no `+`); a leading `+` is taken off destinations.
 
-use super::aggregator::{
+use crate::message::{DeliveryStatus, Message};
+use crate::transports::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
     RequestBody, SendContext, SendOutcome,
 };
-use super::{Callback, CallbackResponse};
-use crate::message::{DeliveryStatus, Message};
+use crate::transports::{Callback, CallbackResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -74,8 +74,8 @@ fn parse(config: &Value) -> Result<InfobipConfig, String> {
         (true, _, _) => return Err("give api_key or username and password, not both".into()),
         _ => return Err("api_key, or username and password, required".into()),
     }
-    super::check_http_url("base_url", &cfg.base_url)?;
-    super::check_seconds(&[("timeout", cfg.timeout)])?;
+    crate::transports::check_http_url("base_url", &cfg.base_url)?;
+    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 

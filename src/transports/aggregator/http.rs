@@ -24,12 +24,12 @@
 //! `status_field`, mapped through `status_map` (provider word -> delivered | failed |
 //! pending; words are matched without regard to case).
 
-use super::aggregator::{
+use crate::message::{DeliveryStatus, Message};
+use crate::transports::aggregator::{
     self, Inbound, Provider, ProviderRequest, ProviderResponse, Received, Refusal, Report,
     RequestBody, SendContext, SendOutcome,
 };
-use super::{Callback, CallbackResponse};
-use crate::message::{DeliveryStatus, Message};
+use crate::transports::{Callback, CallbackResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -126,7 +126,7 @@ pub struct HttpConfig {
 fn parse(config: &Value) -> Result<HttpConfig, String> {
     let mut cfg: HttpConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
     // The URL is checked with its placeholders filled.
-    super::check_http_url(
+    crate::transports::check_http_url(
         "send_url",
         &cfg.send_url.replace("{{", "").replace("}}", ""),
     )?;
@@ -152,7 +152,7 @@ fn parse(config: &Value) -> Result<HttpConfig, String> {
         .into_iter()
         .map(|(k, v)| (k.to_lowercase(), v))
         .collect();
-    super::check_seconds(&[("timeout", cfg.timeout)])?;
+    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
     Ok(cfg)
 }
 
