@@ -35,6 +35,7 @@ pub const TRANSPORT_STATUS: &str = "hornbill_transport_status";
 pub const BUS_UP: &str = "hornbill_bus_up";
 pub const API_REQUEST_DURATION: &str = "hornbill_api_request_duration_seconds";
 pub const CALLBACKS_REFUSED: &str = "hornbill_callbacks_refused_total";
+pub const STORE_EVICTIONS: &str = "hornbill_store_evictions_total";
 
 /// Bucket bounds of the API latency histogram, in seconds.
 const API_BUCKETS: &[f64] = &[
@@ -136,6 +137,10 @@ fn describe() {
     describe_counter!(
         CALLBACKS_REFUSED,
         "Provider callbacks refused, by reason: no_secret or wrong_secret (the URL lacks the channel's callback secret), refused (the channel type refused the request), unknown_message (a delivery report for a message the channel did not send)."
+    );
+    describe_counter!(
+        STORE_EVICTIONS,
+        "Message records the embedded store evicted, oldest first, to stay within [store] max_records."
     );
     describe_histogram!(
         API_REQUEST_DURATION,
