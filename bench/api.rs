@@ -23,16 +23,6 @@ use std::time::{Duration, Instant};
 mod common;
 use common::*;
 use tokio::io::AsyncBufReadExt;
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
 
 fn main() {
     // `cargo bench` passes --bench; nothing else is taken from the command line.

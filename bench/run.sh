@@ -7,8 +7,12 @@
 #                             # simulator in tests/peers/smsc (SMSC_RECORD=0), beside its own ceiling
 #   bench/run.sh ussd         # provider callbacks: USSD sessions held until an application
 #                             # answers over the API, and inbound SMS callbacks (africastalking)
+#   bench/run.sh soak         # a paced 1,000 msg/s through SMPP with receipts for an hour
+#                             # ([store] max_records = 20000): hornbill's RSS every 10 s, and
+#                             # whether it stays flat once the store's cap is reached
 #   BENCH_TOTAL=200000 BENCH_CLIENTS=128 bench/run.sh
 #   BENCH_RECEIPTS=1 bench/run.sh smpp   # with delivery receipts too
+#   BENCH_SOAK_SECS=120 bench/run.sh soak  # a short soak (BENCH_SOAK_RATE, BENCH_SOAK_RECORDS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-memory}" in
@@ -19,6 +23,8 @@ case "${1:-memory}" in
     cargo bench --bench smpp ;;
   ussd)
     cargo bench --bench ussd ;;
+  soak)
+    cargo bench --bench soak ;;
   *)
     BENCH_MODE=memory cargo bench --bench api ;;
 esac

@@ -22,8 +22,7 @@
 //! for delivery receipts too, and waits for their events as well), BENCH_HTTP (`lean` or
 //! `reqwest`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,21 +30,6 @@ use std::time::{Duration, Instant};
 #[path = "common.rs"]
 mod common;
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-fn smsc_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smsc")
-}
 
 /// `node load.js PORT N 64`: its JSON line's rate.
 fn load_js(port: u16, n: usize) -> f64 {
@@ -63,90 +47,6 @@ fn load_js(port: u16, n: usize) -> f64 {
     });
     assert_eq!(v["failed"], 0, "load.js: {v}");
     v["rate"].as_f64().unwrap_or(0.0)
-}
-
-/// What the event_url receiver has counted.
-#[derive(Default)]
-struct Counts {
-    submitted: AtomicUsize,
-    delivery: AtomicUsize,
-    other: AtomicUsize,
-}
-
-impl Counts {
-    fn count(&self, body: &[u8]) {
-        let has = |w: &[u8]| body.windows(w.len()).any(|x| x == w);
-        if has(b"\"event_type\":\"submitted\"") {
-            self.submitted.fetch_add(1, Ordering::Relaxed);
-        } else if has(b"\"event_type\":\"delivery_") {
-            self.delivery.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.other.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Where `\r\n\r\n` ends in `buf`, if it is there.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
-/// The Content-Length of an HTTP/1.1 head; a chunked body is not expected from either side.
-fn content_length(head: &[u8]) -> usize {
-    let head = String::from_utf8_lossy(head);
-    let mut length = 0;
-    for line in head.split("\r\n").skip(1) {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().expect("Content-Length");
-        }
-        assert!(
-            !(name.eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")),
-            "the bench's HTTP reader does not take chunked bodies: {head}"
-        );
-    }
-    length
-}
-
-/// The lean event_url receiver: HTTP/1.1 keep-alive, each POST counted and answered 200.
-async fn lean_receiver(listener: tokio::net::TcpListener, counts: Arc<Counts>) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let counts = counts.clone();
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(8192);
-            let mut chunk = vec![0u8; 16384];
-            loop {
-                // Every complete request in the buffer (a client may pipeline).
-                let mut answers = 0;
-                while let Some(end) = head_end(&buf) {
-                    let length = content_length(&buf[..end]);
-                    if buf.len() < end + length {
-                        break;
-                    }
-                    counts.count(&buf[end..end + length]);
-                    buf.drain(..end + length);
-                    answers += 1;
-                }
-                if answers > 0 {
-                    let out = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".repeat(answers);
-                    if stream.write_all(&out).await.is_err() {
-                        return;
-                    }
-                }
-                match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-        });
-    }
 }
 
 /// The actix-web event_url receiver (`BENCH_HTTP=reqwest`), on its own thread.
@@ -171,32 +71,6 @@ fn actix_receiver(listener: std::net::TcpListener, counts: Arc<Counts>) {
     });
 }
 
-/// Reads one response from a keep-alive connection: its status.
-async fn read_response(
-    stream: &mut tokio::net::TcpStream,
-    buf: &mut Vec<u8>,
-    chunk: &mut [u8],
-) -> std::io::Result<u16> {
-    loop {
-        if let Some(end) = head_end(buf) {
-            let length = content_length(&buf[..end]);
-            if buf.len() >= end + length {
-                let status = std::str::from_utf8(&buf[..end])
-                    .ok()
-                    .and_then(|h| h.split(' ').nth(1))
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                buf.drain(..end + length);
-                return Ok(status);
-            }
-        }
-        match stream.read(chunk).await? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// One lean client: sends the prepared request while messages remain, one at a time on one
 /// keep-alive connection (reconnecting after an error); accept latencies in us, and errors.
 async fn lean_client(
@@ -207,36 +81,12 @@ async fn lean_client(
 ) -> (Vec<u64>, usize) {
     let mut lat = Vec::with_capacity(total / 32);
     let mut errors = 0usize;
-    let mut conn: Option<tokio::net::TcpStream> = None;
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 4096];
+    let mut conn = LeanConn::new(&addr);
     while next.fetch_add(1, Ordering::Relaxed) < total {
         let t = Instant::now();
-        if conn.is_none() {
-            buf.clear();
-            match tokio::net::TcpStream::connect(&addr).await {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    conn = Some(s);
-                }
-                Err(_) => {
-                    errors += 1;
-                    continue;
-                }
-            }
-        }
-        let stream = conn.as_mut().unwrap();
-        let answer = match stream.write_all(&request).await {
-            Ok(()) => read_response(stream, &mut buf, &mut chunk).await,
-            Err(e) => Err(e),
-        };
-        match answer {
+        match conn.send(&request).await {
             Ok(201) => lat.push(t.elapsed().as_micros() as u64),
-            Ok(_) => errors += 1,
-            Err(_) => {
-                errors += 1;
-                conn = None;
-            }
+            _ => errors += 1,
         }
     }
     (lat, errors)
@@ -272,38 +122,8 @@ fn main() {
     let receipts = env_usize("BENCH_RECEIPTS", 0) == 1;
     let lean = std::env::var("BENCH_HTTP").map_or(true, |v| v != "reqwest");
 
-    let ok = Command::new(smsc_dir().join("setup"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "the SMSC simulator's setup failed (node and npm are needed)"
-    );
-    let mut smsc = Killed(
-        Command::new("node")
-            .arg(smsc_dir().join("smsc.js"))
-            .args(["--port", "0", "--control-port", "0", "--dlr-delay-ms", "0"])
-            .env("SMSC_RECORD", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node smsc.js"),
-    );
-    let smsc_pid = smsc.0.id();
-    let mut line = String::new();
-    BufReader::new(smsc.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "smsc listening smpp=127.0.0.1:PORT control=127.0.0.1:PORT"
-    let field = |name: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-            .to_string()
-    };
-    let smpp_port: u16 = field("smpp=").rsplit(':').next().unwrap().parse().unwrap();
-    let control = format!("http://{}", field("control="));
+    let smsc = Smsc::start(0);
+    let (smsc_pid, smpp_port) = (smsc.pid, smsc.port);
 
     // 1. The simulator's own ceiling, warmed up first.
     load_js(smpp_port, 5_000);
@@ -313,33 +133,11 @@ fn main() {
     );
 
     // 2. hornbill on the embedded default.
-    let dir = std::env::temp_dir().join(format!("hornbill-bench-smpp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
+    let hornbill = Hornbill::start(
+        "smpp",
         "[server]\nport = 0\n[public]\nenabled = false\n[log]\nlevel = \"warn\"\n",
-    )
-    .unwrap();
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_hornbill"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start hornbill"),
     );
-    let pid = child.0.id();
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("hornbill listening on ")
-        .expect("listening line")
-        .to_string();
+    let (pid, base) = (hornbill.pid, hornbill.base.clone());
     let counts = Arc::new(Counts::default());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -347,6 +145,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let sim = &smsc;
     let failed = rt.block_on(async move {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let events_port = listener.local_addr().unwrap().port();
@@ -361,51 +160,13 @@ fn main() {
             .pool_max_idle_per_host(clients * 2)
             .build()
             .unwrap();
-        let created: serde_json::Value = http
-            .post(format!("{base}/channels/"))
-            .body(
-                serde_json::json!({"type": "smpp", "window": 64,
-                    "mo_url": format!("http://127.0.0.1:{events_port}/mo"),
-                    "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{smpp_port}"),
-                               "system_id": "bench", "registered_delivery": receipts}})
-                .to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let cid = created["result"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no channel: {created}"))
-            .to_string();
-        let bound_by = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ch: serde_json::Value = http
-                .get(format!("{base}/channels/{cid}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if ch["result"]["status"]["components"]["smpp"]["type"] == "bound" {
-                break;
-            }
-            assert!(Instant::now() < bound_by, "the channel never bound: {ch}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let stats = |http: reqwest::Client, control: String| async move {
-            http.get(format!("{control}/stats"))
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        };
-        let before = stats(http.clone(), control.clone()).await["accepted"]
+        let body = serde_json::json!({"type": "smpp", "window": 64,
+            "mo_url": format!("http://127.0.0.1:{events_port}/mo"),
+            "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{smpp_port}"),
+                       "system_id": "bench", "registered_delivery": receipts}});
+        let cid = create_channel(&http, &base, body).await;
+        wait_bound(&http, &base, &cid).await;
+        let before = sim.stats(&http).await["accepted"]
             .as_u64()
             .unwrap_or(0);
         let path = format!("/channels/{cid}/messages/");
@@ -414,13 +175,7 @@ fn main() {
             "event_url": format!("http://127.0.0.1:{events_port}/ev")})
         .to_string();
         let host = base.strip_prefix("http://").unwrap_or(&base).to_string();
-        let request = Arc::new(
-            format!(
-                "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes(),
-        );
+        let request = Arc::new(post_request(&host, &path, &body));
 
         let next = Arc::new(AtomicUsize::new(0));
         let cpu_before = cpu_secs(pid);
@@ -472,7 +227,7 @@ fn main() {
             .submitted
             .load(Ordering::Relaxed)
             .saturating_sub(accepted);
-        let after = stats(http.clone(), control.clone()).await;
+        let after = sim.stats(&http).await;
         let at_smsc = after["accepted"].as_u64().unwrap_or(0).saturating_sub(before);
         lat.sort_unstable();
         println!(
@@ -532,9 +287,8 @@ fn main() {
         }
         failed
     });
-    drop(child);
+    drop(hornbill);
     drop(smsc);
-    let _ = std::fs::remove_dir_all(&dir);
     if !failed.is_empty() {
         eprintln!("FAILED: {}", failed.join("; "));
         std::process::exit(1);

@@ -142,6 +142,10 @@ pub struct StoreSettings {
     pub inbound_message_ttl: u64,
     /// Event window in seconds (Junebug's `outbound_message_ttl`).
     pub outbound_message_ttl: u64,
+    /// The embedded store's budget: most message records (outbound with their events,
+    /// inbound, provider id maps) it holds before evicting the oldest. At least 1; the
+    /// Redis store ignores it.
+    pub max_records: usize,
 }
 
 impl Default for StoreSettings {
@@ -152,6 +156,7 @@ impl Default for StoreSettings {
             key_prefix: None,
             inbound_message_ttl: 600,
             outbound_message_ttl: 172_800,
+            max_records: crate::store::memory::DEFAULT_MAX_RECORDS,
         }
     }
 }
@@ -394,6 +399,9 @@ impl Settings {
                 "[store] kind = {:?}: must be \"memory\" or \"redis\"",
                 settings.store.kind
             ));
+        }
+        if settings.store.max_records == 0 {
+            problems.push("[store] max_records must be at least 1".into());
         }
         if !matches!(settings.log.format.as_str(), "text" | "json") {
             problems.push(format!(

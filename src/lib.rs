@@ -121,7 +121,10 @@ pub async fn start(
             (Arc::new(redis), None)
         }
         _ => {
-            let memory = Arc::new(store::MemoryStore::new(ttls));
+            let memory = Arc::new(store::MemoryStore::with_max_records(
+                ttls,
+                settings.store.max_records,
+            ));
             (memory.clone(), Some(memory))
         }
     };

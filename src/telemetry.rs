@@ -42,6 +42,7 @@ pub const LIMIT_REACHED: &str = "hornbill_limit_reached_total";
 pub const WEBHOOKS_PENDING: &str = "hornbill_webhooks_pending";
 pub const OPEN_FILES: &str = "hornbill_open_files";
 pub const OPEN_FILES_LIMIT: &str = "hornbill_open_files_limit";
+pub const STORE_EVICTIONS: &str = "hornbill_store_evictions_total";
 
 /// Bucket bounds of the API latency histogram, in seconds.
 const API_BUCKETS: &[f64] = &[
@@ -159,6 +160,10 @@ fn describe() {
     describe_gauge!(
         OPEN_FILES_LIMIT,
         "The process's open-files soft limit (RLIMIT_NOFILE)."
+    );
+    describe_counter!(
+        STORE_EVICTIONS,
+        "Message records the embedded store evicted, oldest first, to stay within [store] max_records."
     );
     describe_histogram!(
         API_REQUEST_DURATION,

@@ -181,6 +181,18 @@ pub trait Store: Send + Sync + 'static {
         value: &str,
         ttl: Duration,
     ) -> Result<(), StoreError>;
+    /// As `set_state`, for an entry that belongs to one sent message (the id a provider gave
+    /// it, kept for its delivery reports): the embedded store counts it in its budget of
+    /// message records and may evict it, oldest first, like the message's own record.
+    async fn set_message_state(
+        &self,
+        cid: &str,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.set_state(cid, key, value, ttl).await
+    }
     async fn get_state(&self, cid: &str, key: &str) -> Result<Option<String>, StoreError>;
     async fn delete_state(&self, cid: &str, key: &str) -> Result<(), StoreError>;
 

@@ -724,7 +724,7 @@ impl<P: Provider> Driver<P> {
                         // A failed write loses only this message's delivery reports.
                         if let Err(e) = self
                             .store
-                            .set_state(&self.cid, &key, &msg.message_id, self.ttls.outbound)
+                            .set_message_state(&self.cid, &key, &msg.message_id, self.ttls.outbound)
                             .await
                         {
                             self.log_about(

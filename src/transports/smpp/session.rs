@@ -1020,7 +1020,7 @@ async fn finish(ctx: Link, m: InFlight) {
             for id in &m.smsc_ids {
                 let _ = ctx
                     .store
-                    .set_state(
+                    .set_message_state(
                         &ctx.channel_id,
                         &format!("smsc:{}", id.to_ascii_lowercase()),
                         &m.message_id,
