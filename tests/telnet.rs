@@ -192,9 +192,26 @@ async fn config_change_moves_the_listener_and_restart_keeps_it() {
             .then_some(())
     })
     .await;
+    let started = |logs: Vec<serde_json::Value>| {
+        logs.iter()
+            .filter(|e| {
+                e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("Started telnet transport")
+            })
+            .count()
+    };
+    let before = started(api.logs(&cid).await);
     api.post(&format!("/channels/{cid}/restart"), json!({}))
         .await
         .ok(200, "channel restarted");
+    // The restart is under way when the API answers: connect to the new transport, not to
+    // the one being stopped.
+    eventually("the transport started again", || async {
+        (started(api.logs(&cid).await) > before).then_some(())
+    })
+    .await;
     let user = User::connect(new_port).await;
     let addr = user.address.clone();
     wait_hit(&mock, "new after restart", |_, b| b["from"] == json!(addr)).await;
