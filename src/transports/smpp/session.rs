@@ -4,11 +4,14 @@
 //! messages (long ones joined from parts kept in the store, at most `max_reassembly_parts`
 //! waiting: `reassembly`) or delivery receipts;
 //! enquire_link both ways; on stop, the window's responses are waited for, then unbind.
-//! PDUs are rusmpp's (pinned 0.4.0); the protocol text layers (encodings, splitting,
-//! receipts) are this folder's.
+//! PDUs are rusmpp's (pinned 0.4.0); what is read from and built into them is `pdu`'s, the
+//! protocol text layers (encodings, splitting, receipts) this folder's other modules.
 
 use super::codec::Codec;
 use super::config::{Role, SmppConfig};
+use super::pdu::{
+    self, Incoming, StoredPart, inspect, join_parts, status_name, submit_sm, ussd_inbound,
+};
 use super::reassembly::Partial;
 use super::{dlr, split};
 use crate::message::{Level, Message};
@@ -16,15 +19,9 @@ use crate::transports::{TransportCommand, TransportContext, TransportError, Tran
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::{FutureExt, SinkExt, StreamExt};
-use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp, SubmitSm};
-use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
-use rusmpp::types::{COctetString, OctetString};
-use rusmpp::values::{
-    DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, RegisteredDelivery, Ton,
-};
+use rusmpp::pdus::DeliverSmResp;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -34,15 +31,6 @@ use tokio_util::sync::CancellationToken;
 /// How long an SMSC id -> message id mapping is kept for delivery receipts (Vumi: 1 week).
 const RECEIPT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// SMPP's `ESME_R...` name of a command status.
-pub fn status_name(status: CommandStatus) -> String {
-    let debug = format!("{status:?}");
-    match debug.strip_prefix("Esme") {
-        Some(rest) => format!("ESME_{}", rest.to_ascii_uppercase()),
-        None => format!("0x{:08X}", u32::from(status)),
-    }
-}
-
 /// One message in flight: how many of its parts still wait for their resp.
 struct InFlight {
     message_id: String,
@@ -50,10 +38,6 @@ struct InFlight {
     smsc_ids: Vec<String>,
     failed: Option<(String, bool)>,
     sent_at: Instant,
-}
-
-fn octets<const MIN: usize, const MAX: usize>(s: &str) -> Option<COctetString<MIN, MAX>> {
-    COctetString::from_str(s).ok()
 }
 
 pub async fn run(cfg: SmppConfig, ctx: TransportContext) -> Result<(), TransportError> {
@@ -157,14 +141,6 @@ async fn next_command(
     }
 }
 
-/// One inbound part as the store keeps it until the rest arrive.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredPart {
-    dc: u8,
-    udh: usize,
-    body: String,
-}
-
 /// One connection's state.
 struct Session<'a> {
     cfg: &'a SmppConfig,
@@ -226,44 +202,6 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn bind_pdu(&self) -> Result<Pdu, String> {
-        let cfg = self.cfg;
-        let system_id = octets(&cfg.system_id).ok_or("system_id is too long")?;
-        let password =
-            octets(cfg.password.as_deref().unwrap_or("")).ok_or("password is too long")?;
-        let system_type =
-            octets(cfg.system_type.as_deref().unwrap_or("")).ok_or("system_type is too long")?;
-        let range = octets(cfg.address_range.as_deref().unwrap_or(""))
-            .ok_or("address_range is too long")?;
-        macro_rules! bind {
-            ($pdu:ident) => {
-                $pdu::builder()
-                    .system_id(system_id)
-                    .password(password)
-                    .system_type(system_type)
-                    .interface_version(InterfaceVersion::Smpp3_4)
-                    .addr_ton(Ton::Unknown)
-                    .addr_npi(Npi::Unknown)
-                    .address_range(range)
-                    .build()
-                    .into()
-            };
-        }
-        Ok(match self.role {
-            Role::Transceiver => bind!(BindTransceiver),
-            Role::Transmitter => bind!(BindTransmitter),
-            Role::Receiver => bind!(BindReceiver),
-        })
-    }
-
-    fn bind_resp_id(&self) -> CommandId {
-        match self.role {
-            Role::Transceiver => CommandId::BindTransceiverResp,
-            Role::Transmitter => CommandId::BindTransmitterResp,
-            Role::Receiver => CommandId::BindReceiverResp,
-        }
-    }
-
     async fn run(
         &mut self,
         mut commands: Option<&mut mpsc::Receiver<TransportCommand>>,
@@ -278,7 +216,7 @@ impl<'a> Session<'a> {
         };
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, Codec::new());
-        let bind = self.bind_pdu()?;
+        let bind = pdu::bind(cfg, self.role)?;
         framed
             .send(Command::new(CommandStatus::EsmeRok, self.seq, bind))
             .await
@@ -306,7 +244,7 @@ impl<'a> Session<'a> {
                 }
                 Ok(Some(Ok(Ok(c)))) => c,
             };
-            if cmd.id() == self.bind_resp_id()
+            if cmd.id() == pdu::bind_resp_id(self.role)
                 || (cmd.sequence_number() == self.seq && cmd.id() == CommandId::GenericNack)
             {
                 if cmd.status() != CommandStatus::EsmeRok {
@@ -428,14 +366,7 @@ impl<'a> Session<'a> {
         let cseq = cmd.sequence_number();
         // An error response may come without a body (SMPP 3.4 allows it).
         if cmd.id() == CommandId::SubmitSmResp {
-            let smsc_id = match cmd.pdu() {
-                Some(Pdu::SubmitSmResp(resp)) => {
-                    String::from_utf8_lossy(resp.message_id().as_ref())
-                        .trim_end_matches('\0')
-                        .to_string()
-                }
-                _ => String::new(),
-            };
+            let smsc_id = pdu::submit_sm_resp_id(cmd.pdu());
             self.submit_resp(cseq, status, smsc_id);
             return None;
         }
@@ -764,213 +695,11 @@ impl<'a> Session<'a> {
     }
 }
 
-/// What a deliver_sm or data_sm carries, read from the PDU alone (no I/O, no state).
-#[derive(Debug)]
-pub enum Incoming {
-    /// A delivery receipt: the SMSC's id of the message (TLV `receipted_message_id`, else
-    /// the receipt text's `id:`), and its status (TLV `message_state`, else `stat:`).
-    Receipt {
-        smsc_id: Option<String>,
-        status: crate::message::DeliveryStatus,
-    },
-    /// A message or one part of one: the body with any UDH split off (`udh_len` is its
-    /// length) and the concatenation info from the UDH or SAR TLVs.
-    Message {
-        from: String,
-        to: String,
-        data_coding: u8,
-        body: Vec<u8>,
-        udh_len: usize,
-        concat: Option<split::ConcatInfo>,
-        ussd_op: Option<u8>,
-        session_info: Option<(u8, u8)>,
-    },
-}
-
-/// Reads a deliver_sm or data_sm (`None` for any other PDU). Public for the fuzz target.
-pub fn inspect(pdu: &Pdu) -> Option<Incoming> {
-    let (esm, dc, mut bytes, tlvs, source, dest) = match pdu {
-        Pdu::DeliverSm(d) => (
-            u8::from(d.esm_class),
-            u8::from(d.data_coding),
-            d.short_message().as_ref().to_vec(),
-            d.tlvs(),
-            AsRef::<[u8]>::as_ref(&d.source_addr),
-            AsRef::<[u8]>::as_ref(&d.destination_addr),
-        ),
-        // data_sm's text is in message_payload.
-        Pdu::DataSm(d) => (
-            u8::from(d.esm_class),
-            u8::from(d.data_coding),
-            Vec::new(),
-            d.tlvs(),
-            AsRef::<[u8]>::as_ref(&d.source_addr),
-            AsRef::<[u8]>::as_ref(&d.destination_addr),
-        ),
-        _ => return None,
-    };
-    let mut receipted = None;
-    let mut state = None;
-    let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
-    let (mut ussd_op, mut session_info) = (None, None);
-    for tlv in tlvs {
-        match tlv.value() {
-            Some(TlvValue::UssdServiceOp(op)) => ussd_op = Some(u8::from(*op)),
-            Some(TlvValue::ItsSessionInfo(i)) => {
-                session_info = Some((i.session_number, i.sequence_number))
-            }
-            Some(TlvValue::SarMsgRefNum(r)) => sar_ref = Some(*r),
-            Some(TlvValue::SarTotalSegments(t)) => sar_total = Some(*t),
-            Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
-            Some(TlvValue::ReceiptedMessageId(id)) => {
-                receipted = Some(
-                    String::from_utf8_lossy(id.as_ref())
-                        .trim_end_matches('\0')
-                        .to_string(),
-                )
-            }
-            Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
-            Some(TlvValue::MessagePayload(p)) if bytes.is_empty() => {
-                bytes = p.value.as_ref().to_vec()
-            }
-            _ => {}
-        }
-    }
-    if esm & 0x3C == 0x04 || receipted.is_some() {
-        let text = split::decode(0, &bytes, 0, split::Coding::Gsm7 { packed: false });
-        let parsed = dlr::parse(&text);
-        let status = match (state, &parsed) {
-            (Some(s), _) => dlr::status_of_state(s),
-            (None, Some(r)) => dlr::status_of_stat(&r.stat),
-            (None, None) => crate::message::DeliveryStatus::Pending,
-        };
-        return Some(Incoming::Receipt {
-            smsc_id: receipted.or_else(|| parsed.map(|r| r.id)),
-            status,
-        });
-    }
-    let sar = match (sar_ref, sar_total, sar_seq) {
-        (Some(r), Some(t), Some(n)) => Some((r, t, n)),
-        _ => None,
-    };
-    let (concat, body, udh_len) = if esm & 0x40 != 0 {
-        let (info, len, rest) = split::strip_udh(&bytes);
-        (info, rest.to_vec(), len)
-    } else {
-        (sar, bytes, 0)
-    };
-    let text = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .trim_end_matches('\0')
-            .to_string()
-    };
-    Some(Incoming::Message {
-        from: text(source),
-        to: text(dest),
-        data_coding: dc,
-        body,
-        udh_len,
-        concat,
-        ussd_op,
-        session_info,
-    })
-}
-
-/// The text of a long message from its parts: decoded from the joined bytes (so a GSM
-/// escape or a UTF-16 surrogate pair split across parts comes out whole), or part by part
-/// for packed GSM, whose septets are aligned per part.
-fn join_parts(parts: &[StoredPart], default: split::Coding) -> String {
-    let bodies: Vec<Vec<u8>> = parts
-        .iter()
-        .map(|p| BASE64.decode(&p.body).unwrap_or_default())
-        .collect();
-    let packed = matches!(default, split::Coding::Gsm7 { packed: true });
-    let same = parts.windows(2).all(|w| w[0].dc == w[1].dc);
-    match parts.first() {
-        Some(first) if same && !packed => split::decode(first.dc, &bodies.concat(), 0, default),
-        _ => parts
-            .iter()
-            .zip(&bodies)
-            .map(|(p, b)| split::decode(p.dc, b, p.udh, default))
-            .collect(),
-    }
-}
-
 /// Writes what was fed.
 async fn flush(framed: &mut Framed<TcpStream, Codec>) -> Result<(), String> {
     SinkExt::<Command>::flush(framed)
         .await
         .map_err(|e| e.to_string())
-}
-
-/// Builds one submit_sm.
-fn submit_sm(
-    cfg: &SmppConfig,
-    msg: &Message,
-    coding: split::Coding,
-    part: split::Part,
-) -> Result<SubmitSm, String> {
-    let to = msg.to_addr.clone().unwrap_or_default();
-    let from = msg
-        .from_addr
-        .clone()
-        .or_else(|| cfg.source_addr.clone())
-        .unwrap_or_default();
-    let mut esm: u8 = 0;
-    if part.udhi {
-        esm |= 0x40;
-    }
-    let mut builder = SubmitSm::builder()
-        .source_addr_ton(Ton::from(cfg.source_addr_ton.unwrap_or(0)))
-        .source_addr_npi(Npi::from(cfg.source_addr_npi.unwrap_or(0)))
-        .source_addr(octets(&from).ok_or_else(|| format!("source address {from:?} is too long"))?)
-        .dest_addr_ton(Ton::from(cfg.dest_addr_ton.unwrap_or(0)))
-        .dest_addr_npi(Npi::from(cfg.dest_addr_npi.unwrap_or(0)))
-        .destination_addr(
-            octets(&to).ok_or_else(|| format!("destination address {to:?} is too long"))?,
-        )
-        .esm_class(EsmClass::from(esm))
-        .registered_delivery(RegisteredDelivery::from(if cfg.registered_delivery() {
-            1
-        } else {
-            0
-        }))
-        .data_coding(DataCoding::from(coding.data_coding()));
-    if part.payload {
-        builder = builder.push_tlv(MessageSubmissionRequestTlvValue::MessagePayload(
-            MessagePayload::new(rusmpp::types::AnyOctetString::from_slice(&part.bytes)),
-        ));
-    } else {
-        builder = builder.short_message(
-            OctetString::from_slice(&part.bytes).map_err(|e| format!("short message: {e}"))?,
-        );
-    }
-    if let Some(session) = msg
-        .transport_metadata
-        .get("session_info")
-        .and_then(serde_json::Value::as_u64)
-    {
-        // A USSD reply: continue the dialogue (USSR request) or end it (PSSR response),
-        // with the session it belongs to and, when ending, the end-of-session bit.
-        let close = msg.session_event == Some(crate::message::SessionEvent::Close);
-        let op = if close { 17u8 } else { 2u8 };
-        let number = (session >> 8) as u8;
-        let sequence = (session as u8 & 0xFE) | u8::from(close);
-        builder = builder
-            .push_tlv(MessageSubmissionRequestTlvValue::UssdServiceOp(
-                rusmpp::values::UssdServiceOp::from(op),
-            ))
-            .push_tlv(MessageSubmissionRequestTlvValue::ItsSessionInfo(
-                rusmpp::values::ItsSessionInfo::new(number, sequence),
-            ));
-    }
-    if let Some((r, total, s)) = part.sar {
-        builder = builder
-            .push_tlv(MessageSubmissionRequestTlvValue::SarMsgRefNum(r))
-            .push_tlv(MessageSubmissionRequestTlvValue::SarTotalSegments(total))
-            .push_tlv(MessageSubmissionRequestTlvValue::SarSegmentSeqnum(s));
-    }
-    Ok(builder.build())
 }
 
 /// What a session and its helpers need of the transport context.
@@ -1071,28 +800,4 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
         message: format!("Delivery receipt for unknown SMSC id {smsc_id}"),
         message_id: None,
     });
-}
-
-/// USSD over SMPP: `ussd_service_op` and `its_session_info` as a session event, kept in
-/// `transport_metadata` so a reply continues the same session. PSSR indication (1) opens a
-/// session, USSR confirm (18) continues it; the end-of-session bit of `its_session_info`
-/// (or op 129, a user release) closes it.
-fn ussd_inbound(msg: &mut Message, op: Option<u8>, session: Option<(u8, u8)>) {
-    use crate::message::SessionEvent;
-    let ended = session.is_some_and(|(_, seq)| seq & 0x01 == 1) || op == Some(129);
-    msg.session_event = Some(match op {
-        _ if ended => SessionEvent::Close,
-        Some(1) => SessionEvent::New,
-        _ => SessionEvent::Resume,
-    });
-    msg.transport_type = Some("ussd".into());
-    if let Some(op) = op {
-        msg.transport_metadata
-            .insert("ussd_service_op".into(), op.into());
-    }
-    if let Some((number, seq)) = session {
-        let value = (u64::from(number) << 8) | u64::from(seq);
-        msg.transport_metadata
-            .insert("session_info".into(), value.into());
-    }
 }
