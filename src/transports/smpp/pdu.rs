@@ -92,6 +92,16 @@ pub struct StoredPart {
     pub body: String,
 }
 
+impl StoredPart {
+    pub fn new(dc: u8, udh: usize, body: &[u8]) -> StoredPart {
+        StoredPart {
+            dc,
+            udh,
+            body: BASE64.encode(body),
+        }
+    }
+}
+
 /// What a deliver_sm or data_sm carries, read from the PDU alone (no I/O, no state).
 #[derive(Debug)]
 pub enum Incoming {
@@ -410,11 +420,7 @@ mod tests {
     }
 
     fn stored(dc: u8, udh: usize, body: &[u8]) -> StoredPart {
-        StoredPart {
-            dc,
-            udh,
-            body: BASE64.encode(body),
-        }
+        StoredPart::new(dc, udh, body)
     }
 
     fn short_message(pdu: &SubmitSm) -> Vec<u8> {

@@ -16,8 +16,6 @@ use super::reassembly::Partial;
 use super::{dlr, split};
 use crate::message::{Level, Message};
 use crate::transports::{TransportCommand, TransportContext, TransportError, TransportReport};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::{FutureExt, SinkExt, StreamExt};
 use rusmpp::pdus::DeliverSmResp;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
@@ -585,11 +583,7 @@ impl<'a> Session<'a> {
         let default = self.cfg.default_coding();
         let text = match concat {
             Some((r, total, seqn)) if total > 1 => {
-                let part = StoredPart {
-                    dc,
-                    udh: udh_len,
-                    body: BASE64.encode(&body),
-                };
+                let part = StoredPart::new(dc, udh_len, &body);
                 match self
                     .part(format!("parts:{from}:{to}:{r}:{total}"), total, seqn, part)
                     .await
