@@ -7,7 +7,7 @@
 //! PDUs are rusmpp's (pinned 0.4.0); what is read from and built into them is `pdu`'s, the
 //! protocol text layers (encodings, splitting, receipts) this folder's other modules.
 
-use super::codec::Codec;
+use super::codec::{Codec, Unreadable};
 use super::config::{Role, SmppConfig};
 use super::pdu::{
     self, Incoming, StoredPart, inspect, join_parts, status_name, submit_sm, ussd_inbound,
@@ -200,17 +200,26 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Connects and binds, then serves the bind until it is lost or stopped.
     async fn run(
         &mut self,
-        mut commands: Option<&mut mpsc::Receiver<TransportCommand>>,
+        commands: Option<&mut mpsc::Receiver<TransportCommand>>,
         stop: &CancellationToken,
     ) -> Result<Done, String> {
+        match self.bind(stop).await? {
+            Some(framed) => Ok(self.serve(framed, commands, stop).await),
+            None => Ok(Done::Stopped),
+        }
+    }
+
+    /// Connects and binds: the bound connection, or `None` when the channel stopped first.
+    async fn bind(&mut self, stop: &CancellationToken) -> Result<Option<Connection>, String> {
         let cfg = self.cfg;
         let stream = tokio::select! {
             s = tokio::time::timeout(cfg.bind_timeout(), TcpStream::connect(cfg.address())) => s
                 .map_err(|_| format!("Connecting to {} timed out", cfg.address()))?
                 .map_err(|e| format!("Cannot connect to {}: {e}", cfg.address()))?,
-            _ = stop.cancelled() => return Ok(Done::Stopped),
+            _ = stop.cancelled() => return Ok(None),
         };
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, Codec::new());
@@ -223,7 +232,7 @@ impl<'a> Session<'a> {
         loop {
             let next = tokio::select! {
                 n = tokio::time::timeout_at(deadline, framed.next()) => n,
-                _ = stop.cancelled() => return Ok(Done::Stopped),
+                _ = stop.cancelled() => return Ok(None),
             };
             let cmd = match next {
                 Err(_) => {
@@ -257,7 +266,18 @@ impl<'a> Session<'a> {
             "bound",
             &format!("Bound to {} as {}", cfg.address(), self.role.name()),
         );
+        Ok(Some(framed))
+    }
 
+    /// A bound connection: PDUs from the SMSC answered, messages sent, enquire_link kept up
+    /// and the window swept, until the link is lost or, once stopped, drained and unbound.
+    async fn serve(
+        &mut self,
+        mut framed: Connection,
+        mut commands: Option<&mut mpsc::Receiver<TransportCommand>>,
+        stop: &CancellationToken,
+    ) -> Done {
+        let cfg = self.cfg;
         let mut enquire = tokio::time::interval(cfg.enquire_link_interval());
         enquire.tick().await;
         let mut last_heard = Instant::now();
@@ -270,52 +290,20 @@ impl<'a> Session<'a> {
             if let Some(by) = drain_by
                 && (self.messages.is_empty() || tokio::time::Instant::now() >= by)
             {
-                self.lost("the channel stopped");
-                let seq = self.next_seq();
-                let _ = framed
-                    .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
-                    .await;
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while let Some(Ok(frame)) = framed.next().await {
-                        if frame.is_ok_and(|c| c.id() == CommandId::UnbindResp) {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                return Ok(Done::Stopped);
+                self.unbind(&mut framed).await;
+                return Done::Stopped;
             }
             tokio::select! {
                 cmd = framed.next() => {
                     let cmd = match cmd {
-                        None => return Ok(Done::Lost("The SMSC closed the connection".into())),
+                        None => return Done::Lost("The SMSC closed the connection".into()),
                         // No command_length to go by: the stream cannot be read on.
-                        Some(Err(e)) => return Ok(Done::Lost(format!("Unreadable stream from the SMSC: {e}"))),
+                        Some(Err(e)) => return Done::Lost(format!("Unreadable stream from the SMSC: {e}")),
                         Some(Ok(frame)) => frame,
                     };
                     last_heard = Instant::now();
-                    let mut next = Some(cmd);
-                    let mut more = 0;
-                    // What else has already arrived is answered in the same write.
-                    while let Some(frame) = next.take() {
-                        match frame {
-                            Ok(cmd) => {
-                                if let Some(done) = self.pdu(&mut framed, cmd).await {
-                                    return Ok(done);
-                                }
-                            }
-                            Err(bad) => {
-                                self.link.log(crate::logs::WARNING, format!("Unreadable PDU from the SMSC (sequence {}): {}", bad.sequence, bad.reason));
-                                let _ = framed.feed(Command::new(CommandStatus::EsmeRinvcmdlen, bad.sequence, Pdu::GenericNack)).await;
-                            }
-                        }
-                        more += 1;
-                        if more < 64 && let Some(Some(Ok(frame))) = framed.next().now_or_never() {
-                            next = Some(frame);
-                        }
-                    }
-                    if let Err(e) = flush(&mut framed).await {
-                        return Ok(Done::Lost(format!("Writing to the SMSC failed: {e}")));
+                    if let Some(done) = self.answer(&mut framed, cmd).await {
+                        return done;
                     }
                 }
                 command = next_command(&mut commands), if drain_by.is_none() => {
@@ -323,21 +311,8 @@ impl<'a> Session<'a> {
                         drain_by = Some(tokio::time::Instant::now() + Duration::from_secs(3));
                         continue;
                     };
-                    // Whatever else is waiting goes out in the same write.
-                    let mut result = self.submit(&mut framed, msg).await;
-                    let mut more = 0;
-                    while result.is_ok() && more < 64 {
-                        match commands.as_deref_mut().map(|rx| rx.try_recv()) {
-                            Some(Ok(TransportCommand::Send(msg))) => result = self.submit(&mut framed, msg).await,
-                            _ => break,
-                        }
-                        more += 1;
-                    }
-                    if let Err(e) = match result {
-                        Ok(()) => flush(&mut framed).await,
-                        Err(e) => Err(e),
-                    } {
-                        return Ok(Done::Lost(format!("Writing submit_sm failed: {e}")));
+                    if let Some(done) = self.send(&mut framed, msg, &mut commands).await {
+                        return done;
                     }
                 }
                 _ = stop.cancelled(), if drain_by.is_none() => {
@@ -346,11 +321,11 @@ impl<'a> Session<'a> {
                 _ = tokio::time::sleep_until(drain_by.unwrap_or_else(tokio::time::Instant::now)), if drain_by.is_some() => {}
                 _ = enquire.tick() => {
                     if last_heard.elapsed() > cfg.enquire_link_interval() * 3 {
-                        return Ok(Done::Lost("No answer to enquire_link: the link is dead".into()));
+                        return Done::Lost("No answer to enquire_link: the link is dead".into());
                     }
                     let seq = self.next_seq();
                     if let Err(e) = framed.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await {
-                        return Ok(Done::Lost(format!("Writing enquire_link failed: {e}")));
+                        return Done::Lost(format!("Writing enquire_link failed: {e}"));
                     }
                 }
                 _ = sweep.tick() => self.sweep(),
@@ -358,8 +333,98 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// A PDU from the SMSC and whatever else has already arrived (up to 64), answered in
+    /// one write; `Some` when the session is over.
+    async fn answer(
+        &mut self,
+        framed: &mut Connection,
+        first: Result<Command, Unreadable>,
+    ) -> Option<Done> {
+        let mut next = Some(first);
+        let mut more = 0;
+        while let Some(frame) = next.take() {
+            match frame {
+                Ok(cmd) => {
+                    if let Some(done) = self.pdu(framed, cmd).await {
+                        return Some(done);
+                    }
+                }
+                Err(bad) => {
+                    self.link.log(
+                        crate::logs::WARNING,
+                        format!(
+                            "Unreadable PDU from the SMSC (sequence {}): {}",
+                            bad.sequence, bad.reason
+                        ),
+                    );
+                    let _ = framed
+                        .feed(Command::new(
+                            CommandStatus::EsmeRinvcmdlen,
+                            bad.sequence,
+                            Pdu::GenericNack,
+                        ))
+                        .await;
+                }
+            }
+            more += 1;
+            if more < 64
+                && let Some(Some(Ok(frame))) = framed.next().now_or_never()
+            {
+                next = Some(frame);
+            }
+        }
+        if let Err(e) = flush(framed).await {
+            return Some(Done::Lost(format!("Writing to the SMSC failed: {e}")));
+        }
+        None
+    }
+
+    /// A message and whatever else is waiting (up to 64 more), sent in one write; `Some`
+    /// when the session is over.
+    async fn send(
+        &mut self,
+        framed: &mut Connection,
+        msg: Message,
+        commands: &mut Option<&mut mpsc::Receiver<TransportCommand>>,
+    ) -> Option<Done> {
+        let mut result = self.submit(framed, msg).await;
+        let mut more = 0;
+        while result.is_ok() && more < 64 {
+            match commands.as_deref_mut().map(|rx| rx.try_recv()) {
+                Some(Ok(TransportCommand::Send(msg))) => result = self.submit(framed, msg).await,
+                _ => break,
+            }
+            more += 1;
+        }
+        if let Err(e) = match result {
+            Ok(()) => flush(framed).await,
+            Err(e) => Err(e),
+        } {
+            return Some(Done::Lost(format!("Writing submit_sm failed: {e}")));
+        }
+        None
+    }
+
+    /// The window given up (its messages retried elsewhere), then unbind, its response
+    /// waited for briefly.
+    async fn unbind(&mut self, framed: &mut Connection) {
+        self.lost("the channel stopped");
+        let seq = self.next_seq();
+        let _ = framed
+            .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(frame)) = framed.next().await {
+                if frame.is_ok_and(|c| c.id() == CommandId::UnbindResp) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
     /// One PDU from the SMSC (answers are fed, not flushed); `Some` when the session is over.
-    async fn pdu(&mut self, framed: &mut Framed<TcpStream, Codec>, cmd: Command) -> Option<Done> {
+    async fn pdu(&mut self, framed: &mut Connection, cmd: Command) -> Option<Done> {
         let status = cmd.status();
         let cseq = cmd.sequence_number();
         // An error response may come without a body (SMPP 3.4 allows it).
@@ -474,11 +539,7 @@ impl<'a> Session<'a> {
     }
 
     /// Writes one message as its parts (flushed by the caller).
-    async fn submit(
-        &mut self,
-        framed: &mut Framed<TcpStream, Codec>,
-        msg: Message,
-    ) -> Result<(), String> {
+    async fn submit(&mut self, framed: &mut Connection, msg: Message) -> Result<(), String> {
         if !self.role.sends() {
             self.link.report(TransportReport::Nack {
                 message_id: msg.message_id,
@@ -689,8 +750,11 @@ impl<'a> Session<'a> {
     }
 }
 
+/// One SMPP connection, framed by `codec`.
+type Connection = Framed<TcpStream, Codec>;
+
 /// Writes what was fed.
-async fn flush(framed: &mut Framed<TcpStream, Codec>) -> Result<(), String> {
+async fn flush(framed: &mut Connection) -> Result<(), String> {
     SinkExt::<Command>::flush(framed)
         .await
         .map_err(|e| e.to_string())
