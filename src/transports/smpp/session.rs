@@ -15,7 +15,9 @@ use super::pdu::{
 use super::reassembly::Partial;
 use super::{dlr, split};
 use crate::message::{Level, Message};
-use crate::transports::{TransportCommand, TransportContext, TransportError, TransportReport};
+use crate::transports::{
+    Reporter, TransportCommand, TransportContext, TransportError, TransportReport,
+};
 use futures::{FutureExt, SinkExt, StreamExt};
 use rusmpp::pdus::DeliverSmResp;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
@@ -49,8 +51,8 @@ pub async fn run(cfg: SmppConfig, ctx: TransportContext) -> Result<(), Transport
     } = ctx;
     let link = Link {
         store,
+        reporter: Reporter::new(&channel_id, reports),
         channel_id,
-        reports,
     };
     let binds = cfg.binds();
     match binds.as_slice() {
@@ -92,23 +94,26 @@ async fn bind_loop(
 ) {
     let mut delay = cfg.initial_reconnect_delay();
     loop {
-        link.status(
+        link.reporter.status(
             component,
             Level::Down,
             "binding",
-            &format!("Binding to {} as {}", cfg.address(), role.name()),
+            format!("Binding to {} as {}", cfg.address(), role.name()),
         );
         let mut session = Session::new(cfg, role, component, link);
         match session.run(commands.as_deref_mut(), stop).await {
             Ok(Done::Stopped) => return,
             Ok(Done::Lost(why)) => {
-                link.status(component, Level::Down, "connection_lost", &why);
+                link.reporter
+                    .status(component, Level::Down, "connection_lost", &why);
                 delay = cfg.initial_reconnect_delay();
             }
-            Err(why) => link.status(component, Level::Down, "connection_lost", &why),
+            Err(why) => link
+                .reporter
+                .status(component, Level::Down, "connection_lost", &why),
         }
         session.lost("connection lost");
-        link.log(
+        link.reporter.log(
             crate::logs::WARNING,
             format!(
                 "SMPP {} session ended; reconnecting in {:.1} s",
@@ -192,7 +197,7 @@ impl<'a> Session<'a> {
     fn lost(&mut self, why: &str) {
         self.in_flight.clear();
         for (_, m) in self.messages.drain() {
-            self.link.report(TransportReport::Nack {
+            self.link.reporter.report(TransportReport::Nack {
                 message_id: m.message_id,
                 reason: why.to_string(),
                 retry: true,
@@ -236,7 +241,7 @@ impl<'a> Session<'a> {
             };
             let cmd = match next {
                 Err(_) => {
-                    self.link.status(
+                    self.link.reporter.status(
                         self.component,
                         Level::Down,
                         "bind_timeout",
@@ -260,11 +265,11 @@ impl<'a> Session<'a> {
                 break;
             }
         }
-        self.link.status(
+        self.link.reporter.status(
             self.component,
             Level::Ok,
             "bound",
-            &format!("Bound to {} as {}", cfg.address(), self.role.name()),
+            format!("Bound to {} as {}", cfg.address(), self.role.name()),
         );
         Ok(Some(framed))
     }
@@ -350,7 +355,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 Err(bad) => {
-                    self.link.log(
+                    self.link.reporter.log(
                         crate::logs::WARNING,
                         format!(
                             "Unreadable PDU from the SMSC (sequence {}): {}",
@@ -493,7 +498,7 @@ impl<'a> Session<'a> {
         if status == CommandStatus::EsmeRok {
             if self.throttled {
                 self.throttled = false;
-                self.link.status(
+                self.link.reporter.status(
                     self.component,
                     Level::Ok,
                     "throttled_end",
@@ -508,11 +513,11 @@ impl<'a> Session<'a> {
             );
             if retry && !self.throttled {
                 self.throttled = true;
-                self.link.status(
+                self.link.reporter.status(
                     self.component,
                     Level::Degraded,
                     "throttled",
-                    &format!("The SMSC answered {}", status_name(status)),
+                    format!("The SMSC answered {}", status_name(status)),
                 );
             }
             m.failed.get_or_insert((status_name(status), retry));
@@ -525,11 +530,11 @@ impl<'a> Session<'a> {
                 (None, true) => {
                     tokio::task::spawn_local(finish(self.link.clone(), m));
                 }
-                (None, false) => self.link.report(TransportReport::Ack {
+                (None, false) => self.link.reporter.report(TransportReport::Ack {
                     sent_message_id: m.smsc_ids.first().cloned().unwrap_or_default(),
                     message_id: m.message_id,
                 }),
-                (Some((reason, retry)), _) => self.link.report(TransportReport::Nack {
+                (Some((reason, retry)), _) => self.link.reporter.report(TransportReport::Nack {
                     message_id: m.message_id,
                     reason: reason.clone(),
                     retry: *retry,
@@ -541,7 +546,7 @@ impl<'a> Session<'a> {
     /// Writes one message as its parts (flushed by the caller).
     async fn submit(&mut self, framed: &mut Connection, msg: Message) -> Result<(), String> {
         if !self.role.sends() {
-            self.link.report(TransportReport::Nack {
+            self.link.reporter.report(TransportReport::Nack {
                 message_id: msg.message_id,
                 reason: "the channel binds as a receiver only and cannot send".into(),
                 retry: false,
@@ -584,7 +589,7 @@ impl<'a> Session<'a> {
                 Err(why) => {
                     if let Some(m) = self.messages.remove(&slot) {
                         self.in_flight.retain(|_, s| *s != slot);
-                        self.link.report(TransportReport::Nack {
+                        self.link.reporter.report(TransportReport::Nack {
                             message_id: m.message_id,
                             reason: why,
                             retry: false,
@@ -614,10 +619,10 @@ impl<'a> Session<'a> {
                     Some(id) => {
                         tokio::task::spawn_local(receipt(self.link.clone(), id, status));
                     }
-                    None => self.link.log(
-                        crate::logs::WARNING,
-                        "A delivery receipt without an id".into(),
-                    ),
+                    None => self
+                        .link
+                        .reporter
+                        .log(crate::logs::WARNING, "A delivery receipt without an id"),
                 }
                 return;
             }
@@ -660,7 +665,9 @@ impl<'a> Session<'a> {
         if ussd_op.is_some() || session_info.is_some() {
             ussd_inbound(&mut msg, ussd_op, session_info);
         }
-        self.link.report(TransportReport::Inbound(Box::new(msg)));
+        self.link
+            .reporter
+            .report(TransportReport::Inbound(Box::new(msg)));
     }
 
     /// Keeps one part of a long inbound message in the store (so that, with Redis, parts
@@ -688,7 +695,7 @@ impl<'a> Session<'a> {
         for d in crowded_out {
             crate::telemetry::limit_reached(&link.channel_id, crate::telemetry::Limit::SmppParts);
             // Each one a message lost: logged every time (the SMSC is no anonymous crowd).
-            link.log(
+            link.reporter.log(
                 crate::logs::ERROR,
                 format!(
                     "Dropping an incomplete long message ({}, {} of {} parts): more than {} parts were waiting (max_reassembly_parts)",
@@ -707,7 +714,7 @@ impl<'a> Session<'a> {
             .set_state(&link.channel_id, &key, &json, keep)
             .await
         {
-            link.log(
+            link.reporter.log(
                 crate::logs::ERROR,
                 format!("Cannot keep a message part: {e}"),
             );
@@ -723,7 +730,7 @@ impl<'a> Session<'a> {
             let link = self.link.clone();
             tokio::task::spawn_local(async move {
                 let _ = link.store.delete_state(&link.channel_id, &key).await;
-                link.log(
+                link.reporter.log(
                     crate::logs::ERROR,
                     format!("Dropping an incomplete long message ({key}, {total} parts expected)"),
                 );
@@ -740,7 +747,7 @@ impl<'a> Session<'a> {
         for slot in expired {
             if let Some(m) = self.messages.remove(&slot) {
                 self.in_flight.retain(|_, s| *s != slot);
-                self.link.report(TransportReport::Nack {
+                self.link.reporter.report(TransportReport::Nack {
                     message_id: m.message_id,
                     reason: "no submit_sm_resp in time".into(),
                     retry: true,
@@ -765,31 +772,7 @@ async fn flush(framed: &mut Connection) -> Result<(), String> {
 struct Link {
     store: std::sync::Arc<dyn crate::store::Store>,
     channel_id: String,
-    reports: mpsc::UnboundedSender<TransportReport>,
-}
-
-impl Link {
-    fn report(&self, report: TransportReport) {
-        let _ = self.reports.send(report);
-    }
-
-    fn log(&self, level: u8, message: String) {
-        self.report(TransportReport::Log {
-            level,
-            message,
-            message_id: None,
-        });
-    }
-
-    fn status(&self, component: &str, level: Level, kind: &str, message: &str) {
-        self.report(TransportReport::Status(crate::message::StatusEvent::new(
-            &self.channel_id,
-            component,
-            level,
-            kind,
-            message,
-        )));
-    }
+    reporter: Reporter,
 }
 
 /// All parts accepted and receipts asked for: the SMSC ids are mapped to the message (for
@@ -797,7 +780,7 @@ impl Link {
 async fn finish(ctx: Link, m: InFlight) {
     match m.failed {
         Some((reason, retry)) => {
-            let _ = ctx.reports.send(TransportReport::Nack {
+            ctx.reporter.report(TransportReport::Nack {
                 message_id: m.message_id,
                 reason,
                 retry,
@@ -815,7 +798,7 @@ async fn finish(ctx: Link, m: InFlight) {
                     )
                     .await;
             }
-            let _ = ctx.reports.send(TransportReport::Ack {
+            ctx.reporter.report(TransportReport::Ack {
                 sent_message_id: m.smsc_ids.first().cloned().unwrap_or_default(),
                 message_id: m.message_id,
             });
@@ -842,7 +825,7 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
                         .delete_state(&ctx.channel_id, &format!("smsc:{form}"))
                         .await;
                 }
-                let _ = ctx.reports.send(TransportReport::DeliveryReport {
+                ctx.reporter.report(TransportReport::DeliveryReport {
                     message_id: mid,
                     status,
                 });
@@ -853,9 +836,8 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let _ = ctx.reports.send(TransportReport::Log {
-        level: crate::logs::WARNING,
-        message: format!("Delivery receipt for unknown SMSC id {smsc_id}"),
-        message_id: None,
-    });
+    ctx.reporter.log(
+        crate::logs::WARNING,
+        format!("Delivery receipt for unknown SMSC id {smsc_id}"),
+    );
 }
