@@ -1,38 +1,36 @@
 //! Arbitrary bytes from an SMSC, through what hornbill's SMPP session does with them:
-//! rusmpp's `CommandCodec` (the PDU decoder the session reads with), then for each PDU
-//! the session's own reading of what it carries (`session::inspect`: TLVs, UDH, SAR,
-//! delivery receipt text; submit_sm_resp's message_id; the status name), then the text
-//! decoded by data_coding and read as a receipt body. Nothing may panic or hang.
+//! hornbill's framing (`smpp::codec`, which cuts each PDU by its command_length before
+//! rusmpp reads it), then for each PDU the session's own reading of what it carries
+//! (`smpp::pdu`: `inspect` for TLVs, UDH, SAR, delivery receipt text; submit_sm_resp's
+//! message_id; the status name), then the text decoded by data_coding, read as a receipt
+//! body, and a long message's parts joined. Nothing may panic or hang.
 #![no_main]
 
 use bytes::BytesMut;
+use hornbill::transports::smpp::codec::Codec;
 use hornbill::transports::smpp::dlr;
-use hornbill::transports::smpp::session::{self, Incoming};
+use hornbill::transports::smpp::pdu::{self, Incoming, StoredPart};
 use hornbill::transports::smpp::split::{self, Coding};
 use libfuzzer_sys::fuzz_target;
 use rusmpp::Pdu;
-use rusmpp::tokio_codec::CommandCodec;
 use tokio_util::codec::Decoder;
 
 fuzz_target!(|data: &[u8]| {
-    let mut codec = CommandCodec::new();
+    let mut codec = Codec::new();
     let mut buf = BytesMut::from(data);
     // At most as many frames as could fit (each is at least 16 bytes), so a decoder that
     // makes no progress cannot loop forever here.
     for _ in 0..=data.len() / 16 {
         match codec.decode(&mut buf) {
-            Ok(Some(cmd)) => {
+            Ok(Some(Ok(cmd))) => {
                 // What the session logs and reports for any command.
-                let _ = session::status_name(cmd.status());
+                let _ = pdu::status_name(cmd.status());
                 match cmd.pdu() {
                     // As `Session::pdu` reads it: the SMSC id, kept for receipts.
-                    Some(Pdu::SubmitSmResp(resp)) => {
-                        let id = String::from_utf8_lossy(resp.message_id().as_ref())
-                            .trim_end_matches('\0')
-                            .to_string();
-                        let _ = dlr::id_forms(&id);
+                    resp @ Some(Pdu::SubmitSmResp(_)) => {
+                        let _ = dlr::id_forms(&pdu::submit_sm_resp_id(resp));
                     }
-                    Some(pdu) => match session::inspect(pdu) {
+                    Some(other) => match pdu::inspect(other) {
                         Some(Incoming::Receipt {
                             smsc_id: Some(id), ..
                         }) => {
@@ -58,6 +56,18 @@ fuzz_target!(|data: &[u8]| {
                                     let _ = dlr::id_forms(&r.id);
                                     let _ = dlr::status_of_stat(&r.stat);
                                 }
+                                // As a long message's parts, cut anywhere: the first with
+                                // this data_coding, the second with another or the same.
+                                let cut = body.len() / 2;
+                                let parts = [
+                                    StoredPart::new(data_coding, udh_len, &body[..cut]),
+                                    StoredPart::new(
+                                        data_coding ^ (cut as u8 & 0x08),
+                                        0,
+                                        &body[cut..],
+                                    ),
+                                ];
+                                let _ = pdu::join_parts(&parts, default);
                             }
                         }
                         _ => {}
@@ -65,11 +75,12 @@ fuzz_target!(|data: &[u8]| {
                     None => {}
                 }
             }
+            // A frame whose body is unreadable: the session answers generic_nack and reads on.
+            Ok(Some(Err(_))) => continue,
             Ok(None) => break,
-            // Errors are fine. Decoding goes on with what is left of the buffer (rusmpp
-            // resets to reading a length prefix), which exercises more of the decoder than
-            // the session does: its `Framed` ends the stream after one error.
-            Err(_) => continue,
+            // An impossible command_length: the framing is lost and the session drops the
+            // connection (the codec has cleared the buffer).
+            Err(_) => break,
         }
     }
 });

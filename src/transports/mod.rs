@@ -99,12 +99,85 @@ impl TransportContext {
     }
 
     pub fn status(&self, component: &str, level: crate::message::Level, kind: &str, msg: &str) {
+        self.reporter().status(component, level, kind, msg);
+    }
+
+    /// What a transport's tasks report through (its own copy of the sender).
+    pub fn reporter(&self) -> Reporter {
+        Reporter::new(&self.channel_id, self.reports.clone())
+    }
+}
+
+/// What a transport tells its channel, for one channel: reports, log lines and status
+/// events, with the text of log lines and status events scrubbed of the channel's
+/// secrets (when it was given any). Cheap to clone.
+#[derive(Clone)]
+pub struct Reporter {
+    channel_id: String,
+    reports: mpsc::UnboundedSender<TransportReport>,
+    secrets: Arc<[String]>,
+}
+
+impl Reporter {
+    pub fn new(channel_id: &str, reports: mpsc::UnboundedSender<TransportReport>) -> Reporter {
+        Reporter {
+            channel_id: channel_id.to_string(),
+            reports,
+            secrets: Arc::new([]),
+        }
+    }
+
+    /// The same, scrubbing `secrets` (and their URL-encoded forms) from log and status text.
+    pub fn with_secrets(mut self, secrets: Vec<String>) -> Reporter {
+        self.secrets = secrets.into();
+        self
+    }
+
+    pub fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
+    /// `text` with the secrets replaced by the redaction mark.
+    pub fn scrub(&self, text: &str) -> String {
+        aggregator::scrub(text, &self.secrets)
+    }
+
+    pub fn report(&self, report: TransportReport) {
+        // The channel only goes away after stopping the transport.
+        let _ = self.reports.send(report);
+    }
+
+    pub fn log(&self, level: u8, message: impl AsRef<str>) {
+        self.log_about(level, None, message)
+    }
+
+    /// A log line about one message (its story: `GET /channels/{id}/messages/{mid}/logs`).
+    pub fn log_about(&self, level: u8, message_id: Option<&str>, message: impl AsRef<str>) {
+        self.report(TransportReport::Log {
+            level,
+            message: self.scrub(message.as_ref()),
+            message_id: message_id.map(str::to_string),
+        });
+    }
+
+    pub fn status(
+        &self,
+        component: &str,
+        level: crate::message::Level,
+        kind: &str,
+        message: impl AsRef<str>,
+    ) {
+        let text = self.scrub(message.as_ref());
         self.report(TransportReport::Status(StatusEvent::new(
             &self.channel_id,
             component,
             level,
             kind,
-            msg,
+            &text,
         )));
     }
 }
@@ -391,6 +464,27 @@ pub fn parse_server_endpoint(endpoint: &str) -> Result<std::net::SocketAddr, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reporter_scrubs_secrets_from_logs_and_statuses() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let reporter = Reporter::new("ch1", tx).with_secrets(vec!["s3cr3t".into()]);
+        reporter.log(30, "token s3cr3t refused");
+        reporter.status("sms", crate::message::Level::Down, "down", "key=s3cr3t");
+        match rx.try_recv().unwrap() {
+            TransportReport::Log { message, .. } => {
+                assert!(!message.contains("s3cr3t"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match rx.try_recv().unwrap() {
+            TransportReport::Status(ev) => {
+                let text = serde_json::to_string(&ev).unwrap();
+                assert!(!text.contains("s3cr3t") && text.contains("ch1"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     use serde_json::json;
 
     #[test]

@@ -30,7 +30,8 @@ pub mod vonage;
 pub mod webhook;
 
 use super::{
-    Callback, CallbackResponse, TransportCommand, TransportContext, TransportError, TransportReport,
+    Callback, CallbackResponse, Reporter, TransportCommand, TransportContext, TransportError,
+    TransportReport,
 };
 use crate::message::{DeliveryStatus, Level, Message, SessionEvent};
 use serde_json::{Map, Value};
@@ -512,11 +513,11 @@ struct SessionState {
 struct Driver<P: Provider> {
     provider: P,
     cid: String,
-    reports: tokio::sync::mpsc::UnboundedSender<TransportReport>,
+    /// Reports, log lines and status events, the provider's and callback secrets scrubbed.
+    reporter: Reporter,
     store: std::sync::Arc<dyn crate::store::Store>,
     callback_base: Option<String>,
     ttls: crate::store::Ttls,
-    secrets: Vec<String>,
     client: reqwest::Client,
     held: RefCell<HashMap<String, Held>>,
     /// Sessions this node saw the last request of: id -> (when it ends if idle, its last
@@ -559,10 +560,9 @@ pub async fn run<P: Provider>(
     let driver = Rc::new(Driver {
         shared_store,
         polling: std::cell::Cell::new(false),
-        secrets,
         provider,
+        reporter: Reporter::new(&channel_id, reports).with_secrets(secrets),
         cid: channel_id,
-        reports,
         store,
         callback_base,
         ttls,
@@ -597,27 +597,21 @@ pub async fn run<P: Provider>(
 
 impl<P: Provider> Driver<P> {
     fn report(&self, r: TransportReport) {
-        let _ = self.reports.send(r);
+        self.reporter.report(r);
     }
 
     fn log(&self, level: u8, message: impl AsRef<str>) {
-        self.log_about(level, None, message)
+        self.reporter.log(level, message)
     }
 
     /// A log line about one message (its story: `GET /channels/{id}/messages/{mid}/logs`).
     fn log_about(&self, level: u8, message_id: Option<&str>, message: impl AsRef<str>) {
-        self.report(TransportReport::Log {
-            level,
-            message: scrub(message.as_ref(), &self.secrets),
-            message_id: message_id.map(str::to_string),
-        });
+        self.reporter.log_about(level, message_id, message)
     }
 
     fn status(&self, level: Level, kind: &str, message: impl AsRef<str>) {
-        let text = scrub(message.as_ref(), &self.secrets);
-        let ev =
-            crate::message::StatusEvent::new(&self.cid, self.provider.name(), level, kind, &text);
-        self.report(TransportReport::Status(ev));
+        self.reporter
+            .status(self.provider.name(), level, kind, message)
     }
 
     fn ack(&self, message_id: String, sent_message_id: String) {
@@ -630,7 +624,7 @@ impl<P: Provider> Driver<P> {
     fn nack(&self, message_id: String, reason: String, retry: bool) {
         self.report(TransportReport::Nack {
             message_id,
-            reason: scrub(&reason, &self.secrets),
+            reason: self.reporter.scrub(&reason),
             retry,
         });
     }
@@ -683,7 +677,7 @@ impl<P: Provider> Driver<P> {
             let shown = format!(
                 "{} {}",
                 request.method,
-                shown_url(&request.url, &self.secrets)
+                shown_url(&request.url, self.reporter.secrets())
             );
             let outcome = match self.execute(&request).await {
                 Ok(resp) => {

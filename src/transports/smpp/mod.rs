@@ -3,13 +3,14 @@
 //! SMSC. Config: Junebug's keys (`twisted_endpoint` "tcp:host:port", `system_id`,
 //! `password`, `system_type`, TON/NPI, `registered_delivery`, `smpp_bind_timeout`,
 //! `smpp_enquire_link_interval`, ...) plus hornbill's (`data_coding`, `multipart`,
-//! `response_timeout`, `reassembly_timeout`, `max_reassembly_parts`). Protocol text layers (GSM 03.38, splitting, receipts) are pure
-//! modules here; PDUs are rusmpp's; `session` is the I/O.
+//! `response_timeout`, `reassembly_timeout`, `max_reassembly_parts`). Protocol text layers (GSM 03.38, splitting, receipts) and
+//! reading and building PDUs (`pdu`; rusmpp's types) are pure modules here; `session` is the I/O.
 
 pub mod codec;
 pub mod config;
 pub mod dlr;
 pub mod gsm7;
+pub mod pdu;
 pub mod reassembly;
 pub mod session;
 pub mod split;

@@ -4,27 +4,24 @@
 //! messages (long ones joined from parts kept in the store, at most `max_reassembly_parts`
 //! waiting: `reassembly`) or delivery receipts;
 //! enquire_link both ways; on stop, the window's responses are waited for, then unbind.
-//! PDUs are rusmpp's (pinned 0.4.0); the protocol text layers (encodings, splitting,
-//! receipts) are this folder's.
+//! PDUs are rusmpp's (pinned 0.4.0); what is read from and built into them is `pdu`'s, the
+//! protocol text layers (encodings, splitting, receipts) this folder's other modules.
 
-use super::codec::Codec;
+use super::codec::{Codec, Unreadable};
 use super::config::{Role, SmppConfig};
+use super::pdu::{
+    self, Incoming, StoredPart, inspect, join_parts, status_name, submit_sm, ussd_inbound,
+};
 use super::reassembly::Partial;
 use super::{dlr, split};
 use crate::message::{Level, Message};
-use crate::transports::{TransportCommand, TransportContext, TransportError, TransportReport};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use futures::{FutureExt, SinkExt, StreamExt};
-use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp, SubmitSm};
-use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
-use rusmpp::types::{COctetString, OctetString};
-use rusmpp::values::{
-    DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, RegisteredDelivery, Ton,
+use crate::transports::{
+    Reporter, TransportCommand, TransportContext, TransportError, TransportReport,
 };
+use futures::{FutureExt, SinkExt, StreamExt};
+use rusmpp::pdus::DeliverSmResp;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -34,15 +31,6 @@ use tokio_util::sync::CancellationToken;
 /// How long an SMSC id -> message id mapping is kept for delivery receipts (Vumi: 1 week).
 const RECEIPT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// SMPP's `ESME_R...` name of a command status.
-pub fn status_name(status: CommandStatus) -> String {
-    let debug = format!("{status:?}");
-    match debug.strip_prefix("Esme") {
-        Some(rest) => format!("ESME_{}", rest.to_ascii_uppercase()),
-        None => format!("0x{:08X}", u32::from(status)),
-    }
-}
-
 /// One message in flight: how many of its parts still wait for their resp.
 struct InFlight {
     message_id: String,
@@ -50,10 +38,6 @@ struct InFlight {
     smsc_ids: Vec<String>,
     failed: Option<(String, bool)>,
     sent_at: Instant,
-}
-
-fn octets<const MIN: usize, const MAX: usize>(s: &str) -> Option<COctetString<MIN, MAX>> {
-    COctetString::from_str(s).ok()
 }
 
 pub async fn run(cfg: SmppConfig, ctx: TransportContext) -> Result<(), TransportError> {
@@ -67,8 +51,8 @@ pub async fn run(cfg: SmppConfig, ctx: TransportContext) -> Result<(), Transport
     } = ctx;
     let link = Link {
         store,
+        reporter: Reporter::new(&channel_id, reports),
         channel_id,
-        reports,
     };
     let binds = cfg.binds();
     match binds.as_slice() {
@@ -110,23 +94,26 @@ async fn bind_loop(
 ) {
     let mut delay = cfg.initial_reconnect_delay();
     loop {
-        link.status(
+        link.reporter.status(
             component,
             Level::Down,
             "binding",
-            &format!("Binding to {} as {}", cfg.address(), role.name()),
+            format!("Binding to {} as {}", cfg.address(), role.name()),
         );
         let mut session = Session::new(cfg, role, component, link);
         match session.run(commands.as_deref_mut(), stop).await {
             Ok(Done::Stopped) => return,
             Ok(Done::Lost(why)) => {
-                link.status(component, Level::Down, "connection_lost", &why);
+                link.reporter
+                    .status(component, Level::Down, "connection_lost", &why);
                 delay = cfg.initial_reconnect_delay();
             }
-            Err(why) => link.status(component, Level::Down, "connection_lost", &why),
+            Err(why) => link
+                .reporter
+                .status(component, Level::Down, "connection_lost", &why),
         }
         session.lost("connection lost");
-        link.log(
+        link.reporter.log(
             crate::logs::WARNING,
             format!(
                 "SMPP {} session ended; reconnecting in {:.1} s",
@@ -155,14 +142,6 @@ async fn next_command(
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// One inbound part as the store keeps it until the rest arrive.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredPart {
-    dc: u8,
-    udh: usize,
-    body: String,
 }
 
 /// One connection's state.
@@ -218,7 +197,7 @@ impl<'a> Session<'a> {
     fn lost(&mut self, why: &str) {
         self.in_flight.clear();
         for (_, m) in self.messages.drain() {
-            self.link.report(TransportReport::Nack {
+            self.link.reporter.report(TransportReport::Nack {
                 message_id: m.message_id,
                 reason: why.to_string(),
                 retry: true,
@@ -226,59 +205,30 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn bind_pdu(&self) -> Result<Pdu, String> {
-        let cfg = self.cfg;
-        let system_id = octets(&cfg.system_id).ok_or("system_id is too long")?;
-        let password =
-            octets(cfg.password.as_deref().unwrap_or("")).ok_or("password is too long")?;
-        let system_type =
-            octets(cfg.system_type.as_deref().unwrap_or("")).ok_or("system_type is too long")?;
-        let range = octets(cfg.address_range.as_deref().unwrap_or(""))
-            .ok_or("address_range is too long")?;
-        macro_rules! bind {
-            ($pdu:ident) => {
-                $pdu::builder()
-                    .system_id(system_id)
-                    .password(password)
-                    .system_type(system_type)
-                    .interface_version(InterfaceVersion::Smpp3_4)
-                    .addr_ton(Ton::Unknown)
-                    .addr_npi(Npi::Unknown)
-                    .address_range(range)
-                    .build()
-                    .into()
-            };
-        }
-        Ok(match self.role {
-            Role::Transceiver => bind!(BindTransceiver),
-            Role::Transmitter => bind!(BindTransmitter),
-            Role::Receiver => bind!(BindReceiver),
-        })
-    }
-
-    fn bind_resp_id(&self) -> CommandId {
-        match self.role {
-            Role::Transceiver => CommandId::BindTransceiverResp,
-            Role::Transmitter => CommandId::BindTransmitterResp,
-            Role::Receiver => CommandId::BindReceiverResp,
-        }
-    }
-
+    /// Connects and binds, then serves the bind until it is lost or stopped.
     async fn run(
         &mut self,
-        mut commands: Option<&mut mpsc::Receiver<TransportCommand>>,
+        commands: Option<&mut mpsc::Receiver<TransportCommand>>,
         stop: &CancellationToken,
     ) -> Result<Done, String> {
+        match self.bind(stop).await? {
+            Some(framed) => Ok(self.serve(framed, commands, stop).await),
+            None => Ok(Done::Stopped),
+        }
+    }
+
+    /// Connects and binds: the bound connection, or `None` when the channel stopped first.
+    async fn bind(&mut self, stop: &CancellationToken) -> Result<Option<Connection>, String> {
         let cfg = self.cfg;
         let stream = tokio::select! {
             s = tokio::time::timeout(cfg.bind_timeout(), TcpStream::connect(cfg.address())) => s
                 .map_err(|_| format!("Connecting to {} timed out", cfg.address()))?
                 .map_err(|e| format!("Cannot connect to {}: {e}", cfg.address()))?,
-            _ = stop.cancelled() => return Ok(Done::Stopped),
+            _ = stop.cancelled() => return Ok(None),
         };
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, Codec::new());
-        let bind = self.bind_pdu()?;
+        let bind = pdu::bind(cfg, self.role)?;
         framed
             .send(Command::new(CommandStatus::EsmeRok, self.seq, bind))
             .await
@@ -287,11 +237,11 @@ impl<'a> Session<'a> {
         loop {
             let next = tokio::select! {
                 n = tokio::time::timeout_at(deadline, framed.next()) => n,
-                _ = stop.cancelled() => return Ok(Done::Stopped),
+                _ = stop.cancelled() => return Ok(None),
             };
             let cmd = match next {
                 Err(_) => {
-                    self.link.status(
+                    self.link.reporter.status(
                         self.component,
                         Level::Down,
                         "bind_timeout",
@@ -306,7 +256,7 @@ impl<'a> Session<'a> {
                 }
                 Ok(Some(Ok(Ok(c)))) => c,
             };
-            if cmd.id() == self.bind_resp_id()
+            if cmd.id() == pdu::bind_resp_id(self.role)
                 || (cmd.sequence_number() == self.seq && cmd.id() == CommandId::GenericNack)
             {
                 if cmd.status() != CommandStatus::EsmeRok {
@@ -315,13 +265,24 @@ impl<'a> Session<'a> {
                 break;
             }
         }
-        self.link.status(
+        self.link.reporter.status(
             self.component,
             Level::Ok,
             "bound",
-            &format!("Bound to {} as {}", cfg.address(), self.role.name()),
+            format!("Bound to {} as {}", cfg.address(), self.role.name()),
         );
+        Ok(Some(framed))
+    }
 
+    /// A bound connection: PDUs from the SMSC answered, messages sent, enquire_link kept up
+    /// and the window swept, until the link is lost or, once stopped, drained and unbound.
+    async fn serve(
+        &mut self,
+        mut framed: Connection,
+        mut commands: Option<&mut mpsc::Receiver<TransportCommand>>,
+        stop: &CancellationToken,
+    ) -> Done {
+        let cfg = self.cfg;
         let mut enquire = tokio::time::interval(cfg.enquire_link_interval());
         enquire.tick().await;
         let mut last_heard = Instant::now();
@@ -334,52 +295,20 @@ impl<'a> Session<'a> {
             if let Some(by) = drain_by
                 && (self.messages.is_empty() || tokio::time::Instant::now() >= by)
             {
-                self.lost("the channel stopped");
-                let seq = self.next_seq();
-                let _ = framed
-                    .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
-                    .await;
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while let Some(Ok(frame)) = framed.next().await {
-                        if frame.is_ok_and(|c| c.id() == CommandId::UnbindResp) {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                return Ok(Done::Stopped);
+                self.unbind(&mut framed).await;
+                return Done::Stopped;
             }
             tokio::select! {
                 cmd = framed.next() => {
                     let cmd = match cmd {
-                        None => return Ok(Done::Lost("The SMSC closed the connection".into())),
+                        None => return Done::Lost("The SMSC closed the connection".into()),
                         // No command_length to go by: the stream cannot be read on.
-                        Some(Err(e)) => return Ok(Done::Lost(format!("Unreadable stream from the SMSC: {e}"))),
+                        Some(Err(e)) => return Done::Lost(format!("Unreadable stream from the SMSC: {e}")),
                         Some(Ok(frame)) => frame,
                     };
                     last_heard = Instant::now();
-                    let mut next = Some(cmd);
-                    let mut more = 0;
-                    // What else has already arrived is answered in the same write.
-                    while let Some(frame) = next.take() {
-                        match frame {
-                            Ok(cmd) => {
-                                if let Some(done) = self.pdu(&mut framed, cmd).await {
-                                    return Ok(done);
-                                }
-                            }
-                            Err(bad) => {
-                                self.link.log(crate::logs::WARNING, format!("Unreadable PDU from the SMSC (sequence {}): {}", bad.sequence, bad.reason));
-                                let _ = framed.feed(Command::new(CommandStatus::EsmeRinvcmdlen, bad.sequence, Pdu::GenericNack)).await;
-                            }
-                        }
-                        more += 1;
-                        if more < 64 && let Some(Some(Ok(frame))) = framed.next().now_or_never() {
-                            next = Some(frame);
-                        }
-                    }
-                    if let Err(e) = flush(&mut framed).await {
-                        return Ok(Done::Lost(format!("Writing to the SMSC failed: {e}")));
+                    if let Some(done) = self.answer(&mut framed, cmd).await {
+                        return done;
                     }
                 }
                 command = next_command(&mut commands), if drain_by.is_none() => {
@@ -387,21 +316,8 @@ impl<'a> Session<'a> {
                         drain_by = Some(tokio::time::Instant::now() + Duration::from_secs(3));
                         continue;
                     };
-                    // Whatever else is waiting goes out in the same write.
-                    let mut result = self.submit(&mut framed, msg).await;
-                    let mut more = 0;
-                    while result.is_ok() && more < 64 {
-                        match commands.as_deref_mut().map(|rx| rx.try_recv()) {
-                            Some(Ok(TransportCommand::Send(msg))) => result = self.submit(&mut framed, msg).await,
-                            _ => break,
-                        }
-                        more += 1;
-                    }
-                    if let Err(e) = match result {
-                        Ok(()) => flush(&mut framed).await,
-                        Err(e) => Err(e),
-                    } {
-                        return Ok(Done::Lost(format!("Writing submit_sm failed: {e}")));
+                    if let Some(done) = self.send(&mut framed, msg, &mut commands).await {
+                        return done;
                     }
                 }
                 _ = stop.cancelled(), if drain_by.is_none() => {
@@ -410,11 +326,11 @@ impl<'a> Session<'a> {
                 _ = tokio::time::sleep_until(drain_by.unwrap_or_else(tokio::time::Instant::now)), if drain_by.is_some() => {}
                 _ = enquire.tick() => {
                     if last_heard.elapsed() > cfg.enquire_link_interval() * 3 {
-                        return Ok(Done::Lost("No answer to enquire_link: the link is dead".into()));
+                        return Done::Lost("No answer to enquire_link: the link is dead".into());
                     }
                     let seq = self.next_seq();
                     if let Err(e) = framed.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await {
-                        return Ok(Done::Lost(format!("Writing enquire_link failed: {e}")));
+                        return Done::Lost(format!("Writing enquire_link failed: {e}"));
                     }
                 }
                 _ = sweep.tick() => self.sweep(),
@@ -422,20 +338,103 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// A PDU from the SMSC and whatever else has already arrived (up to 64), answered in
+    /// one write; `Some` when the session is over.
+    async fn answer(
+        &mut self,
+        framed: &mut Connection,
+        first: Result<Command, Unreadable>,
+    ) -> Option<Done> {
+        let mut next = Some(first);
+        let mut more = 0;
+        while let Some(frame) = next.take() {
+            match frame {
+                Ok(cmd) => {
+                    if let Some(done) = self.pdu(framed, cmd).await {
+                        return Some(done);
+                    }
+                }
+                Err(bad) => {
+                    self.link.reporter.log(
+                        crate::logs::WARNING,
+                        format!(
+                            "Unreadable PDU from the SMSC (sequence {}): {}",
+                            bad.sequence, bad.reason
+                        ),
+                    );
+                    let _ = framed
+                        .feed(Command::new(
+                            CommandStatus::EsmeRinvcmdlen,
+                            bad.sequence,
+                            Pdu::GenericNack,
+                        ))
+                        .await;
+                }
+            }
+            more += 1;
+            if more < 64
+                && let Some(Some(Ok(frame))) = framed.next().now_or_never()
+            {
+                next = Some(frame);
+            }
+        }
+        if let Err(e) = flush(framed).await {
+            return Some(Done::Lost(format!("Writing to the SMSC failed: {e}")));
+        }
+        None
+    }
+
+    /// A message and whatever else is waiting (up to 64 more), sent in one write; `Some`
+    /// when the session is over.
+    async fn send(
+        &mut self,
+        framed: &mut Connection,
+        msg: Message,
+        commands: &mut Option<&mut mpsc::Receiver<TransportCommand>>,
+    ) -> Option<Done> {
+        let mut result = self.submit(framed, msg).await;
+        let mut more = 0;
+        while result.is_ok() && more < 64 {
+            match commands.as_deref_mut().map(|rx| rx.try_recv()) {
+                Some(Ok(TransportCommand::Send(msg))) => result = self.submit(framed, msg).await,
+                _ => break,
+            }
+            more += 1;
+        }
+        if let Err(e) = match result {
+            Ok(()) => flush(framed).await,
+            Err(e) => Err(e),
+        } {
+            return Some(Done::Lost(format!("Writing submit_sm failed: {e}")));
+        }
+        None
+    }
+
+    /// The window given up (its messages retried elsewhere), then unbind, its response
+    /// waited for briefly.
+    async fn unbind(&mut self, framed: &mut Connection) {
+        self.lost("the channel stopped");
+        let seq = self.next_seq();
+        let _ = framed
+            .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(frame)) = framed.next().await {
+                if frame.is_ok_and(|c| c.id() == CommandId::UnbindResp) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
     /// One PDU from the SMSC (answers are fed, not flushed); `Some` when the session is over.
-    async fn pdu(&mut self, framed: &mut Framed<TcpStream, Codec>, cmd: Command) -> Option<Done> {
+    async fn pdu(&mut self, framed: &mut Connection, cmd: Command) -> Option<Done> {
         let status = cmd.status();
         let cseq = cmd.sequence_number();
         // An error response may come without a body (SMPP 3.4 allows it).
         if cmd.id() == CommandId::SubmitSmResp {
-            let smsc_id = match cmd.pdu() {
-                Some(Pdu::SubmitSmResp(resp)) => {
-                    String::from_utf8_lossy(resp.message_id().as_ref())
-                        .trim_end_matches('\0')
-                        .to_string()
-                }
-                _ => String::new(),
-            };
+            let smsc_id = pdu::submit_sm_resp_id(cmd.pdu());
             self.submit_resp(cseq, status, smsc_id);
             return None;
         }
@@ -499,7 +498,7 @@ impl<'a> Session<'a> {
         if status == CommandStatus::EsmeRok {
             if self.throttled {
                 self.throttled = false;
-                self.link.status(
+                self.link.reporter.status(
                     self.component,
                     Level::Ok,
                     "throttled_end",
@@ -514,11 +513,11 @@ impl<'a> Session<'a> {
             );
             if retry && !self.throttled {
                 self.throttled = true;
-                self.link.status(
+                self.link.reporter.status(
                     self.component,
                     Level::Degraded,
                     "throttled",
-                    &format!("The SMSC answered {}", status_name(status)),
+                    format!("The SMSC answered {}", status_name(status)),
                 );
             }
             m.failed.get_or_insert((status_name(status), retry));
@@ -531,11 +530,11 @@ impl<'a> Session<'a> {
                 (None, true) => {
                     tokio::task::spawn_local(finish(self.link.clone(), m));
                 }
-                (None, false) => self.link.report(TransportReport::Ack {
+                (None, false) => self.link.reporter.report(TransportReport::Ack {
                     sent_message_id: m.smsc_ids.first().cloned().unwrap_or_default(),
                     message_id: m.message_id,
                 }),
-                (Some((reason, retry)), _) => self.link.report(TransportReport::Nack {
+                (Some((reason, retry)), _) => self.link.reporter.report(TransportReport::Nack {
                     message_id: m.message_id,
                     reason: reason.clone(),
                     retry: *retry,
@@ -545,13 +544,9 @@ impl<'a> Session<'a> {
     }
 
     /// Writes one message as its parts (flushed by the caller).
-    async fn submit(
-        &mut self,
-        framed: &mut Framed<TcpStream, Codec>,
-        msg: Message,
-    ) -> Result<(), String> {
+    async fn submit(&mut self, framed: &mut Connection, msg: Message) -> Result<(), String> {
         if !self.role.sends() {
-            self.link.report(TransportReport::Nack {
+            self.link.reporter.report(TransportReport::Nack {
                 message_id: msg.message_id,
                 reason: "the channel binds as a receiver only and cannot send".into(),
                 retry: false,
@@ -594,7 +589,7 @@ impl<'a> Session<'a> {
                 Err(why) => {
                     if let Some(m) = self.messages.remove(&slot) {
                         self.in_flight.retain(|_, s| *s != slot);
-                        self.link.report(TransportReport::Nack {
+                        self.link.reporter.report(TransportReport::Nack {
                             message_id: m.message_id,
                             reason: why,
                             retry: false,
@@ -624,10 +619,10 @@ impl<'a> Session<'a> {
                     Some(id) => {
                         tokio::task::spawn_local(receipt(self.link.clone(), id, status));
                     }
-                    None => self.link.log(
-                        crate::logs::WARNING,
-                        "A delivery receipt without an id".into(),
-                    ),
+                    None => self
+                        .link
+                        .reporter
+                        .log(crate::logs::WARNING, "A delivery receipt without an id"),
                 }
                 return;
             }
@@ -654,11 +649,7 @@ impl<'a> Session<'a> {
         let default = self.cfg.default_coding();
         let text = match concat {
             Some((r, total, seqn)) if total > 1 => {
-                let part = StoredPart {
-                    dc,
-                    udh: udh_len,
-                    body: BASE64.encode(&body),
-                };
+                let part = StoredPart::new(dc, udh_len, &body);
                 match self
                     .part(format!("parts:{from}:{to}:{r}:{total}"), total, seqn, part)
                     .await
@@ -674,7 +665,9 @@ impl<'a> Session<'a> {
         if ussd_op.is_some() || session_info.is_some() {
             ussd_inbound(&mut msg, ussd_op, session_info);
         }
-        self.link.report(TransportReport::Inbound(Box::new(msg)));
+        self.link
+            .reporter
+            .report(TransportReport::Inbound(Box::new(msg)));
     }
 
     /// Keeps one part of a long inbound message in the store (so that, with Redis, parts
@@ -702,7 +695,7 @@ impl<'a> Session<'a> {
         for d in crowded_out {
             crate::telemetry::limit_reached(&link.channel_id, crate::telemetry::Limit::SmppParts);
             // Each one a message lost: logged every time (the SMSC is no anonymous crowd).
-            link.log(
+            link.reporter.log(
                 crate::logs::ERROR,
                 format!(
                     "Dropping an incomplete long message ({}, {} of {} parts): more than {} parts were waiting (max_reassembly_parts)",
@@ -721,7 +714,7 @@ impl<'a> Session<'a> {
             .set_state(&link.channel_id, &key, &json, keep)
             .await
         {
-            link.log(
+            link.reporter.log(
                 crate::logs::ERROR,
                 format!("Cannot keep a message part: {e}"),
             );
@@ -737,7 +730,7 @@ impl<'a> Session<'a> {
             let link = self.link.clone();
             tokio::task::spawn_local(async move {
                 let _ = link.store.delete_state(&link.channel_id, &key).await;
-                link.log(
+                link.reporter.log(
                     crate::logs::ERROR,
                     format!("Dropping an incomplete long message ({key}, {total} parts expected)"),
                 );
@@ -754,7 +747,7 @@ impl<'a> Session<'a> {
         for slot in expired {
             if let Some(m) = self.messages.remove(&slot) {
                 self.in_flight.retain(|_, s| *s != slot);
-                self.link.report(TransportReport::Nack {
+                self.link.reporter.report(TransportReport::Nack {
                     message_id: m.message_id,
                     reason: "no submit_sm_resp in time".into(),
                     retry: true,
@@ -764,213 +757,14 @@ impl<'a> Session<'a> {
     }
 }
 
-/// What a deliver_sm or data_sm carries, read from the PDU alone (no I/O, no state).
-#[derive(Debug)]
-pub enum Incoming {
-    /// A delivery receipt: the SMSC's id of the message (TLV `receipted_message_id`, else
-    /// the receipt text's `id:`), and its status (TLV `message_state`, else `stat:`).
-    Receipt {
-        smsc_id: Option<String>,
-        status: crate::message::DeliveryStatus,
-    },
-    /// A message or one part of one: the body with any UDH split off (`udh_len` is its
-    /// length) and the concatenation info from the UDH or SAR TLVs.
-    Message {
-        from: String,
-        to: String,
-        data_coding: u8,
-        body: Vec<u8>,
-        udh_len: usize,
-        concat: Option<split::ConcatInfo>,
-        ussd_op: Option<u8>,
-        session_info: Option<(u8, u8)>,
-    },
-}
-
-/// Reads a deliver_sm or data_sm (`None` for any other PDU). Public for the fuzz target.
-pub fn inspect(pdu: &Pdu) -> Option<Incoming> {
-    let (esm, dc, mut bytes, tlvs, source, dest) = match pdu {
-        Pdu::DeliverSm(d) => (
-            u8::from(d.esm_class),
-            u8::from(d.data_coding),
-            d.short_message().as_ref().to_vec(),
-            d.tlvs(),
-            AsRef::<[u8]>::as_ref(&d.source_addr),
-            AsRef::<[u8]>::as_ref(&d.destination_addr),
-        ),
-        // data_sm's text is in message_payload.
-        Pdu::DataSm(d) => (
-            u8::from(d.esm_class),
-            u8::from(d.data_coding),
-            Vec::new(),
-            d.tlvs(),
-            AsRef::<[u8]>::as_ref(&d.source_addr),
-            AsRef::<[u8]>::as_ref(&d.destination_addr),
-        ),
-        _ => return None,
-    };
-    let mut receipted = None;
-    let mut state = None;
-    let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
-    let (mut ussd_op, mut session_info) = (None, None);
-    for tlv in tlvs {
-        match tlv.value() {
-            Some(TlvValue::UssdServiceOp(op)) => ussd_op = Some(u8::from(*op)),
-            Some(TlvValue::ItsSessionInfo(i)) => {
-                session_info = Some((i.session_number, i.sequence_number))
-            }
-            Some(TlvValue::SarMsgRefNum(r)) => sar_ref = Some(*r),
-            Some(TlvValue::SarTotalSegments(t)) => sar_total = Some(*t),
-            Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
-            Some(TlvValue::ReceiptedMessageId(id)) => {
-                receipted = Some(
-                    String::from_utf8_lossy(id.as_ref())
-                        .trim_end_matches('\0')
-                        .to_string(),
-                )
-            }
-            Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
-            Some(TlvValue::MessagePayload(p)) if bytes.is_empty() => {
-                bytes = p.value.as_ref().to_vec()
-            }
-            _ => {}
-        }
-    }
-    if esm & 0x3C == 0x04 || receipted.is_some() {
-        let text = split::decode(0, &bytes, 0, split::Coding::Gsm7 { packed: false });
-        let parsed = dlr::parse(&text);
-        let status = match (state, &parsed) {
-            (Some(s), _) => dlr::status_of_state(s),
-            (None, Some(r)) => dlr::status_of_stat(&r.stat),
-            (None, None) => crate::message::DeliveryStatus::Pending,
-        };
-        return Some(Incoming::Receipt {
-            smsc_id: receipted.or_else(|| parsed.map(|r| r.id)),
-            status,
-        });
-    }
-    let sar = match (sar_ref, sar_total, sar_seq) {
-        (Some(r), Some(t), Some(n)) => Some((r, t, n)),
-        _ => None,
-    };
-    let (concat, body, udh_len) = if esm & 0x40 != 0 {
-        let (info, len, rest) = split::strip_udh(&bytes);
-        (info, rest.to_vec(), len)
-    } else {
-        (sar, bytes, 0)
-    };
-    let text = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .trim_end_matches('\0')
-            .to_string()
-    };
-    Some(Incoming::Message {
-        from: text(source),
-        to: text(dest),
-        data_coding: dc,
-        body,
-        udh_len,
-        concat,
-        ussd_op,
-        session_info,
-    })
-}
-
-/// The text of a long message from its parts: decoded from the joined bytes (so a GSM
-/// escape or a UTF-16 surrogate pair split across parts comes out whole), or part by part
-/// for packed GSM, whose septets are aligned per part.
-fn join_parts(parts: &[StoredPart], default: split::Coding) -> String {
-    let bodies: Vec<Vec<u8>> = parts
-        .iter()
-        .map(|p| BASE64.decode(&p.body).unwrap_or_default())
-        .collect();
-    let packed = matches!(default, split::Coding::Gsm7 { packed: true });
-    let same = parts.windows(2).all(|w| w[0].dc == w[1].dc);
-    match parts.first() {
-        Some(first) if same && !packed => split::decode(first.dc, &bodies.concat(), 0, default),
-        _ => parts
-            .iter()
-            .zip(&bodies)
-            .map(|(p, b)| split::decode(p.dc, b, p.udh, default))
-            .collect(),
-    }
-}
+/// One SMPP connection, framed by `codec`.
+type Connection = Framed<TcpStream, Codec>;
 
 /// Writes what was fed.
-async fn flush(framed: &mut Framed<TcpStream, Codec>) -> Result<(), String> {
+async fn flush(framed: &mut Connection) -> Result<(), String> {
     SinkExt::<Command>::flush(framed)
         .await
         .map_err(|e| e.to_string())
-}
-
-/// Builds one submit_sm.
-fn submit_sm(
-    cfg: &SmppConfig,
-    msg: &Message,
-    coding: split::Coding,
-    part: split::Part,
-) -> Result<SubmitSm, String> {
-    let to = msg.to_addr.clone().unwrap_or_default();
-    let from = msg
-        .from_addr
-        .clone()
-        .or_else(|| cfg.source_addr.clone())
-        .unwrap_or_default();
-    let mut esm: u8 = 0;
-    if part.udhi {
-        esm |= 0x40;
-    }
-    let mut builder = SubmitSm::builder()
-        .source_addr_ton(Ton::from(cfg.source_addr_ton.unwrap_or(0)))
-        .source_addr_npi(Npi::from(cfg.source_addr_npi.unwrap_or(0)))
-        .source_addr(octets(&from).ok_or_else(|| format!("source address {from:?} is too long"))?)
-        .dest_addr_ton(Ton::from(cfg.dest_addr_ton.unwrap_or(0)))
-        .dest_addr_npi(Npi::from(cfg.dest_addr_npi.unwrap_or(0)))
-        .destination_addr(
-            octets(&to).ok_or_else(|| format!("destination address {to:?} is too long"))?,
-        )
-        .esm_class(EsmClass::from(esm))
-        .registered_delivery(RegisteredDelivery::from(if cfg.registered_delivery() {
-            1
-        } else {
-            0
-        }))
-        .data_coding(DataCoding::from(coding.data_coding()));
-    if part.payload {
-        builder = builder.push_tlv(MessageSubmissionRequestTlvValue::MessagePayload(
-            MessagePayload::new(rusmpp::types::AnyOctetString::from_slice(&part.bytes)),
-        ));
-    } else {
-        builder = builder.short_message(
-            OctetString::from_slice(&part.bytes).map_err(|e| format!("short message: {e}"))?,
-        );
-    }
-    if let Some(session) = msg
-        .transport_metadata
-        .get("session_info")
-        .and_then(serde_json::Value::as_u64)
-    {
-        // A USSD reply: continue the dialogue (USSR request) or end it (PSSR response),
-        // with the session it belongs to and, when ending, the end-of-session bit.
-        let close = msg.session_event == Some(crate::message::SessionEvent::Close);
-        let op = if close { 17u8 } else { 2u8 };
-        let number = (session >> 8) as u8;
-        let sequence = (session as u8 & 0xFE) | u8::from(close);
-        builder = builder
-            .push_tlv(MessageSubmissionRequestTlvValue::UssdServiceOp(
-                rusmpp::values::UssdServiceOp::from(op),
-            ))
-            .push_tlv(MessageSubmissionRequestTlvValue::ItsSessionInfo(
-                rusmpp::values::ItsSessionInfo::new(number, sequence),
-            ));
-    }
-    if let Some((r, total, s)) = part.sar {
-        builder = builder
-            .push_tlv(MessageSubmissionRequestTlvValue::SarMsgRefNum(r))
-            .push_tlv(MessageSubmissionRequestTlvValue::SarTotalSegments(total))
-            .push_tlv(MessageSubmissionRequestTlvValue::SarSegmentSeqnum(s));
-    }
-    Ok(builder.build())
 }
 
 /// What a session and its helpers need of the transport context.
@@ -978,31 +772,7 @@ fn submit_sm(
 struct Link {
     store: std::sync::Arc<dyn crate::store::Store>,
     channel_id: String,
-    reports: mpsc::UnboundedSender<TransportReport>,
-}
-
-impl Link {
-    fn report(&self, report: TransportReport) {
-        let _ = self.reports.send(report);
-    }
-
-    fn log(&self, level: u8, message: String) {
-        self.report(TransportReport::Log {
-            level,
-            message,
-            message_id: None,
-        });
-    }
-
-    fn status(&self, component: &str, level: Level, kind: &str, message: &str) {
-        self.report(TransportReport::Status(crate::message::StatusEvent::new(
-            &self.channel_id,
-            component,
-            level,
-            kind,
-            message,
-        )));
-    }
+    reporter: Reporter,
 }
 
 /// All parts accepted and receipts asked for: the SMSC ids are mapped to the message (for
@@ -1010,7 +780,7 @@ impl Link {
 async fn finish(ctx: Link, m: InFlight) {
     match m.failed {
         Some((reason, retry)) => {
-            let _ = ctx.reports.send(TransportReport::Nack {
+            ctx.reporter.report(TransportReport::Nack {
                 message_id: m.message_id,
                 reason,
                 retry,
@@ -1028,7 +798,7 @@ async fn finish(ctx: Link, m: InFlight) {
                     )
                     .await;
             }
-            let _ = ctx.reports.send(TransportReport::Ack {
+            ctx.reporter.report(TransportReport::Ack {
                 sent_message_id: m.smsc_ids.first().cloned().unwrap_or_default(),
                 message_id: m.message_id,
             });
@@ -1055,7 +825,7 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
                         .delete_state(&ctx.channel_id, &format!("smsc:{form}"))
                         .await;
                 }
-                let _ = ctx.reports.send(TransportReport::DeliveryReport {
+                ctx.reporter.report(TransportReport::DeliveryReport {
                     message_id: mid,
                     status,
                 });
@@ -1066,33 +836,8 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let _ = ctx.reports.send(TransportReport::Log {
-        level: crate::logs::WARNING,
-        message: format!("Delivery receipt for unknown SMSC id {smsc_id}"),
-        message_id: None,
-    });
-}
-
-/// USSD over SMPP: `ussd_service_op` and `its_session_info` as a session event, kept in
-/// `transport_metadata` so a reply continues the same session. PSSR indication (1) opens a
-/// session, USSR confirm (18) continues it; the end-of-session bit of `its_session_info`
-/// (or op 129, a user release) closes it.
-fn ussd_inbound(msg: &mut Message, op: Option<u8>, session: Option<(u8, u8)>) {
-    use crate::message::SessionEvent;
-    let ended = session.is_some_and(|(_, seq)| seq & 0x01 == 1) || op == Some(129);
-    msg.session_event = Some(match op {
-        _ if ended => SessionEvent::Close,
-        Some(1) => SessionEvent::New,
-        _ => SessionEvent::Resume,
-    });
-    msg.transport_type = Some("ussd".into());
-    if let Some(op) = op {
-        msg.transport_metadata
-            .insert("ussd_service_op".into(), op.into());
-    }
-    if let Some((number, seq)) = session {
-        let value = (u64::from(number) << 8) | u64::from(seq);
-        msg.transport_metadata
-            .insert("session_info".into(), value.into());
-    }
+    ctx.reporter.log(
+        crate::logs::WARNING,
+        format!("Delivery receipt for unknown SMSC id {smsc_id}"),
+    );
 }
