@@ -40,7 +40,7 @@ async fn a_messages_story_and_the_channels_log_after_real_traffic() {
     body["mo_url_auth_token"] = json!("mo-secret-4242");
     body["event_auth_token"] = json!("ev-secret-4242");
     let cid = api.create(body).await;
-    let mut user = User::connect(port).await;
+    let mut user = User::connect_seen(port, &hooks).await;
     user.say("hello there").await;
     let (_, _, inbound) = wait_hit(&hooks, "the line at mo_url", |p, b| {
         p == "/mo" && b["content"] == "hello there"
@@ -134,7 +134,7 @@ async fn log_files_rotate_and_a_story_reaches_into_rotated_files() {
     let hooks = receiver().await;
     let (body, port) = telnet_body(&format!("{}/mo", hooks.uri()));
     let cid = api.create(body).await;
-    let user = User::connect(port).await;
+    let user = User::connect_seen(port, &hooks).await;
     let first = api
         .send(&cid, json!({"to": user.address, "content": "first"}))
         .await;

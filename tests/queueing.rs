@@ -14,7 +14,7 @@ async fn rate_limit_spreads_delivery() {
     body["rate_limit_count"] = json!(10);
     body["rate_limit_window"] = json!(1);
     let cid = api.create(body).await;
-    let user = User::connect(port).await;
+    let user = User::connect_seen(port, &mock).await;
     let start = Instant::now();
     for i in 0..40 {
         api.send(
@@ -50,7 +50,7 @@ async fn realtime_overtakes_queued_bulk_and_queue_length_shows() {
     body["rate_limit_count"] = json!(2);
     body["rate_limit_window"] = json!(1);
     let cid = api.create(body).await;
-    let user = User::connect(port).await;
+    let user = User::connect_seen(port, &mock).await;
     for i in 0..8 {
         api.send(
             &cid,
@@ -80,7 +80,7 @@ async fn cancelling_rejects_every_queued_message() {
     body["rate_limit_count"] = json!(1);
     body["rate_limit_window"] = json!(60);
     let cid = api.create(body).await;
-    let user = User::connect(port).await;
+    let user = User::connect_seen(port, &mock).await;
     let mut ids = vec![];
     for i in 0..5 {
         let sent = api
@@ -130,7 +130,7 @@ async fn status_rates_follow_traffic() {
     ] {
         assert_eq!(status[key], 0, "{key} before traffic: {status}");
     }
-    let user = User::connect(port).await;
+    let user = User::connect_seen(port, &mock).await;
     let rates = eventually("rates after traffic", || async {
         for i in 0..5 {
             api.send(

@@ -416,6 +416,18 @@ impl User {
         }
     }
 
+    /// Connects, and waits until hornbill has the user: its `new` session reached `mo`
+    /// (the channel's mo_url receiver). A send before that could find nobody to go to.
+    pub async fn connect_seen(port: u16, mo: &wiremock::MockServer) -> User {
+        let user = User::connect(port).await;
+        let addr = user.address.clone();
+        wait_hit(mo, "the user's new session", |_, b| {
+            b["from"] == json!(addr) && b["channel_data"]["session_event"] == "new"
+        })
+        .await;
+        user
+    }
+
     pub async fn say(&mut self, text: &str) {
         self.writer
             .write_all(format!("{text}\r\n").as_bytes())
