@@ -232,6 +232,18 @@ impl Bench {
                 "mo_url": format!("{}/mo/{tag}", self.hooks.uri()),
             }))
             .await;
+        // Callbacks are taken once the transport runs: a provider request before that gets
+        // a 503 (a race seen on a loaded machine).
+        let started = format!("Started {} transport", table.channel_type);
+        eventually("the transport started", || async {
+            self.api
+                .logs(&cid)
+                .await
+                .iter()
+                .any(|e| e["message"] == json!(started))
+                .then_some(())
+        })
+        .await;
         (cid, tag)
     }
 
