@@ -348,9 +348,10 @@ async fn outbound_parts_by_udh16_and_sar() {
     }
 }
 
-#[tokio::test]
-async fn throttling_pauses_and_retries_without_loss() {
-    let smsc = Smsc::start(&["--throttle-every", "3"]);
+/// The SMSC answers every third submit_sm with `status` (started with `flag`): the channel
+/// pauses and sends again, so all 12 are accepted, none rejected, and the log says so.
+async fn retry_later_answers_lose_nothing(flag: &str, stat: &str, status: &str) {
+    let smsc = Smsc::start(&[flag, "3"]);
     let hooks = receiver().await;
     let server = Server::start("");
     let api = server.api();
@@ -362,13 +363,13 @@ async fn throttling_pauses_and_retries_without_loss() {
         ids.push(sent["message_id"].clone());
     }
     for id in &ids {
-        wait_hit(&hooks, "submitted despite throttling", |p, b| {
+        wait_hit(&hooks, "submitted despite the SMSC's answers", |p, b| {
             p == "/ev" && b["message_id"] == *id && b["event_type"] == "submitted"
         })
         .await;
     }
     let stats = smsc.get("/stats").await;
-    assert!(stats["throttled"].as_u64().unwrap() >= 3, "{stats}");
+    assert!(stats[stat].as_u64().unwrap() >= 3, "{stats}");
     assert_eq!(stats["accepted"], 12);
     assert!(
         hits(&hooks)
@@ -383,7 +384,7 @@ async fn throttling_pauses_and_retries_without_loss() {
         .collect();
     assert!(
         text.iter()
-            .any(|m| m.contains("Provider asked to retry later: ESME_RTHROTTLED")),
+            .any(|m| m.contains(&format!("Provider asked to retry later: {status}"))),
         "{text:?}"
     );
     assert!(
@@ -394,48 +395,13 @@ async fn throttling_pauses_and_retries_without_loss() {
 }
 
 #[tokio::test]
+async fn throttling_pauses_and_retries_without_loss() {
+    retry_later_answers_lose_nothing("--throttle-every", "throttled", "ESME_RTHROTTLED").await;
+}
+
+#[tokio::test]
 async fn queue_full_answers_are_retried_without_loss() {
-    let smsc = Smsc::start(&["--queue-full-every", "3"]);
-    let hooks = receiver().await;
-    let server = Server::start("");
-    let api = server.api();
-    let cid = smpp_channel(&api, &smsc, &hooks.uri(), json!({})).await;
-    let ev = format!("{}/ev", hooks.uri());
-    let mut ids = vec![];
-    for i in 0..12 {
-        let sent = api.send(&cid, json!({"to": format!("2782100{i:04}"), "content": format!("q{i}"), "event_url": ev})).await;
-        ids.push(sent["message_id"].clone());
-    }
-    for id in &ids {
-        wait_hit(&hooks, "submitted despite a full queue", |p, b| {
-            p == "/ev" && b["message_id"] == *id && b["event_type"] == "submitted"
-        })
-        .await;
-    }
-    let stats = smsc.get("/stats").await;
-    assert!(stats["queue_full"].as_u64().unwrap() >= 3, "{stats}");
-    assert_eq!(stats["accepted"], 12);
-    assert!(
-        hits(&hooks)
-            .await
-            .iter()
-            .all(|(_, _, b)| b["event_type"] != "rejected")
-    );
-    let logs = api.logs(&cid).await;
-    let text: Vec<&str> = logs
-        .iter()
-        .map(|e| e["message"].as_str().unwrap())
-        .collect();
-    assert!(
-        text.iter()
-            .any(|m| m.contains("Provider asked to retry later: ESME_RMSGQFUL")),
-        "{text:?}"
-    );
-    assert!(
-        text.iter()
-            .any(|m| m.contains("The SMSC accepts messages again")),
-        "{text:?}"
-    );
+    retry_later_answers_lose_nothing("--queue-full-every", "queue_full", "ESME_RMSGQFUL").await;
 }
 
 #[tokio::test]
