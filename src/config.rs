@@ -439,10 +439,8 @@ impl Settings {
             ("[webhooks] max_backoff", w.max_backoff, 0.01, 86_400.0),
             ("[webhooks] retry_for", w.retry_for, 0.0, 30.0 * 86_400.0),
         ] {
-            if !(v.is_finite() && (min..=max).contains(&v)) {
-                problems.push(format!(
-                    "{key} must be a number of seconds from {min} to {max} (got {v})"
-                ));
+            if let Err(e) = crate::transports::check_range(key, v, min, max) {
+                problems.push(e);
             }
         }
         if w.max_per_destination == 0 {

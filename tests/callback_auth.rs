@@ -56,15 +56,14 @@ async fn call(url: &str, body: &'static str) -> u16 {
         .as_u16()
 }
 
+/// `hornbill_callbacks_refused_total` of a channel and reason (0 before the first).
 fn refused_count(metrics: &str, cid: &str, reason: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("hornbill_callbacks_refused_total{"))
-        .filter(|l| {
-            l.contains(&format!("channel=\"{cid}\"")) && l.contains(&format!("reason=\"{reason}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    sample(
+        metrics,
+        "hornbill_callbacks_refused_total",
+        &[("channel", cid), ("reason", reason)],
+    )
+    .unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -281,13 +281,20 @@ pub fn check_seconds(values: &[(&str, f64)]) -> Result<(), String> {
             .find(|(k, ..)| k == key)
             .map(|(_, min, max)| (*min, *max))
             .unwrap_or((0.001, 86_400.0));
-        if !(v.is_finite() && (min..=max).contains(v)) {
-            return Err(format!(
-                "{key} must be a number of seconds from {min} to {max} (got {v})"
-            ));
-        }
+        check_range(key, *v, min, max)?;
     }
     Ok(())
+}
+
+/// Checks one duration (seconds): finite, from `min` to `max`, or an error naming `key`.
+pub fn check_range(key: &str, v: f64, min: f64, max: f64) -> Result<(), String> {
+    if v.is_finite() && (min..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} must be a number of seconds from {min} to {max} (got {v})"
+        ))
+    }
 }
 
 /// Keys every Vumi worker's config may carry, which Junebug channel configs therefore carry

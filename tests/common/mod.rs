@@ -616,14 +616,11 @@ pub async fn assert_queued_like_an_api_send(api: &Api, cid: &str, mid: &str) {
         (s["last_event_type"] == "submitted").then_some(())
     })
     .await;
-    let metrics = api.get("/metrics").await.text;
-    let counted: f64 = metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("hornbill_messages_outbound_total{")
-                && l.contains(&format!("channel=\"{cid}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(counted >= 1.0, "not counted:\n{metrics}");
+    let metrics = scrape(api).await;
+    let counted = sample(
+        &metrics,
+        "hornbill_messages_outbound_total",
+        &[("channel", cid)],
+    );
+    assert!(counted >= Some(1.0), "not counted:\n{metrics}");
 }
