@@ -21,91 +21,10 @@ impl SchemaError {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Ty {
-    Str,
-    StrOrNull,
-    Obj,
-    /// An integer from 0 to the maximum (JSON Schema's integer: `1.0` is one).
-    Int(u64),
-}
-
-/// The most messages a rate limit lets through per window.
-pub const MAX_RATE_LIMIT_COUNT: u64 = 1_000_000;
-/// The longest rate-limit window, seconds (a day).
-pub const MAX_RATE_LIMIT_WINDOW: u64 = 86_400;
-/// The longest `character_limit`.
-pub const MAX_CHARACTER_LIMIT: u64 = 1_000_000;
-/// The largest in-flight `window`.
-pub const MAX_WINDOW: u64 = 10_000;
-
-/// A JSON number that is a non-negative integer (`3`, `3.0`), as JSON Schema counts them.
-pub fn as_count(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-            .map(|f| f as u64)
-    })
-}
-
-const CHANNEL_FIELDS: &[(&str, Ty)] = &[
-    ("type", Ty::Str),
-    ("label", Ty::Str),
-    ("config", Ty::Obj),
-    ("metadata", Ty::Obj),
-    ("status_url", Ty::Str),
-    ("mo_url", Ty::Str),
-    ("mo_url_auth_token", Ty::Str),
-    ("amqp_queue", Ty::Str),
-    ("rate_limit_count", Ty::Int(MAX_RATE_LIMIT_COUNT)),
-    ("rate_limit_window", Ty::Int(MAX_RATE_LIMIT_WINDOW)),
-    ("character_limit", Ty::Int(MAX_CHARACTER_LIMIT)),
-    // hornbill's own channel keys, same conventions
-    ("event_url", Ty::Str),
-    ("event_auth_token", Ty::Str),
-    ("application", Ty::Str),
-    ("window", Ty::Int(MAX_WINDOW)),
-];
-
-/// The channel keys a modify may set to `null`.
-const MODIFY_NULLABLE: &[&str] = &[
-    "mo_url",
-    "status_url",
-    "event_url",
-    "event_auth_token",
-    "application",
-];
-
-const MESSAGE_FIELDS: &[(&str, Ty)] = &[
-    ("to", Ty::Str),
-    ("from", Ty::StrOrNull),
-    ("group", Ty::StrOrNull),
-    ("reply_to", Ty::Str),
-    ("content", Ty::StrOrNull),
-    ("event_url", Ty::Str),
-    ("event_auth_token", Ty::Str),
-    ("priority", Ty::Str),
-    ("channel_data", Ty::Obj),
-];
-
-const ROUTER_FIELDS: &[(&str, Ty)] = &[
-    ("type", Ty::Str),
-    ("config", Ty::Obj),
-    ("label", Ty::Str),
-    ("metadata", Ty::Obj),
-];
-
-const DESTINATION_FIELDS: &[(&str, Ty)] = &[
-    ("config", Ty::Obj),
-    ("label", Ty::Str),
-    ("metadata", Ty::Obj),
-    ("mo_url", Ty::Str),
-    ("mo_url_token", Ty::Str),
-    ("amqp_queue", Ty::Str),
-    ("character_limit", Ty::Int(MAX_CHARACTER_LIMIT)),
-    // hornbill: a built-in application as the destination
-    ("application", Ty::Str),
-];
+use crate::defs::{CHANNEL_KEYS, DESTINATION_KEYS, Key, KeyType as Ty, MESSAGE_KEYS, ROUTER_KEYS};
+pub use crate::defs::{
+    MAX_CHARACTER_LIMIT, MAX_RATE_LIMIT_COUNT, MAX_RATE_LIMIT_WINDOW, MAX_WINDOW, as_count,
+};
 
 /// Python 2 `repr()` of a JSON value, as jsonschema put it in its messages.
 pub fn py_repr(v: &Value) -> String {
@@ -222,10 +141,10 @@ pub fn validate_channel(body: &Value, create: bool) -> Vec<SchemaError> {
     if create {
         required(obj, &["type", "config"], &mut errors);
     }
-    for (name, ty) in CHANNEL_FIELDS {
-        if let Some(v) = obj.get(*name) {
-            let nullable = !create && MODIFY_NULLABLE.contains(name);
-            check_field(name, *ty, v, nullable, &mut errors);
+    for key in CHANNEL_KEYS {
+        if let Some(v) = obj.get(key.name) {
+            let nullable = !create && key.modify_nullable;
+            check_field(key.name, key.ty, v, nullable, &mut errors);
         }
     }
     sorted(errors)
@@ -233,7 +152,7 @@ pub fn validate_channel(body: &Value, create: bool) -> Vec<SchemaError> {
 
 /// The send schema (channel and destination sends): `content` required, nothing extra.
 pub fn validate_message(body: &Value) -> Vec<SchemaError> {
-    closed(body, MESSAGE_FIELDS, &["content"])
+    closed(body, MESSAGE_KEYS, &["content"])
 }
 
 /// The router schema: `type` and `config` required on POST and PUT (`full`), nothing on
@@ -241,35 +160,31 @@ pub fn validate_message(body: &Value) -> Vec<SchemaError> {
 pub fn validate_router(body: &Value, full: bool) -> Vec<SchemaError> {
     closed(
         body,
-        ROUTER_FIELDS,
+        ROUTER_KEYS,
         if full { &["type", "config"] } else { &[] },
     )
 }
 
 /// The destination schema: `config` required on POST and PUT; nothing extra.
 pub fn validate_destination(body: &Value, full: bool) -> Vec<SchemaError> {
-    closed(
-        body,
-        DESTINATION_FIELDS,
-        if full { &["config"] } else { &[] },
-    )
+    closed(body, DESTINATION_KEYS, if full { &["config"] } else { &[] })
 }
 
 /// A schema with `additionalProperties: false`.
-fn closed(body: &Value, fields: &[(&str, Ty)], needed: &[&str]) -> Vec<SchemaError> {
+fn closed(body: &Value, fields: &[Key], needed: &[&str]) -> Vec<SchemaError> {
     let Value::Object(obj) = body else {
         return not_object(body);
     };
     let mut errors = Vec::new();
     required(obj, needed, &mut errors);
-    for (name, ty) in fields {
-        if let Some(v) = obj.get(*name) {
-            check_field(name, *ty, v, false, &mut errors);
+    for key in fields {
+        if let Some(v) = obj.get(key.name) {
+            check_field(key.name, key.ty, v, false, &mut errors);
         }
     }
     let extra: Vec<String> = obj
         .keys()
-        .filter(|k| !fields.iter().any(|(n, _)| n == k))
+        .filter(|k| !fields.iter().any(|f| f.name == k.as_str()))
         .map(|k| py_repr(&Value::String(k.clone())))
         .collect();
     if !extra.is_empty() {
@@ -342,20 +257,21 @@ mod tests {
         use std::collections::BTreeSet;
         use utoipa::OpenApi;
         let spec = serde_json::to_value(crate::http::openapi::ApiDoc::openapi()).unwrap();
-        let check = |name: &str, fields: &[(&str, Ty)], required: &[&str], nullable: &[&str]| {
+        let check = |name: &str, fields: &[Key], required: &[&str], nullable: bool| {
             let schema = &spec["components"]["schemas"][name];
             let props = schema["properties"].as_object().expect(name);
             let names: BTreeSet<&str> = props.keys().map(String::as_str).collect();
-            let expected: BTreeSet<&str> = fields.iter().map(|(n, _)| *n).collect();
+            let expected: BTreeSet<&str> = fields.iter().map(|k| k.name).collect();
             assert_eq!(names, expected, "{name}: keys");
-            for (field, ty) in fields {
+            for key in fields {
+                let (field, ty) = (&key.name, key.ty);
                 let p = &props[*field];
                 let base = match ty {
                     Ty::Str | Ty::StrOrNull => "string",
                     Ty::Obj => "object",
                     Ty::Int(_) => "integer",
                 };
-                let want = if matches!(ty, Ty::StrOrNull) || nullable.contains(field) {
+                let want = if matches!(ty, Ty::StrOrNull) || (nullable && key.modify_nullable) {
                     json!([base, "null"])
                 } else {
                     json!(base)
@@ -374,34 +290,28 @@ mod tests {
             assert_eq!(found, required, "{name}: required");
             schema["additionalProperties"] == json!(false)
         };
-        type Body<'a> = (
-            &'a str,
-            &'a [(&'a str, Ty)],
-            &'a [&'a str],
-            &'a [&'a str],
-            bool,
-        );
+        type Body<'a> = (&'a str, &'a [Key], &'a [&'a str], bool, bool);
         let bodies: [Body; 7] = [
             // name, keys, required, nullable, closed (no other keys)
             (
                 "ChannelCreate",
-                CHANNEL_FIELDS,
+                CHANNEL_KEYS,
                 &["type", "config"],
-                &[],
+                false,
                 false,
             ),
-            ("ChannelModify", CHANNEL_FIELDS, &[], MODIFY_NULLABLE, false),
-            ("MessageSend", MESSAGE_FIELDS, &["content"], &[], true),
-            ("RouterBody", ROUTER_FIELDS, &["type", "config"], &[], true),
-            ("RouterPatch", ROUTER_FIELDS, &[], &[], true),
+            ("ChannelModify", CHANNEL_KEYS, &[], true, false),
+            ("MessageSend", MESSAGE_KEYS, &["content"], false, true),
+            ("RouterBody", ROUTER_KEYS, &["type", "config"], false, true),
+            ("RouterPatch", ROUTER_KEYS, &[], false, true),
             (
                 "DestinationBody",
-                DESTINATION_FIELDS,
+                DESTINATION_KEYS,
                 &["config"],
-                &[],
+                false,
                 true,
             ),
-            ("DestinationPatch", DESTINATION_FIELDS, &[], &[], true),
+            ("DestinationPatch", DESTINATION_KEYS, &[], false, true),
         ];
         for (name, fields, required, nullable, closed) in bodies {
             assert_eq!(

@@ -2,6 +2,7 @@
 //! overrides, and the checks `hornbill check-config` reports.
 
 use crate::api_schema;
+use crate::defs::{AppDef, RouterKind, check_app_name};
 use crate::transports::Registry;
 use serde::Deserialize;
 use serde_json::Value;
@@ -281,6 +282,9 @@ pub struct Settings {
     pub routers: Vec<Value>,
     /// Applications channels and destinations can name: `name`, `type`, `config`.
     pub applications: Vec<Value>,
+    /// The same, read and checked (`echo` is not among them).
+    #[serde(skip)]
+    pub apps: Vec<AppDef>,
 }
 
 /// The problems found in a config file, one line each.
@@ -313,9 +317,14 @@ const SECTIONS: &[&str] = &[
 
 impl Settings {
     /// Reads `path` (if it exists; `required` makes a missing file an error) and the
-    /// `HORNBILL__*` environment, and checks the result. Every problem is reported, not just
-    /// the first.
-    pub fn load(path: &Path, required: bool) -> Result<Settings, ConfigProblems> {
+    /// `HORNBILL__*` environment, and checks the result against the channel types of
+    /// `registry` (those the server starts with). Every problem is reported, not just the
+    /// first.
+    pub fn load(
+        path: &Path,
+        required: bool,
+        registry: &Registry,
+    ) -> Result<Settings, ConfigProblems> {
         let mut builder = config::Config::builder();
         if path.exists() || required {
             builder = builder.add_source(
@@ -336,11 +345,11 @@ impl Settings {
         let tree: Value = raw
             .try_deserialize()
             .map_err(|e| ConfigProblems(vec![e.to_string()]))?;
-        Settings::from_value(tree)
+        Settings::from_value(tree, registry)
     }
 
     /// Checks a parsed config tree section by section.
-    pub fn from_value(tree: Value) -> Result<Settings, ConfigProblems> {
+    pub fn from_value(tree: Value, registry: &Registry) -> Result<Settings, ConfigProblems> {
         let mut problems = Vec::new();
         let mut settings = Settings::default();
         let Value::Object(top) = tree else {
@@ -470,7 +479,6 @@ impl Settings {
                 problems.push(format!("{key} must be from {min} to {max} (got {v})"));
             }
         }
-        let registry = Registry::builtin();
         let mut ids = std::collections::HashSet::new();
         for (i, channel) in settings.channels.iter().enumerate() {
             let at = format!("[[channels]] #{}", i + 1);
@@ -501,8 +509,9 @@ impl Settings {
         let mut app_names = std::collections::HashSet::new();
         for (i, app) in settings.applications.iter().enumerate() {
             let at = format!("[[applications]] #{}", i + 1);
-            for p in crate::actors::application::check_entry(app) {
-                problems.push(format!("{at}: {p}"));
+            match AppDef::parse(app) {
+                Ok(def) => settings.apps.push(def),
+                Err(found) => problems.extend(found.into_iter().map(|p| format!("{at}: {p}"))),
             }
             if let Some(name) = app.get("name").and_then(Value::as_str)
                 && !app_names.insert(name.to_string())
@@ -521,7 +530,7 @@ impl Settings {
         );
         for (at, entry) in named {
             if let Some(name) = entry.get("application").and_then(Value::as_str)
-                && let Err(e) = crate::actors::application::check_name(&settings, name)
+                && let Err(e) = check_app_name(&settings.apps, name)
             {
                 problems.push(format!("{at}: {e}"));
             }
@@ -567,8 +576,8 @@ fn check_routers(routers: &[Value], problems: &mut Vec<String>) {
         for e in api_schema::validate_router(&body, true) {
             problems.push(format!("{at}: {}", e.message));
         }
-        let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
-        if let Err(e) = crate::actors::router::check_router_type(kind) {
+        let kind = RouterKind::parse(body.get("type").and_then(Value::as_str).unwrap_or_default());
+        if let Err(e) = &kind {
             problems.push(format!("{at}: {e}"));
         }
         let Value::Array(destinations) = destinations else {
@@ -594,10 +603,9 @@ fn check_routers(routers: &[Value], problems: &mut Vec<String>) {
             for e in api_schema::validate_destination(&dest, true) {
                 problems.push(format!("{at}: {}", e.message));
             }
-            if let Err(e) = crate::actors::router::check_destination(
-                kind,
-                dest.get("config").unwrap_or(&Value::Null),
-            ) {
+            if let Ok(kind) = kind
+                && let Err(e) = kind.check_destination(dest.get("config").unwrap_or(&Value::Null))
+            {
                 problems.push(format!("{at}: {e}"));
             }
         }

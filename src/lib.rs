@@ -9,6 +9,7 @@ pub mod actors;
 pub mod api_schema;
 pub mod bus;
 pub mod config;
+pub mod defs;
 pub mod http;
 pub mod limits;
 pub mod logs;

@@ -6,6 +6,7 @@ mod cli;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hornbill::config::Settings;
+use hornbill::transports::Registry;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,7 +97,7 @@ fn main() -> ExitCode {
         },
         Some(Command::CheckConfig { file }) => {
             let path = file.unwrap_or(cli.config);
-            match Settings::load(&path, true) {
+            match Settings::load(&path, true, &Registry::builtin()) {
                 Ok(s) => {
                     println!(
                         "{}: OK ({} channel(s) defined)",
@@ -116,7 +117,8 @@ fn main() -> ExitCode {
             }
         }
         None | Some(Command::Serve) => {
-            let settings = match Settings::load(&cli.config, false) {
+            let registry = Registry::builtin();
+            let settings = match Settings::load(&cli.config, false, &registry) {
                 Ok(s) => s,
                 Err(problems) => {
                     eprintln!(
@@ -128,7 +130,7 @@ fn main() -> ExitCode {
                 }
             };
             init_tracing(&settings, cli.log_format.as_deref());
-            match serve(settings) {
+            match serve(settings, registry) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hornbill: {e:#}");
@@ -160,18 +162,13 @@ fn raise_open_files(reserve: usize) {
     }
 }
 
-fn serve(settings: Settings) -> anyhow::Result<()> {
+fn serve(settings: Settings, registry: Registry) -> anyhow::Result<()> {
     raise_open_files(settings.server.fd_reserve);
     actix_web::rt::System::new().block_on(async move {
         let bind = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = std::net::TcpListener::bind(&bind)
             .with_context(|| format!("cannot listen on {bind}"))?;
-        let running = hornbill::start(
-            settings,
-            hornbill::transports::Registry::builtin(),
-            listener,
-        )
-        .await?;
+        let running = hornbill::start(settings, registry, listener).await?;
         tracing::info!(addr = %running.addr, "Hornbill is listening.");
         // A reader that went away (a script reading only the first line) is no reason to stop.
         let mut out = std::io::stdout();

@@ -555,6 +555,13 @@ impl Level {
     }
 }
 
+/// Seconds since the epoch as a float.
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,16 +6,27 @@ use serde_json::Value;
 /// What a secret is replaced with.
 pub const MARK: &str = "***";
 
-/// Channel (and destination) keys whose values are secrets.
-pub const SECRET_KEYS: &[&str] = &[
-    "mo_url_auth_token",
-    "event_auth_token",
-    "mo_url_token",
-    "callback_secret",
-    "previous_callback_secret",
-];
-/// Channel keys holding URLs that may carry credentials.
-pub const URL_KEYS: &[&str] = &["mo_url", "event_url", "status_url"];
+/// Whether a channel's or destination's key holds a secret (`defs` marks them; the
+/// callback secrets are kept with the channel's properties).
+fn is_secret_key(key: &str) -> bool {
+    use crate::defs::{CALLBACK_SECRET, CHANNEL_KEYS, DESTINATION_KEYS, PREVIOUS_CALLBACK_SECRET};
+    key == CALLBACK_SECRET
+        || key == PREVIOUS_CALLBACK_SECRET
+        || CHANNEL_KEYS
+            .iter()
+            .chain(DESTINATION_KEYS)
+            .any(|k| k.secret && k.name == key)
+}
+
+/// Whether a channel's or destination's key holds a URL that may carry credentials.
+fn is_url_key(key: &str) -> bool {
+    use crate::defs::{CHANNEL_KEYS, DESTINATION_KEYS};
+    CHANNEL_KEYS
+        .iter()
+        .chain(DESTINATION_KEYS)
+        .any(|k| k.url && k.name == key)
+}
+
 /// Words that make a `config` key a secret, whatever the channel type.
 const SECRET_WORDS: &[&str] = &[
     "password", "secret", "token", "api_key", "api-key", "apikey", "auth",
@@ -115,15 +126,12 @@ fn config(value: &mut Value) {
 pub fn channel(props: &Value) -> Value {
     let mut out = props.clone();
     if let Value::Object(map) = &mut out {
-        for key in SECRET_KEYS {
-            if let Some(v) = map.get_mut(*key)
-                && !v.is_null()
-            {
+        for (key, v) in map.iter_mut() {
+            if is_secret_key(key) && !v.is_null() {
                 *v = Value::String(MARK.into());
-            }
-        }
-        for key in URL_KEYS {
-            if let Some(Value::String(s)) = map.get_mut(*key) {
+            } else if is_url_key(key)
+                && let Value::String(s) = v
+            {
                 *s = url(s);
             }
         }

@@ -15,14 +15,11 @@
 //!
 //! Also the text process log's writer (`LineSafe`): one event, one line.
 
-use crate::actors::{ChannelShared, Core};
-use crate::bus::routes;
 use crate::message::Level;
 use metrics::{Counter, Label, Unit, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub const MESSAGES_INBOUND: &str = "hornbill_messages_inbound_total";
@@ -53,7 +50,7 @@ const GAUGE_IDLE: Duration = Duration::from_secs(60);
 /// How often histogram samples are folded into their buckets.
 const UPKEEP: Duration = Duration::from_secs(5);
 /// How long a scrape waits for the bus to tell its queue lengths.
-const BUS_WAIT: Duration = Duration::from_secs(5);
+pub const BUS_WAIT: Duration = Duration::from_secs(5);
 
 /// Junebug's event types, as counted in `hornbill_events_total{event_type}`.
 const EVENT_TYPES: [&str; 5] = [
@@ -231,6 +228,11 @@ impl ChannelMetrics {
     }
 
     /// A component reported its status (`StatusEvent::status`: ok, degraded, down).
+    /// The component statuses last set, as `transport_status` shows them.
+    pub fn statuses(&self) -> Vec<(String, f64)> {
+        self.statuses.lock().clone()
+    }
+
     pub fn status(&self, component: &str, status: &str) {
         let Some(level) = Level::parse(status) else {
             return;
@@ -360,52 +362,43 @@ fn method_label(method: &str) -> &'static str {
     }
 }
 
-/// Sets the gauges from the channels' state, then renders every metric in Prometheus's
-/// text format.
-pub async fn scrape(core: &Core) -> String {
+/// One channel's state, as the gauges show it.
+pub struct ChannelGauges {
+    pub id: String,
+    pub kind: String,
+    /// Waiting on the bus plus held by the channel; `None` when the bus could not tell.
+    pub queue_length: Option<u64>,
+    pub in_flight: u64,
+    /// Component statuses (`transport_status`).
+    pub statuses: Vec<(String, f64)>,
+}
+
+/// Sets the gauges from the channels' and the process's state (gathered by
+/// `actors::Core::scrape`), then renders every metric in Prometheus's text format.
+pub fn render(
+    channels: &[ChannelGauges],
+    bus_kind: &'static str,
+    bus_up: bool,
+    webhooks_pending: usize,
+) -> String {
     let handle = init();
-    let channels: Vec<Arc<ChannelShared>> = core.channels.read().values().cloned().collect();
-    // Waiting on the bus: cheap in memory, one passive declare per route with RabbitMQ
-    // (all channels at once). A length the bus cannot tell is left unset, not shown as 0.
-    let bus = core.bus.clone();
-    let on_bus = futures::future::join_all(channels.iter().map(|shared| {
-        let bus = bus.clone();
-        async move {
-            let bulk = bus.queue_len(&routes::outbound(&shared.id)).await.ok()?;
-            let realtime = bus
-                .queue_len(&routes::outbound_realtime(&shared.id))
-                .await
-                .ok()?;
-            Some(bulk + realtime)
-        }
-    }));
-    let on_bus = tokio::time::timeout(BUS_WAIT, on_bus)
-        .await
-        .unwrap_or_else(|_| vec![None; channels.len()]);
-    for (shared, on_bus) in channels.iter().zip(on_bus) {
+    for c in channels {
         let labels = vec![
-            Label::new("channel", shared.id.clone()),
-            Label::new("type", shared.spec().kind.clone()),
+            Label::new("channel", c.id.clone()),
+            Label::new("type", c.kind.clone()),
         ];
-        if let Some(n) = on_bus {
-            let held = shared.held.load(Ordering::Relaxed) as u64;
-            gauge!(QUEUE_LENGTH, labels.clone()).set((n + held) as f64);
+        if let Some(n) = c.queue_length {
+            gauge!(QUEUE_LENGTH, labels.clone()).set(n as f64);
         }
-        gauge!(IN_FLIGHT, labels.clone()).set(shared.in_flight.load(Ordering::Relaxed) as f64);
-        let statuses = shared.metrics.read().statuses.lock().clone();
-        for (component, value) in statuses {
+        gauge!(IN_FLIGHT, labels.clone()).set(c.in_flight as f64);
+        for (component, value) in &c.statuses {
             let mut l = labels.clone();
-            l.push(Label::new("component", component));
-            gauge!(TRANSPORT_STATUS, l).set(value);
+            l.push(Label::new("component", component.clone()));
+            gauge!(TRANSPORT_STATUS, l).set(*value);
         }
     }
-    let up = if core.bus.trouble().is_none() {
-        1.0
-    } else {
-        0.0
-    };
-    gauge!(BUS_UP, "kind" => core.bus.kind()).set(up);
-    gauge!(WEBHOOKS_PENDING).set(core.webhooks_pending.load(Ordering::Relaxed) as f64);
+    gauge!(BUS_UP, "kind" => bus_kind).set(if bus_up { 1.0 } else { 0.0 });
+    gauge!(WEBHOOKS_PENDING).set(webhooks_pending as f64);
     if let Ok(open) = crate::limits::open_files() {
         gauge!(OPEN_FILES).set(open as f64);
     }

@@ -22,131 +22,18 @@
 use super::outbound::{self, Outbound};
 use super::webhooks::{HookKind, PostWebhook};
 use super::{ChannelShared, Core};
+use crate::defs::{AppKind as Kind, MenuConfig, RelayConfig};
 use crate::message::{Message, SessionEvent};
 use actix::prelude::*;
 use futures::FutureExt;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Names of the applications a channel or destination may name.
-pub fn names(settings: &crate::config::Settings) -> Vec<String> {
-    let mut out = vec!["echo".to_string()];
-    out.extend(
-        settings
-            .applications
-            .iter()
-            .filter_map(|a| a.get("name").and_then(Value::as_str).map(str::to_string)),
-    );
-    out
-}
-
 /// Checks an application name (`Err` with the message for the API).
 pub fn check_name(settings: &crate::config::Settings, name: &str) -> Result<(), String> {
-    let known = names(settings);
-    if known.iter().any(|n| n == name) {
-        return Ok(());
-    }
-    Err(format!(
-        "Unknown application {name:?}, must be one of: {}",
-        known.join(", ")
-    ))
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RelayConfig {
-    pub url: String,
-    #[serde(default)]
-    pub auth_token: Option<String>,
-    #[serde(default)]
-    pub timeout: Option<f64>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MenuConfig {
-    pub start: String,
-    #[serde(default)]
-    pub submit_url: Option<String>,
-    #[serde(default)]
-    pub session_timeout: Option<f64>,
-    pub pages: Vec<Page>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Page {
-    pub id: String,
-    pub text: String,
-    #[serde(default)]
-    pub options: Vec<Choice>,
-    #[serde(default)]
-    pub input: Option<String>,
-    #[serde(default)]
-    pub next: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Choice {
-    pub label: String,
-    pub next: String,
-}
-
-#[derive(Clone, Debug)]
-enum Kind {
-    Echo,
-    Relay(RelayConfig),
-    Menu(Arc<MenuConfig>),
-}
-
-/// Checks one `[[applications]]` entry: its problems, one line each.
-pub fn check_entry(entry: &Value) -> Vec<String> {
-    let mut problems = vec![];
-    let name = entry.get("name").and_then(Value::as_str).unwrap_or("");
-    if name.is_empty() || name == "echo" {
-        problems.push("needs a name (other than echo)".to_string());
-    }
-    if let Err(e) = kind_of(entry) {
-        problems.push(e);
-    }
-    problems
-}
-
-fn kind_of(entry: &Value) -> Result<Kind, String> {
-    let config = entry.get("config").cloned().unwrap_or(json!({}));
-    match entry.get("type").and_then(Value::as_str) {
-        Some("echo") => Ok(Kind::Echo),
-        Some("http_relay") => serde_json::from_value(config)
-            .map(Kind::Relay)
-            .map_err(|e| format!("http_relay config: {e}")),
-        Some("ussd_menu") => {
-            let menu: MenuConfig =
-                serde_json::from_value(config).map_err(|e| format!("ussd_menu config: {e}"))?;
-            let ids: Vec<&str> = menu.pages.iter().map(|p| p.id.as_str()).collect();
-            let mut targets: Vec<&str> = vec![menu.start.as_str()];
-            for p in &menu.pages {
-                targets.extend(p.options.iter().map(|o| o.next.as_str()));
-                targets.extend(p.next.as_deref());
-                if p.input.is_some() && p.next.is_none() {
-                    return Err(format!(
-                        "ussd_menu page {:?}: an input needs a next page",
-                        p.id
-                    ));
-                }
-            }
-            if let Some(missing) = targets.iter().find(|t| !ids.contains(t)) {
-                return Err(format!("ussd_menu: no page {missing:?}"));
-            }
-            Ok(Kind::Menu(Arc::new(menu)))
-        }
-        other => Err(format!(
-            "type {other:?} must be echo, http_relay or ussd_menu"
-        )),
-    }
+    crate::defs::check_app_name(&settings.apps, name)
 }
 
 /// An inbound message for the application.
@@ -192,12 +79,12 @@ pub fn start_with(
     let kind = if name == "echo" {
         Kind::Echo
     } else {
-        let entry = core
-            .settings
-            .applications
+        core.settings
+            .apps
             .iter()
-            .find(|a| a.get("name").and_then(Value::as_str) == Some(name))?;
-        kind_of(entry).ok()?
+            .find(|a| a.name == name)?
+            .kind
+            .clone()
     };
     let app = Application {
         name: name.to_string(),

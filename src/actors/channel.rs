@@ -21,6 +21,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+mod work;
+pub use super::token_bucket::TokenBucket;
+use work::{publish_events, run_in_order};
+
 /// Provider callbacks waiting for the transport to take them; past this the public listener
 /// answers 503 (the provider retries later).
 const CALLBACK_QUEUE: usize = 1024;
@@ -30,53 +34,6 @@ struct Pending {
     msg: Message,
     delivery: Delivery,
     realtime: bool,
-}
-
-/// Token bucket: `count` tokens per `window`, bursting up to `count`. On tokio's clock, so
-/// its tests run on a paused one, exactly.
-pub struct TokenBucket {
-    capacity: f64,
-    per_sec: f64,
-    tokens: f64,
-    at: tokio::time::Instant,
-}
-
-impl TokenBucket {
-    pub fn new(count: u64, window_secs: u64) -> Option<TokenBucket> {
-        if count == 0 {
-            return None;
-        }
-        let window = window_secs.max(1) as f64;
-        Some(TokenBucket {
-            capacity: count as f64,
-            per_sec: count as f64 / window,
-            tokens: count as f64,
-            at: tokio::time::Instant::now(),
-        })
-    }
-
-    fn refill(&mut self) {
-        let now = tokio::time::Instant::now();
-        let gained = now.duration_since(self.at).as_secs_f64() * self.per_sec;
-        self.tokens = (self.tokens + gained).min(self.capacity);
-        self.at = now;
-    }
-
-    pub fn try_take(&mut self) -> bool {
-        self.refill();
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// How long until a token is there.
-    pub fn wait(&mut self) -> Duration {
-        self.refill();
-        Duration::from_secs_f64(((1.0 - self.tokens) / self.per_sec).max(0.001))
-    }
 }
 
 /// Work that must happen in order: inbound messages are stored and published one after
@@ -391,106 +348,6 @@ impl Channel {
     }
 }
 
-/// Hands events to the channel's forwarder, up to 64 at once but one at a time per message
-/// (so its webhooks are queued in the order the events happened), then settles the outbound
-/// delivery each one answers. In process, not over the bus: the forwarder answers once the
-/// event is stored and its webhook saved (the same guarantee as a confirmed publish, at half
-/// the broker's work per message). Without a forwarder (the channel is stopping) the event
-/// goes to `<cid>.event` for the next one.
-async fn publish_events(
-    core: Arc<Core>,
-    shared: Arc<ChannelShared>,
-    rx: mpsc::UnboundedReceiver<EventJob>,
-) {
-    let route = routes::event(&shared.id);
-    let lanes = super::ordered::Lanes::default();
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
-        .map(|(event, delivery): EventJob| {
-            let (core, shared, route) = (core.clone(), shared.clone(), route.clone());
-            // Taken here, in arrival order: the message's earlier events go first.
-            let mut turn = lanes.join(&event.user_message_id);
-            async move {
-                turn.wait().await;
-                let forwarder = shared.forwarder.read().clone();
-                let handed = match forwarder {
-                    Some(f) => f
-                        .send(super::forwarder::OwnEvent(event.clone()))
-                        .await
-                        .is_ok(),
-                    None => false,
-                };
-                if !handed {
-                    let body = event.to_bytes();
-                    retry(&shared, "publish the event", || {
-                        core.bus.publish(&route, body.clone())
-                    })
-                    .await;
-                }
-                drop(turn);
-                if let Some(d) = delivery {
-                    d.ack();
-                }
-            }
-        })
-        .buffer_unordered(64)
-        .for_each(|()| async {})
-        .await;
-}
-
-/// The ordered worker behind `InOrder`: stores and publishes, retrying while the backends are
-/// unavailable, so nothing the transport reported is dropped.
-async fn run_in_order(
-    core: Arc<Core>,
-    shared: Arc<ChannelShared>,
-    mut rx: mpsc::UnboundedReceiver<InOrder>,
-) {
-    let cid = shared.id.clone();
-    while let Some(job) = rx.recv().await {
-        match job {
-            InOrder::Inbound(msg) => {
-                retry(&shared, "store the inbound message", || {
-                    core.store.save_inbound(&cid, &msg)
-                })
-                .await;
-                let body = msg.to_bytes();
-                let route = routes::inbound(&cid);
-                retry(&shared, "publish the inbound message", || {
-                    core.bus.publish(&route, body.clone())
-                })
-                .await;
-            }
-            InOrder::Status(status) => {
-                shared
-                    .metrics
-                    .read()
-                    .status(&status.component, &status.status);
-                let previous = core
-                    .store
-                    .load_statuses(&cid)
-                    .await
-                    .ok()
-                    .and_then(|all| all.into_iter().find(|s| s.component == status.component));
-                retry(&shared, "store the status", || {
-                    core.store.save_status(&status)
-                })
-                .await;
-                let changed =
-                    previous.is_none_or(|p| p.status != status.status || p.kind != status.kind);
-                if let (true, Some(url)) = (changed, shared.spec().status_url.clone()) {
-                    core.webhooks.do_send(PostWebhook {
-                        kind: HookKind::Status,
-                        url,
-                        token: None,
-                        body: serde_json::to_vec(&status).unwrap_or_default().into(),
-                        message_id: None,
-                        log: shared.log.clone(),
-                    });
-                }
-            }
-        }
-    }
-}
-
 impl Actor for Channel {
     type Context = Context<Self>;
 
@@ -760,42 +617,5 @@ impl Handler<CancelQueued> for Channel {
                 .info(None, format!("Cancelled {count} queued messages"));
             count
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TokenBucket;
-    use std::time::Duration;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_bucket_bursts_then_refills_at_its_rate() {
-        assert!(TokenBucket::new(0, 1).is_none(), "no limit");
-        let mut b = TokenBucket::new(10, 2).unwrap();
-        // The burst: `count` at once, then none.
-        for _ in 0..10 {
-            assert!(b.try_take());
-        }
-        assert!(!b.try_take());
-        // 10 per 2 s: the next token in 200 ms, exactly.
-        assert_eq!(b.wait(), Duration::from_millis(200));
-        tokio::time::advance(Duration::from_millis(199)).await;
-        assert!(!b.try_take());
-        tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(b.try_take());
-        assert!(!b.try_take());
-        // Idle for a long time: it holds at most `count`.
-        tokio::time::advance(Duration::from_secs(3600)).await;
-        let burst = (0..20).take_while(|_| b.try_take()).count();
-        assert_eq!(burst, 10);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_window_of_zero_counts_as_one_second() {
-        let mut b = TokenBucket::new(4, 0).unwrap();
-        for _ in 0..4 {
-            assert!(b.try_take());
-        }
-        assert_eq!(b.wait(), Duration::from_millis(250));
     }
 }

@@ -5,7 +5,7 @@
 use super::channel::{self, Channel};
 use super::forwarder::Forwarder;
 use super::router::{self, Router, RouterShared};
-use super::{ChannelShared, ChannelSpec, Core};
+use super::{ChannelShared, Core};
 use crate::bus::routes;
 use crate::logs::ChannelLog;
 use crate::store::Defs;
@@ -49,7 +49,7 @@ impl Engine {
 
     fn launch(&self, id: String, props: Value) -> Arc<ChannelShared> {
         let d = &self.core.settings;
-        let spec = Arc::new(ChannelSpec::from_props(&props, &self.core));
+        let spec = Arc::new(self.core.channel_spec(&props));
         let shared = Arc::new(ChannelShared {
             metrics: RwLock::new(crate::telemetry::ChannelMetrics::new(&id, &spec.kind)),
             spec: RwLock::new(spec),
@@ -186,7 +186,7 @@ impl Handler<UpdateChannel> for Engine {
         Box::pin(
             async move {
                 store.save_channel(&shared.id, &props).await?;
-                let spec = Arc::new(ChannelSpec::from_props(&props, &core));
+                let spec = Arc::new(core.channel_spec(&props));
                 shared.metrics.write().retype(&shared.id, &spec.kind);
                 *shared.spec.write() = spec;
                 *shared.props.write() = props;
@@ -376,9 +376,13 @@ impl Handler<PutRouter> for Engine {
                 });
                 *shared.actor.write() = Some(Router::new(act.core.clone(), shared.clone()).start());
                 act.core.routers.write().insert(id, shared.clone());
-                shared
-                    .log
-                    .info(None, format!("Router ({}) started", shared.kind()));
+                shared.log.info(
+                    None,
+                    format!(
+                        "Router ({}) started",
+                        shared.kind().map_or("?", |k| k.as_str())
+                    ),
+                );
                 Ok(shared)
             }),
         )

@@ -12,9 +12,10 @@ pub mod forwarder;
 pub mod ordered;
 pub mod outbound;
 pub mod router;
+pub mod token_bucket;
 pub mod webhooks;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, routes};
 use crate::config::Settings;
 use crate::logs::ChannelLog;
 use crate::store::Store;
@@ -24,7 +25,7 @@ use parking_lot::RwLock;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Shared by the actors and the HTTP handlers.
@@ -102,118 +103,63 @@ impl Core {
     }
 }
 
-/// A channel's settings, read from its properties (the API body as stored).
-#[derive(Clone, Debug, Default)]
-pub struct ChannelSpec {
-    pub kind: String,
-    pub config: Value,
-    pub mo_url: Option<String>,
-    pub mo_url_auth_token: Option<String>,
-    pub amqp_queue: Option<String>,
-    pub status_url: Option<String>,
-    pub event_url: Option<String>,
-    pub event_auth_token: Option<String>,
-    pub application: Option<String>,
-    pub rate_limit_count: u64,
-    pub rate_limit_window: u64,
-    pub character_limit: Option<u64>,
-    pub window: usize,
-    /// Vumi `transport_type` of the channel's messages (from its type and config).
-    pub transport_type: String,
-    /// Junebug: a channel may be sent to only when it has a destination key.
-    pub has_destination: bool,
-    /// What a provider's callback URL must carry (channel types with callbacks).
-    pub callback_secret: CallbackSecret,
-}
-
-/// Property keys of a channel's callback secret, and of the one it replaced (accepted for
-/// `PREVIOUS_SECRET_GRACE` after a rotation, so providers can be updated without loss).
-pub const CALLBACK_SECRET: &str = "callback_secret";
-pub const PREVIOUS_CALLBACK_SECRET: &str = "previous_callback_secret";
-pub const PREVIOUS_SECRET_GRACE: f64 = 3600.0;
-
-/// The unguessable path segment in a channel's callback URLs,
-/// `/channels/{id}/{secret}/{action}`: without it a provider callback is refused, so nobody
-/// who merely knows (or guesses) a channel id can inject messages or reports.
-#[derive(Clone, Debug, Default)]
-pub struct CallbackSecret {
-    pub current: Option<String>,
-    /// The secret a rotation replaced, and until when (epoch seconds) it still opens.
-    pub previous: Option<(String, f64)>,
-}
-
-impl CallbackSecret {
-    fn from_props(props: &Value) -> CallbackSecret {
-        let previous = props.get(PREVIOUS_CALLBACK_SECRET).and_then(|p| {
-            Some((
-                p.get("secret")?.as_str()?.to_string(),
-                p.get("until")?.as_f64()?,
-            ))
-        });
-        CallbackSecret {
-            current: props
-                .get(CALLBACK_SECRET)
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            previous,
-        }
-    }
-
-    /// A new secret: 128 bits from the operating system's generator (uuid v4 uses getrandom).
-    pub fn generate() -> String {
-        format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
+impl Core {
+    /// Every metric in Prometheus's text format, the gauges set from the channels' state.
+    pub async fn scrape(&self) -> String {
+        let channels: Vec<Arc<ChannelShared>> = self.channels.read().values().cloned().collect();
+        // Waiting on the bus: cheap in memory, one passive declare per route with RabbitMQ
+        // (all channels at once). A length the bus cannot tell is left unset, not shown as 0.
+        let on_bus = futures::future::join_all(channels.iter().map(|shared| {
+            let bus = self.bus.clone();
+            async move {
+                let bulk = bus.queue_len(&routes::outbound(&shared.id)).await.ok()?;
+                let realtime = bus
+                    .queue_len(&routes::outbound_realtime(&shared.id))
+                    .await
+                    .ok()?;
+                Some(bulk + realtime)
+            }
+        }));
+        let on_bus = tokio::time::timeout(crate::telemetry::BUS_WAIT, on_bus)
+            .await
+            .unwrap_or_else(|_| vec![None; channels.len()]);
+        let gauges: Vec<crate::telemetry::ChannelGauges> = channels
+            .iter()
+            .zip(on_bus)
+            .map(|(shared, on_bus)| crate::telemetry::ChannelGauges {
+                id: shared.id.clone(),
+                kind: shared.spec().kind.clone(),
+                queue_length: on_bus.map(|n| n + shared.held.load(Ordering::Relaxed) as u64),
+                in_flight: shared.in_flight.load(Ordering::Relaxed) as u64,
+                statuses: shared.metrics.read().statuses(),
+            })
+            .collect();
+        crate::telemetry::render(
+            &gauges,
+            self.bus.kind(),
+            self.bus.trouble().is_none(),
+            self.webhooks_pending.load(Ordering::Relaxed),
         )
     }
-
-    /// Whether `given` opens this channel's callbacks (compared in constant time).
-    pub fn accepts(&self, given: &str, now: f64) -> bool {
-        use subtle::ConstantTimeEq;
-        let matches = |s: &str| bool::from(s.as_bytes().ct_eq(given.as_bytes()));
-        self.current.as_deref().is_some_and(matches)
-            || self
-                .previous
-                .as_ref()
-                .is_some_and(|(s, until)| now < *until && matches(s))
-    }
 }
 
-impl ChannelSpec {
-    pub fn from_props(props: &Value, core: &Core) -> ChannelSpec {
-        let s = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_string);
-        let n = |k: &str| props.get(k).and_then(crate::api_schema::as_count);
-        let default_window = core.settings.channel_defaults.window;
-        let kind = s("type").unwrap_or_default();
-        let config = props.get("config").cloned().unwrap_or(Value::Null);
-        let transport_type = core
-            .registry
-            .get(&kind)
-            .map(|f| f.transport_type(&config))
-            .unwrap_or_else(|_| kind.clone());
-        ChannelSpec {
-            transport_type,
-            kind,
-            config,
-            mo_url: s("mo_url"),
-            mo_url_auth_token: s("mo_url_auth_token"),
-            amqp_queue: s("amqp_queue"),
-            status_url: s("status_url"),
-            event_url: s("event_url"),
-            event_auth_token: s("event_auth_token"),
-            application: s("application"),
-            rate_limit_count: n("rate_limit_count").unwrap_or(0),
-            rate_limit_window: n("rate_limit_window").unwrap_or(0),
-            character_limit: n("character_limit"),
-            window: n("window")
-                .map(|w| w.max(1) as usize)
-                .unwrap_or(default_window),
-            has_destination: ["mo_url", "amqp_queue", "application"]
-                .iter()
-                .any(|k| props.get(*k).is_some()),
-            callback_secret: CallbackSecret::from_props(props),
-        }
+pub use crate::defs::{
+    CALLBACK_SECRET, CallbackSecret, ChannelSpec, PREVIOUS_CALLBACK_SECRET, PREVIOUS_SECRET_GRACE,
+};
+
+impl Core {
+    /// A channel's settings from its properties, with this server's defaults and registry.
+    pub fn channel_spec(&self, props: &Value) -> ChannelSpec {
+        ChannelSpec::from_props(
+            props,
+            self.settings.channel_defaults.window,
+            |kind, config| {
+                self.registry
+                    .get(kind)
+                    .map(|f| f.transport_type(config))
+                    .unwrap_or_else(|_| kind.to_string())
+            },
+        )
     }
 }
 
@@ -242,13 +188,7 @@ impl ChannelShared {
     }
 }
 
-/// Seconds since the epoch as a float.
-pub fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
+pub use crate::message::now_secs;
 
 /// The rate bucket `now` falls in.
 pub fn rate_bucket(window: f64) -> i64 {

@@ -19,6 +19,7 @@
 use super::Core;
 use super::application::Application;
 use crate::bus::Delivery;
+use crate::defs::{RouterKind, keywords};
 use crate::logs::ChannelLog;
 use crate::message::{Message, SessionEvent};
 use actix::prelude::*;
@@ -27,15 +28,6 @@ use parking_lot::RwLock;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-
-pub const TYPES: &[&str] = &[
-    "from_address",
-    "keyword",
-    "to_addr",
-    "from_addr",
-    "load_balance",
-    "channel_to_channel",
-];
 
 /// What the HTTP API and the actors share about one router.
 pub struct RouterShared {
@@ -53,8 +45,9 @@ pub struct RouterShared {
 }
 
 impl RouterShared {
-    pub fn kind(&self) -> String {
-        str_at(&self.def.read(), &["type"]).unwrap_or_default()
+    /// Its type (`None` only for a definition stored by something else than hornbill).
+    pub fn kind(&self) -> Option<RouterKind> {
+        RouterKind::parse(&str_at(&self.def.read(), &["type"]).unwrap_or_default()).ok()
     }
 
     /// The channel it owns.
@@ -112,113 +105,58 @@ pub fn check_router(
     rid: Option<&str>,
     kind: &str,
     config: &Value,
-) -> Result<(), RouterError> {
-    check_router_type(kind)?;
-    let invalid = |m: String| Err(RouterError::Config(m));
+) -> Result<RouterKind, RouterError> {
+    let kind = RouterKind::parse(kind).map_err(RouterError::Type)?;
+    let invalid = RouterError::Config;
     let channel_field = |field: &str| -> Result<Option<String>, RouterError> {
         match config.get(field) {
             None | Some(Value::Null) if field != "channel" => Ok(None),
             None | Some(Value::Null) => {
-                invalid(format!("Missing required config field '{field}'")).map(|()| None)
+                Err(invalid(format!("Missing required config field '{field}'")))
             }
             Some(Value::String(c)) if uuid::Uuid::parse_str(c).is_ok() => Ok(Some(c.clone())),
-            Some(_) => invalid(format!("Field '{field}' is not a valid UUID")).map(|()| None),
+            Some(_) => Err(invalid(format!("Field '{field}' is not a valid UUID"))),
         }
     };
     let Some(cid) = channel_field("channel")? else {
-        return invalid("Missing required config field 'channel'".into());
+        return Err(invalid("Missing required config field 'channel'".into()));
     };
     let Some(channel) = core.channel(&cid) else {
-        return invalid(format!("Channel {cid} does not exist"));
+        return Err(invalid(format!("Channel {cid} does not exist")));
     };
     if channel.spec().has_destination {
-        return invalid(format!("Channel {cid} already has a destination specified"));
+        return Err(invalid(format!(
+            "Channel {cid} already has a destination specified"
+        )));
     }
     if let Some(other) = core.router_of(&cid)
         && Some(other.id.as_str()) != rid
     {
-        return invalid(format!(
+        return Err(invalid(format!(
             "Router {} is already routing channel {cid}",
             other.id
-        ));
+        )));
     }
-    if kind == "channel_to_channel" {
+    if kind == RouterKind::ChannelToChannel {
         match channel_field("reply_channel")? {
             Some(reply) if core.channel(&reply).is_none() => {
-                return invalid(format!("Channel {reply} does not exist"));
+                return Err(invalid(format!("Channel {reply} does not exist")));
             }
             Some(_) => {}
-            None => return invalid("Missing required config field 'reply_channel'".into()),
+            None => {
+                return Err(invalid(
+                    "Missing required config field 'reply_channel'".into(),
+                ));
+            }
         }
     }
-    Ok(())
-}
-
-/// Junebug's `InvalidRouterType`.
-pub fn check_router_type(kind: &str) -> Result<(), RouterError> {
-    if TYPES.contains(&kind) {
-        return Ok(());
-    }
-    Err(RouterError::Type(format!(
-        "Invalid router type {kind}, must be one of: {}",
-        TYPES.join(", ")
-    )))
+    Ok(kind)
 }
 
 /// Checks a destination's config for its router's type (`InvalidRouterDestinationConfig`).
-pub fn check_destination(kind: &str, config: &Value) -> Result<(), RouterError> {
-    let invalid = |m: String| Err(RouterError::DestinationConfig(m));
-    if !config.is_object() {
-        return invalid("The destination config must be an object".into());
-    }
-    if let Some(d) = config.get("default")
-        && !d.is_boolean()
-    {
-        return invalid("Field 'default' must be a boolean".into());
-    }
-    let default = config
-        .get("default")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    match kind {
-        "from_address" | "to_addr" | "from_addr" | "channel_to_channel" => {
-            match config.get("regular_expression") {
-                Some(Value::String(re)) => {
-                    if let Err(e) = regex::Regex::new(re) {
-                        return invalid(format!(
-                            "Field 'regular_expression' is not a valid regular expression: {e}"
-                        ));
-                    }
-                }
-                None if default => {}
-                _ => return invalid("Missing required config field 'regular_expression'".into()),
-            }
-            if let Some(p) = config.get("priority")
-                && !p.is_i64()
-            {
-                return invalid("Field 'priority' must be an integer".into());
-            }
-        }
-        "keyword" => {
-            let words = keywords(config);
-            if words.is_empty() && !default {
-                return invalid("Missing required config field 'keyword'".into());
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn keywords(config: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(k) = config.get("keyword").and_then(Value::as_str) {
-        out.push(k.to_lowercase());
-    }
-    if let Some(Value::Array(ks)) = config.get("keywords") {
-        out.extend(ks.iter().filter_map(Value::as_str).map(str::to_lowercase));
-    }
-    out
+pub fn check_destination(kind: RouterKind, config: &Value) -> Result<(), RouterError> {
+    kind.check_destination(config)
+        .map_err(RouterError::DestinationConfig)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -348,26 +286,28 @@ impl Router {
 
     /// The destinations an inbound message goes to.
     fn route(&mut self, msg: &Message) -> Vec<String> {
-        let kind = self.shared.kind();
+        let Some(kind) = self.shared.kind() else {
+            return vec![];
+        };
         let to = msg.to_addr.as_deref().unwrap_or("");
         let from = msg.from_addr.as_deref().unwrap_or("");
         let searched = |r: &Rule, addr: &str| r.regex.as_ref().is_some_and(|re| re.is_match(addr));
-        let chosen: Vec<String> = match kind.as_str() {
-            "from_address" | "channel_to_channel" => self
+        let chosen: Vec<String> = match kind {
+            RouterKind::FromAddress | RouterKind::ChannelToChannel => self
                 .rules
                 .iter()
                 .filter(|r| searched(r, to))
                 .map(|r| r.did.clone())
                 .collect(),
-            "to_addr" | "from_addr" => {
-                let addr = if kind == "to_addr" { to } else { from };
+            RouterKind::ToAddr | RouterKind::FromAddr => {
+                let addr = if kind == RouterKind::ToAddr { to } else { from };
                 self.rules
                     .iter()
                     .find(|r| searched(r, addr))
                     .map(|r| vec![r.did.clone()])
                     .unwrap_or_default()
             }
-            "keyword" => {
+            RouterKind::Keyword => {
                 let first = msg
                     .content
                     .as_deref()
@@ -380,8 +320,7 @@ impl Router {
                     .map(|r| r.did.clone())
                     .collect()
             }
-            "load_balance" => return self.balance(msg),
-            _ => vec![],
+            RouterKind::LoadBalance => return self.balance(msg),
         };
         if !chosen.is_empty() {
             return chosen;

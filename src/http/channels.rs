@@ -194,7 +194,7 @@ pub async fn rotate_secret(
     changes.insert(CALLBACK_SECRET.into(), json!(secret));
     changes.insert(
         PREVIOUS_CALLBACK_SECRET.into(),
-        json!({"secret": old, "until": crate::actors::now_secs() + PREVIOUS_SECRET_GRACE}),
+        json!({"secret": old, "until": crate::message::now_secs() + PREVIOUS_SECRET_GRACE}),
     );
     let shared = state
         .engine

@@ -13,7 +13,7 @@ use std::time::Instant;
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub async fn scrape(state: web::Data<State>) -> HttpResponse {
-    let text = telemetry::scrape(&state.core).await;
+    let text = state.core.scrape().await;
     HttpResponse::Ok().content_type(CONTENT_TYPE).body(text)
 }
 

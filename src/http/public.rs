@@ -147,7 +147,7 @@ async fn handle(
     }
     match secret {
         None => return forbidden(&shared, &action, "no_secret"),
-        Some(s) if !spec.callback_secret.accepts(&s, crate::actors::now_secs()) => {
+        Some(s) if !spec.callback_secret.accepts(&s, crate::message::now_secs()) => {
             return forbidden(&shared, &action, "wrong_secret");
         }
         Some(_) => {}

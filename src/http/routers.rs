@@ -10,6 +10,7 @@ use super::openapi as doc;
 use crate::actors::engine::{DeleteDestination, DeleteRouter, PutDestination, PutRouter};
 use crate::actors::router::{RouterShared, check_destination, check_router};
 use crate::api_schema;
+use crate::defs::RouterKind;
 use crate::redact;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
@@ -54,7 +55,7 @@ fn router_def(body: &Value) -> Value {
 async fn put_router(state: &State, id: Option<String>, def: Value) -> Result<Value, ApiError> {
     let kind = def.get("type").and_then(Value::as_str).unwrap_or_default();
     let config = def.get("config").cloned().unwrap_or(Value::Null);
-    check_router(&state.core, id.as_deref(), kind, &config)?;
+    let kind = check_router(&state.core, id.as_deref(), kind, &config)?;
     // A changed type may not suit the destinations it has.
     if let Some(router) = id.as_deref().and_then(|r| state.core.router(r)) {
         for dest in router.destinations.read().values() {
@@ -196,7 +197,9 @@ async fn put_destination(
     did: Option<String>,
     dest: Value,
 ) -> Result<Value, ApiError> {
-    check_destination(&router.kind(), dest.get("config").unwrap_or(&Value::Null))?;
+    if let Some(kind) = router.kind() {
+        check_destination(kind, dest.get("config").unwrap_or(&Value::Null))?;
+    }
     super::channels::check_destinations(&state.core, dest.as_object().unwrap_or(&Map::new()))?;
     let saved = state
         .engine
@@ -347,7 +350,7 @@ pub async fn send(
         .get("reply_to")
         .and_then(Value::as_str)
         .map(str::to_string);
-    if router.kind() == "channel_to_channel"
+    if router.kind() == Some(RouterKind::ChannelToChannel)
         && let Some(reply_to) = reply_to
     {
         // Answered on the other channel: a new message to the user who wrote.

@@ -15,8 +15,8 @@
 //! counted in `hornbill_limit_reached_total` and logged (a flood at most once per 10 s).
 
 use super::{
-    TransportCommand, TransportContext, TransportError, TransportFactory, TransportReport,
-    parse_server_endpoint,
+    Reporter, TransportCommand, TransportContext, TransportError, TransportFactory,
+    TransportReport, parse_server_endpoint,
 };
 use crate::limits::{LogEvery, more_since};
 use crate::message::{Level, Message, SessionEvent};
@@ -145,23 +145,24 @@ async fn run(
     mut ctx: TransportContext,
 ) -> Result<(), TransportError> {
     let addr = parse_server_endpoint(&cfg.twisted_endpoint).map_err(TransportError::Other)?;
+    let reporter = ctx.reporter();
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
-            ctx.status(
+            reporter.status(
                 "telnet",
                 Level::Down,
                 "bind_failed",
-                &format!("Cannot listen on {}: {e}", cfg.twisted_endpoint),
+                format!("Cannot listen on {}: {e}", cfg.twisted_endpoint),
             );
             return Err(e.into());
         }
     };
-    ctx.status(
+    reporter.status(
         "telnet",
         Level::Ok,
         "listening",
-        &format!("Listening on {}", cfg.twisted_endpoint),
+        format!("Listening on {}", cfg.twisted_endpoint),
     );
     let clients: Clients = Rc::default();
     let mut tasks = Tasks(Vec::new());
@@ -173,7 +174,7 @@ async fn run(
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
-                        ctx.report(TransportReport::Log { level: 30, message: format!("Accept failed: {e}"), message_id: None });
+                        reporter.log(30, format!("Accept failed: {e}"));
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
@@ -196,11 +197,7 @@ async fn run(
                     drop(stream);
                     limit_reached(&ctx.channel_id, limit);
                     if let Some(unwritten) = refusals.due(Instant::now()) {
-                        ctx.report(TransportReport::Log {
-                            level: 30,
-                            message: format!("Refused a telnet connection from {peer}: {why}{}", more_since(unwritten)),
-                            message_id: None,
-                        });
+                        reporter.log(30, format!("Refused a telnet connection from {peer}: {why}{}", more_since(unwritten)));
                     }
                     continue;
                 }
@@ -212,27 +209,26 @@ async fn run(
                 clients.borrow_mut().insert(user.clone(), tx);
                 let conn = Connection {
                     user,
-                    channel_id: ctx.channel_id.clone(),
                     idle_timeout,
                     to_addr,
                     transport_type: transport_type.clone(),
-                    reports: ctx.reports.clone(),
+                    reporter: reporter.clone(),
                     clients: clients.clone(),
                 };
                 tasks.0.push(tokio::task::spawn_local(conn.run(stream, rx)));
             }
             command = ctx.commands.recv() => match command {
                 None => return Ok(()),
-                Some(TransportCommand::Send(msg)) => send(&ctx, &clients, msg),
+                Some(TransportCommand::Send(msg)) => send(&reporter, &clients, msg),
             }
         }
     }
 }
 
-fn send(ctx: &TransportContext, clients: &Clients, msg: Message) {
+fn send(reporter: &Reporter, clients: &Clients, msg: Message) {
     let to = msg.to_addr.clone().unwrap_or_default();
     let Some(client) = clients.borrow().get(&to).cloned() else {
-        ctx.report(TransportReport::Nack {
+        reporter.report(TransportReport::Nack {
             message_id: msg.message_id,
             reason: format!("No telnet user is connected as {to:?}"),
             retry: false,
@@ -246,10 +242,10 @@ fn send(ctx: &TransportContext, clients: &Clients, msg: Message) {
         close,
         done,
     };
-    let reports = ctx.reports.clone();
+    let reporter = reporter.clone();
     let message_id = msg.message_id;
     if client.send(cmd).is_err() {
-        let _ = reports.send(TransportReport::Nack {
+        reporter.report(TransportReport::Nack {
             message_id,
             reason: format!("Telnet user {to:?} has disconnected"),
             retry: false,
@@ -273,17 +269,16 @@ fn send(ctx: &TransportContext, clients: &Clients, msg: Message) {
                 retry: false,
             },
         };
-        let _ = reports.send(report);
+        reporter.report(report);
     });
 }
 
 struct Connection {
     user: String,
-    channel_id: String,
     idle_timeout: Duration,
     to_addr: String,
     transport_type: String,
-    reports: mpsc::UnboundedSender<TransportReport>,
+    reporter: Reporter,
     clients: Clients,
 }
 
@@ -292,7 +287,8 @@ impl Connection {
         let mut msg = Message::new(Some(self.to_addr.clone()), Some(self.user.clone()), content);
         msg.session_event = Some(event);
         msg.transport_type = Some(self.transport_type.clone());
-        let _ = self.reports.send(TransportReport::Inbound(Box::new(msg)));
+        self.reporter
+            .report(TransportReport::Inbound(Box::new(msg)));
     }
 
     async fn run(self, stream: TcpStream, mut cmds: mpsc::UnboundedReceiver<ClientCmd>) {
@@ -306,16 +302,12 @@ impl Connection {
         loop {
             tokio::select! {
                 () = &mut idle => {
-                    limit_reached(&self.channel_id, Limit::IdleTimeout);
-                    let _ = self.reports.send(TransportReport::Log {
-                        level: 20,
-                        message: format!(
-                            "Telnet user {} sent nothing for {} s (idle_timeout): disconnected",
-                            self.user,
-                            self.idle_timeout.as_secs_f64()
-                        ),
-                        message_id: None,
-                    });
+                    limit_reached(self.reporter.channel_id(), Limit::IdleTimeout);
+                    self.reporter.log(20, format!(
+                        "Telnet user {} sent nothing for {} s (idle_timeout): disconnected",
+                        self.user,
+                        self.idle_timeout.as_secs_f64()
+                    ));
                     break;
                 }
                 line = lines.next() => match line {
@@ -324,11 +316,7 @@ impl Connection {
                         self.inbound(Some(decode_line(&bytes)), SessionEvent::Resume)
                     }
                     Some(Err(e)) => {
-                        let _ = self.reports.send(TransportReport::Log {
-                            level: 30,
-                            message: format!("Closing telnet user {}: {e}", self.user),
-                            message_id: None,
-                        });
+                        self.reporter.log(30, format!("Closing telnet user {}: {e}", self.user));
                         break;
                     }
                     None => break,

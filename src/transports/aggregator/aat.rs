@@ -98,19 +98,25 @@ pub struct AatConfig {
     pub to_addr: Option<Value>,
 }
 
-fn parse(config: &Value) -> Result<AatConfig, String> {
-    let cfg: AatConfig =
-        serde_json::from_value(httprpc::without_httprpc_keys(config)).map_err(|e| e.to_string())?;
-    httprpc::check_config(&cfg.web_username, &cfg.web_password, &cfg.validation_mode)?;
-    if let Some(b) = &cfg.base_url {
-        crate::transports::check_http_url("base_url", b)?;
+impl aggregator::TypeConfig for AatConfig {
+    const IGNORED_KEYS: &'static [&'static str] = httprpc::IGNORED_HTTPRPC_KEYS;
+
+    fn check(&mut self) -> Result<(), String> {
+        httprpc::check_config(
+            &self.web_username,
+            &self.web_password,
+            &self.validation_mode,
+        )?;
+        if let Some(b) = &self.base_url {
+            crate::transports::check_http_url("base_url", b)?;
+        }
+        ussd_defaults::check_max_sessions(self.max_ussd_sessions)?;
+        crate::transports::check_seconds(&[
+            ("request_timeout", self.request_timeout),
+            ("ussd_session_timeout", self.ussd_session_timeout),
+        ])?;
+        Ok(())
     }
-    ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
-    crate::transports::check_seconds(&[
-        ("request_timeout", cfg.request_timeout),
-        ("ussd_session_timeout", cfg.ussd_session_timeout),
-    ])?;
-    Ok(cfg)
 }
 
 /// The `aat` channel type.
@@ -122,8 +128,7 @@ impl aggregator::HttpType for Aat {
     const ACTIONS: &'static [&'static str] = &["ussd"];
     type Config = AatConfig;
 
-    fn from_config(config: &Value, cx: &aggregator::StartContext) -> Result<Self, String> {
-        let cfg = parse(config)?;
+    fn new(cfg: AatConfig, cx: &aggregator::StartContext) -> Self {
         let base = match cfg.base_url.as_deref() {
             Some(b) => {
                 let b = format!("{}/channels/{}", b.trim_end_matches('/'), cx.channel_id);
@@ -138,15 +143,10 @@ impl aggregator::HttpType for Aat {
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("/channels/{}", cx.channel_id)),
         };
-        Ok(Aat {
+        Aat {
             cfg,
             callback: format!("{base}/ussd"),
-        })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        // Nothing is ever sent to AAT: the client's timeout is never used.
-        Duration::from_secs(10)
+        }
     }
 }
 
@@ -324,6 +324,10 @@ impl Provider for Aat {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parse(config: &Value) -> Result<AatConfig, String> {
+        aggregator::parse_config(config)
+    }
 
     fn aat(extra: Value) -> Aat {
         let mut config = json!({"base_url": "http://www.example.com/foo",

@@ -66,22 +66,26 @@ pub struct AfricasTalkingConfig {
     pub transport_type: Option<String>,
 }
 
-fn parse(config: &Value) -> Result<AfricasTalkingConfig, String> {
-    let cfg: AfricasTalkingConfig =
-        serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    if cfg.username.is_empty() || cfg.api_key.is_empty() {
-        return Err("username and api_key must not be empty".into());
+impl aggregator::TypeConfig for AfricasTalkingConfig {
+    fn check(&mut self) -> Result<(), String> {
+        if self.username.is_empty() || self.api_key.is_empty() {
+            return Err("username and api_key must not be empty".into());
+        }
+        if let Some(b) = &self.base_url {
+            crate::transports::check_http_url("base_url", b)?;
+        }
+        ussd_defaults::check_max_sessions(self.max_ussd_sessions)?;
+        crate::transports::check_seconds(&[
+            ("timeout", self.timeout),
+            ("request_timeout", self.request_timeout),
+            ("ussd_session_timeout", self.ussd_session_timeout),
+        ])?;
+        Ok(())
     }
-    if let Some(b) = &cfg.base_url {
-        crate::transports::check_http_url("base_url", b)?;
+
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
     }
-    ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
-    crate::transports::check_seconds(&[
-        ("timeout", cfg.timeout),
-        ("request_timeout", cfg.request_timeout),
-        ("ussd_session_timeout", cfg.ussd_session_timeout),
-    ])?;
-    Ok(cfg)
 }
 
 /// The `africastalking` channel type.
@@ -93,12 +97,8 @@ impl aggregator::HttpType for AfricasTalking {
     const ACTIONS: &'static [&'static str] = &["inbound", "status", "ussd", "ussd_end"];
     type Config = AfricasTalkingConfig;
 
-    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
-        parse(config).map(|cfg| AfricasTalking { cfg })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.cfg.timeout)
+    fn new(cfg: AfricasTalkingConfig, _cx: &aggregator::StartContext) -> Self {
+        AfricasTalking { cfg }
     }
 }
 
@@ -282,6 +282,10 @@ impl Provider for AfricasTalking {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parse(config: &Value) -> Result<AfricasTalkingConfig, String> {
+        aggregator::parse_config(config)
+    }
 
     fn at() -> AfricasTalking {
         AfricasTalking {

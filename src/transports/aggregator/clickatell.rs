@@ -55,15 +55,19 @@ pub struct ClickatellConfig {
     pub transport_type: Option<String>,
 }
 
-fn parse(config: &Value) -> Result<ClickatellConfig, String> {
-    let cfg: ClickatellConfig =
-        serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    if cfg.api_key.is_empty() {
-        return Err("api_key must not be empty".into());
+impl aggregator::TypeConfig for ClickatellConfig {
+    fn check(&mut self) -> Result<(), String> {
+        if self.api_key.is_empty() {
+            return Err("api_key must not be empty".into());
+        }
+        crate::transports::check_http_url("base_url", &self.base_url)?;
+        crate::transports::check_seconds(&[("timeout", self.timeout)])?;
+        Ok(())
     }
-    crate::transports::check_http_url("base_url", &cfg.base_url)?;
-    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
-    Ok(cfg)
+
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
 }
 
 /// The `clickatell` channel type.
@@ -75,12 +79,8 @@ impl aggregator::HttpType for Clickatell {
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
     type Config = ClickatellConfig;
 
-    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
-        parse(config).map(|cfg| Clickatell { cfg })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.cfg.timeout)
+    fn new(cfg: ClickatellConfig, _cx: &aggregator::StartContext) -> Self {
+        Clickatell { cfg }
     }
 }
 
@@ -301,6 +301,10 @@ impl Provider for Clickatell {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parse(config: &Value) -> Result<ClickatellConfig, String> {
+        aggregator::parse_config(config)
+    }
 
     fn ct() -> Clickatell {
         Clickatell {

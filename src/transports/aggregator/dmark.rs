@@ -84,16 +84,22 @@ pub struct DmarkConfig {
     pub validation_mode: String,
 }
 
-fn parse(config: &Value) -> Result<DmarkConfig, String> {
-    let cfg: DmarkConfig =
-        serde_json::from_value(httprpc::without_httprpc_keys(config)).map_err(|e| e.to_string())?;
-    httprpc::check_config(&cfg.web_username, &cfg.web_password, &cfg.validation_mode)?;
-    ussd_defaults::check_max_sessions(cfg.max_ussd_sessions)?;
-    crate::transports::check_seconds(&[
-        ("request_timeout", cfg.request_timeout),
-        ("ussd_session_timeout", cfg.ussd_session_timeout),
-    ])?;
-    Ok(cfg)
+impl aggregator::TypeConfig for DmarkConfig {
+    const IGNORED_KEYS: &'static [&'static str] = httprpc::IGNORED_HTTPRPC_KEYS;
+
+    fn check(&mut self) -> Result<(), String> {
+        httprpc::check_config(
+            &self.web_username,
+            &self.web_password,
+            &self.validation_mode,
+        )?;
+        ussd_defaults::check_max_sessions(self.max_ussd_sessions)?;
+        crate::transports::check_seconds(&[
+            ("request_timeout", self.request_timeout),
+            ("ussd_session_timeout", self.ussd_session_timeout),
+        ])?;
+        Ok(())
+    }
 }
 
 /// The `dmark` channel type.
@@ -105,13 +111,8 @@ impl aggregator::HttpType for Dmark {
     const ACTIONS: &'static [&'static str] = &["ussd"];
     type Config = DmarkConfig;
 
-    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
-        parse(config).map(|cfg| Dmark { cfg })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        // Nothing is ever sent to Dmark: the client's timeout is never used.
-        Duration::from_secs(10)
+    fn new(cfg: DmarkConfig, _cx: &aggregator::StartContext) -> Self {
+        Dmark { cfg }
     }
 }
 
@@ -235,6 +236,10 @@ impl Provider for Dmark {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(config: &Value) -> Result<DmarkConfig, String> {
+        aggregator::parse_config(config)
+    }
 
     fn dmark(extra: Value) -> Dmark {
         let mut config = json!({"web_path": "/api/v1/dmark/ussd/", "web_port": 0,

@@ -123,37 +123,41 @@ pub struct HttpConfig {
     pub transport_type: Option<String>,
 }
 
-fn parse(config: &Value) -> Result<HttpConfig, String> {
-    let mut cfg: HttpConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    // The URL is checked with its placeholders filled.
-    crate::transports::check_http_url(
-        "send_url",
-        &cfg.send_url.replace("{{", "").replace("}}", ""),
-    )?;
-    cfg.send_method = cfg.send_method.to_ascii_uppercase();
-    if !matches!(cfg.send_method.as_str(), "GET" | "POST" | "PUT") {
-        return Err("send_method must be GET, POST or PUT".into());
-    }
-    if !matches!(cfg.content_type.as_str(), "form" | "json" | "xml" | "text") {
-        return Err("content_type must be form, json, xml or text".into());
-    }
-    if cfg.username.is_some() != cfg.password.is_some() {
-        return Err("username and password must be set together".into());
-    }
-    for (word, status) in &cfg.status_map {
-        if delivery_status(status).is_none() {
-            return Err(format!(
-                "status_map: {word:?} maps to {status:?}, which is not delivered, failed or pending"
-            ));
+impl aggregator::TypeConfig for HttpConfig {
+    fn check(&mut self) -> Result<(), String> {
+        // The URL is checked with its placeholders filled.
+        crate::transports::check_http_url(
+            "send_url",
+            &self.send_url.replace("{{", "").replace("}}", ""),
+        )?;
+        self.send_method = self.send_method.to_ascii_uppercase();
+        if !matches!(self.send_method.as_str(), "GET" | "POST" | "PUT") {
+            return Err("send_method must be GET, POST or PUT".into());
         }
+        if !matches!(self.content_type.as_str(), "form" | "json" | "xml" | "text") {
+            return Err("content_type must be form, json, xml or text".into());
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err("username and password must be set together".into());
+        }
+        for (word, status) in &self.status_map {
+            if delivery_status(status).is_none() {
+                return Err(format!(
+                    "status_map: {word:?} maps to {status:?}, which is not delivered, failed or pending"
+                ));
+            }
+        }
+        self.status_map = std::mem::take(&mut self.status_map)
+            .into_iter()
+            .map(|(k, v)| (k.to_lowercase(), v))
+            .collect();
+        crate::transports::check_seconds(&[("timeout", self.timeout)])?;
+        Ok(())
     }
-    cfg.status_map = cfg
-        .status_map
-        .into_iter()
-        .map(|(k, v)| (k.to_lowercase(), v))
-        .collect();
-    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
-    Ok(cfg)
+
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
 }
 
 fn delivery_status(word: &str) -> Option<DeliveryStatus> {
@@ -174,12 +178,8 @@ impl aggregator::HttpType for HttpChannel {
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
     type Config = HttpConfig;
 
-    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
-        parse(config).map(|cfg| HttpChannel { cfg })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.cfg.timeout)
+    fn new(cfg: HttpConfig, _cx: &aggregator::StartContext) -> Self {
+        HttpChannel { cfg }
     }
 }
 
@@ -439,6 +439,10 @@ impl Provider for HttpChannel {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parse(config: &Value) -> Result<HttpConfig, String> {
+        aggregator::parse_config(config)
+    }
 
     #[test]
     fn placeholders_are_encoded_for_where_they_go() {

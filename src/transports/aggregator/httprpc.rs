@@ -38,18 +38,6 @@ pub const IGNORED_HTTPRPC_KEYS: &[&str] = &[
     "noisy",
 ];
 
-/// A config without `IGNORED_HTTPRPC_KEYS` (nor the worker keys, which the registry has
-/// taken off already), for a struct that refuses unknown keys.
-pub fn without_httprpc_keys(config: &Value) -> Value {
-    let mut config = crate::transports::without_worker_keys(config).into_owned();
-    if let Value::Object(map) = &mut config {
-        for k in IGNORED_HTTPRPC_KEYS {
-            map.remove(*k);
-        }
-    }
-    config
-}
-
 /// The realm of the Basic auth challenge (Vumi's default `web_auth_domain`).
 const REALM: &str = "Vumi HTTP RPC transport";
 

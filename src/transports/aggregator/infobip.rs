@@ -66,17 +66,22 @@ pub struct InfobipConfig {
     pub transport_type: Option<String>,
 }
 
-fn parse(config: &Value) -> Result<InfobipConfig, String> {
-    let cfg: InfobipConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-    match (set(&cfg.api_key), set(&cfg.username), set(&cfg.password)) {
-        (true, false, false) | (false, true, true) => {}
-        (true, _, _) => return Err("give api_key or username and password, not both".into()),
-        _ => return Err("api_key, or username and password, required".into()),
+impl aggregator::TypeConfig for InfobipConfig {
+    fn check(&mut self) -> Result<(), String> {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        match (set(&self.api_key), set(&self.username), set(&self.password)) {
+            (true, false, false) | (false, true, true) => {}
+            (true, _, _) => return Err("give api_key or username and password, not both".into()),
+            _ => return Err("api_key, or username and password, required".into()),
+        }
+        crate::transports::check_http_url("base_url", &self.base_url)?;
+        crate::transports::check_seconds(&[("timeout", self.timeout)])?;
+        Ok(())
     }
-    crate::transports::check_http_url("base_url", &cfg.base_url)?;
-    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
-    Ok(cfg)
+
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
 }
 
 /// The `infobip` channel type.
@@ -88,12 +93,8 @@ impl aggregator::HttpType for Infobip {
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
     type Config = InfobipConfig;
 
-    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
-        parse(config).map(|cfg| Infobip { cfg })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.cfg.timeout)
+    fn new(cfg: InfobipConfig, _cx: &aggregator::StartContext) -> Self {
+        Infobip { cfg }
     }
 }
 
@@ -375,6 +376,10 @@ impl Provider for Infobip {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(config: &Value) -> Result<InfobipConfig, String> {
+        aggregator::parse_config(config)
+    }
 
     fn ib() -> Infobip {
         Infobip {

@@ -85,26 +85,31 @@ pub struct TwilioConfig {
     pub transport_type: Option<String>,
 }
 
-fn parse(config: &Value) -> Result<TwilioConfig, String> {
-    let cfg: TwilioConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    if cfg.account_sid.is_empty() || cfg.auth_token.is_empty() {
-        return Err("account_sid and auth_token must not be empty".into());
+impl aggregator::TypeConfig for TwilioConfig {
+    fn check(&mut self) -> Result<(), String> {
+        if self.account_sid.is_empty() || self.auth_token.is_empty() {
+            return Err("account_sid and auth_token must not be empty".into());
+        }
+        // It is a path segment of the API's URLs.
+        if !self.account_sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err("account_sid must be letters and digits (AC…)".into());
+        }
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        match (given(&self.from), given(&self.messaging_service_sid)) {
+            (false, false) => return Err("one of from or messaging_service_sid is required".into()),
+            (true, true) => return Err("give from or messaging_service_sid, not both".into()),
+            _ => {}
+        }
+        if let Some(b) = &self.base_url {
+            crate::transports::check_http_url("base_url", b)?;
+        }
+        crate::transports::check_seconds(&[("timeout", self.timeout)])?;
+        Ok(())
     }
-    // It is a path segment of the API's URLs.
-    if !cfg.account_sid.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err("account_sid must be letters and digits (AC…)".into());
+
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
     }
-    let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-    match (given(&cfg.from), given(&cfg.messaging_service_sid)) {
-        (false, false) => return Err("one of from or messaging_service_sid is required".into()),
-        (true, true) => return Err("give from or messaging_service_sid, not both".into()),
-        _ => {}
-    }
-    if let Some(b) = &cfg.base_url {
-        crate::transports::check_http_url("base_url", b)?;
-    }
-    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
-    Ok(cfg)
 }
 
 /// The `twilio` channel type.
@@ -116,12 +121,8 @@ impl aggregator::HttpType for Twilio {
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
     type Config = TwilioConfig;
 
-    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
-        parse(config).map(|cfg| Twilio { cfg })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.cfg.timeout)
+    fn new(cfg: TwilioConfig, _cx: &aggregator::StartContext) -> Self {
+        Twilio { cfg }
     }
 }
 
@@ -445,6 +446,10 @@ impl Provider for Twilio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(config: &Value) -> Result<TwilioConfig, String> {
+        aggregator::parse_config(config)
+    }
 
     fn twilio(extra: Value) -> Twilio {
         let mut config =

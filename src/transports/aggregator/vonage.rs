@@ -68,25 +68,30 @@ pub struct VonageConfig {
     pub transport_type: Option<String>,
 }
 
-fn parse(config: &Value) -> Result<VonageConfig, String> {
-    let cfg: VonageConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    if cfg.api_key.is_empty() || cfg.api_secret.is_empty() {
-        return Err("api_key and api_secret must not be empty".into());
+impl aggregator::TypeConfig for VonageConfig {
+    fn check(&mut self) -> Result<(), String> {
+        if self.api_key.is_empty() || self.api_secret.is_empty() {
+            return Err("api_key and api_secret must not be empty".into());
+        }
+        crate::transports::check_http_url("base_url", &self.base_url)?;
+        crate::transports::check_seconds(&[("timeout", self.timeout)])?;
+        if let Some(m) = &self.signature_method
+            && !SIGNATURE_METHODS.contains(&m.as_str())
+        {
+            return Err(format!(
+                "signature_method {m:?} must be one of {}",
+                SIGNATURE_METHODS.join(", ")
+            ));
+        }
+        if self.signature_secret.as_deref() == Some("") {
+            return Err("signature_secret must not be empty".into());
+        }
+        Ok(())
     }
-    crate::transports::check_http_url("base_url", &cfg.base_url)?;
-    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
-    if let Some(m) = &cfg.signature_method
-        && !SIGNATURE_METHODS.contains(&m.as_str())
-    {
-        return Err(format!(
-            "signature_method {m:?} must be one of {}",
-            SIGNATURE_METHODS.join(", ")
-        ));
+
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
     }
-    if cfg.signature_secret.as_deref() == Some("") {
-        return Err("signature_secret must not be empty".into());
-    }
-    Ok(cfg)
 }
 
 const SIGNATURE_METHODS: &[&str] = &["md5hash", "md5", "sha1", "sha256", "sha512"];
@@ -139,12 +144,8 @@ impl aggregator::HttpType for Vonage {
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
     type Config = VonageConfig;
 
-    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
-        parse(config).map(|cfg| Vonage { cfg })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.cfg.timeout)
+    fn new(cfg: VonageConfig, _cx: &aggregator::StartContext) -> Self {
+        Vonage { cfg }
     }
 }
 
@@ -407,6 +408,10 @@ impl Provider for Vonage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(config: &Value) -> Result<VonageConfig, String> {
+        aggregator::parse_config(config)
+    }
 
     #[test]
     fn signatures_as_vonage_computes_them() {

@@ -33,11 +33,16 @@ pub struct WebhookConfig {
     pub transport_type: Option<String>,
 }
 
-fn parse(config: &Value) -> Result<WebhookConfig, String> {
-    let cfg: WebhookConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
-    crate::transports::check_http_url("url", &cfg.url)?;
-    crate::transports::check_seconds(&[("timeout", cfg.timeout)])?;
-    Ok(cfg)
+impl aggregator::TypeConfig for WebhookConfig {
+    fn check(&mut self) -> Result<(), String> {
+        crate::transports::check_http_url("url", &self.url)?;
+        crate::transports::check_seconds(&[("timeout", self.timeout)])?;
+        Ok(())
+    }
+
+    fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
 }
 
 /// The `webhook` channel type.
@@ -49,12 +54,8 @@ impl aggregator::HttpType for Webhook {
     const ACTIONS: &'static [&'static str] = &[];
     type Config = WebhookConfig;
 
-    fn from_config(config: &Value, _cx: &aggregator::StartContext) -> Result<Self, String> {
-        parse(config).map(|cfg| Webhook { cfg })
-    }
-
-    fn http_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.cfg.timeout)
+    fn new(cfg: WebhookConfig, _cx: &aggregator::StartContext) -> Self {
+        Webhook { cfg }
     }
 }
 

@@ -28,6 +28,8 @@ use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+mod inbound;
+
 /// How long an SMSC id -> message id mapping is kept for delivery receipts (Vumi: 1 week).
 const RECEIPT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -608,120 +610,6 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// A deliver_sm or data_sm: a delivery receipt, or a message (or one part of one).
-    async fn incoming(&mut self, pdu: &Pdu) {
-        let Some(incoming) = inspect(pdu) else {
-            return;
-        };
-        let (from, to, dc, body, udh_len, concat, ussd_op, session_info) = match incoming {
-            Incoming::Receipt { smsc_id, status } => {
-                match smsc_id {
-                    Some(id) => {
-                        tokio::task::spawn_local(receipt(self.link.clone(), id, status));
-                    }
-                    None => self
-                        .link
-                        .reporter
-                        .log(crate::logs::WARNING, "A delivery receipt without an id"),
-                }
-                return;
-            }
-            Incoming::Message {
-                from,
-                to,
-                data_coding,
-                body,
-                udh_len,
-                concat,
-                ussd_op,
-                session_info,
-            } => (
-                from,
-                to,
-                data_coding,
-                body,
-                udh_len,
-                concat,
-                ussd_op,
-                session_info,
-            ),
-        };
-        let default = self.cfg.default_coding();
-        let text = match concat {
-            Some((r, total, seqn)) if total > 1 => {
-                let part = StoredPart::new(dc, udh_len, &body);
-                match self
-                    .part(format!("parts:{from}:{to}:{r}:{total}"), total, seqn, part)
-                    .await
-                {
-                    Some(parts) => join_parts(&parts, default),
-                    None => return,
-                }
-            }
-            _ => split::decode(dc, &body, udh_len, default),
-        };
-        let mut msg = Message::new(Some(to), Some(from), Some(text));
-        msg.transport_type = Some("sms".into());
-        if ussd_op.is_some() || session_info.is_some() {
-            ussd_inbound(&mut msg, ussd_op, session_info);
-        }
-        self.link
-            .reporter
-            .report(TransportReport::Inbound(Box::new(msg)));
-    }
-
-    /// Keeps one part of a long inbound message in the store (so that, with Redis, parts
-    /// survive a restart); all of them, in order, once the last has come.
-    async fn part(
-        &mut self,
-        key: String,
-        total: u8,
-        seqn: u8,
-        part: StoredPart,
-    ) -> Option<Vec<StoredPart>> {
-        let link = self.link;
-        let mut parts: BTreeMap<u8, StoredPart> =
-            match link.store.get_state(&link.channel_id, &key).await {
-                Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_default(),
-                _ => BTreeMap::new(),
-            };
-        parts.insert(seqn, part);
-        if parts.len() >= total as usize {
-            self.partial.remove(&key);
-            let _ = link.store.delete_state(&link.channel_id, &key).await;
-            return Some(parts.into_values().collect());
-        }
-        let crowded_out = self.partial.hold(&key, total, parts.len(), Instant::now());
-        for d in crowded_out {
-            crate::telemetry::limit_reached(&link.channel_id, crate::telemetry::Limit::SmppParts);
-            // Each one a message lost: logged every time (the SMSC is no anonymous crowd).
-            link.reporter.log(
-                crate::logs::ERROR,
-                format!(
-                    "Dropping an incomplete long message ({}, {} of {} parts): more than {} parts were waiting (max_reassembly_parts)",
-                    d.key,
-                    d.held,
-                    d.total,
-                    self.cfg.max_reassembly_parts(),
-                ),
-            );
-            let _ = link.store.delete_state(&link.channel_id, &d.key).await;
-        }
-        let json = serde_json::to_string(&parts).unwrap_or_default();
-        let keep = self.cfg.reassembly_timeout() + Duration::from_secs(60);
-        if let Err(e) = link
-            .store
-            .set_state(&link.channel_id, &key, &json, keep)
-            .await
-        {
-            link.reporter.log(
-                crate::logs::ERROR,
-                format!("Cannot keep a message part: {e}"),
-            );
-        }
-        None
-    }
-
     fn sweep(&mut self) {
         // Parts of a long inbound message that never completed: a counted, logged refusal.
         let timeout = self.cfg.reassembly_timeout();
@@ -804,40 +692,4 @@ async fn finish(ctx: Link, m: InFlight) {
             });
         }
     }
-}
-
-/// A receipt for an SMSC id: the message it belongs to gets a delivery report. A receipt
-/// that comes before the submit_sm_resp finds nothing yet and is retried briefly; one that
-/// repeats a final status finds nothing and is logged.
-async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliveryStatus) {
-    for attempt in 0..20 {
-        for form in dlr::id_forms(&smsc_id) {
-            if let Ok(Some(mid)) = ctx
-                .store
-                .get_state(&ctx.channel_id, &format!("smsc:{form}"))
-                .await
-            {
-                // A final status ends the mapping: a repeated receipt is logged, not
-                // reported twice.
-                if status != crate::message::DeliveryStatus::Pending {
-                    let _ = ctx
-                        .store
-                        .delete_state(&ctx.channel_id, &format!("smsc:{form}"))
-                        .await;
-                }
-                ctx.reporter.report(TransportReport::DeliveryReport {
-                    message_id: mid,
-                    status,
-                });
-                return;
-            }
-        }
-        if attempt < 19 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    ctx.reporter.log(
-        crate::logs::WARNING,
-        format!("Delivery receipt for unknown SMSC id {smsc_id}"),
-    );
 }

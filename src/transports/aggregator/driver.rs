@@ -1,0 +1,460 @@
+//! The I/O around a [`Provider`]: sends (each its own task, bounded by the channel
+//! window), failure classes, the provider id -> message id map for delivery reports, and
+//! callbacks. USSD sessions are in `ussd.rs`; the provider's model in `mod.rs`.
+
+use super::ussd::Held;
+use super::{
+    Inbound, Provider, ProviderRequest, ProviderResponse, Received, Report, RequestBody,
+    SendContext, SendOutcome, quote, shown_url,
+};
+use crate::message::{DeliveryStatus, Level, Message, SessionEvent};
+use crate::transports::{
+    Callback, Reporter, TransportCommand, TransportContext, TransportError, TransportReport,
+};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// `transport_metadata.<provider>` key of a USSD message's session id.
+pub const SESSION_KEY: &str = "session_id";
+/// Longest message or provider id a delivery report may name.
+pub(super) const MAX_ID: usize = 128;
+/// State key prefix of the provider id -> message id map.
+const ID_KEY: &str = "id:";
+
+pub(super) struct Driver<P: Provider> {
+    pub(super) provider: P,
+    pub(super) cid: String,
+    /// Reports, log lines and status events, the provider's and callback secrets scrubbed.
+    pub(super) reporter: Reporter,
+    pub(super) store: std::sync::Arc<dyn crate::store::Store>,
+    pub(super) callback_base: Option<String>,
+    pub(super) ttls: crate::store::Ttls,
+    pub(super) client: reqwest::Client,
+    pub(super) held: RefCell<HashMap<String, Held>>,
+    /// Sessions this node saw the last request of: id -> (when it ends if idle, its last
+    /// inbound message, for the `close` the application gets then).
+    pub(super) sessions: RefCell<HashMap<String, (Instant, Message)>>,
+    pub(super) up: std::cell::Cell<bool>,
+    /// The store outlives this process and may be shared with other nodes (Redis): a reply
+    /// that reaches a node not holding its request is handed over through the store.
+    pub(super) shared_store: bool,
+    /// A look in the store for answers handed over is under way.
+    pub(super) polling: std::cell::Cell<bool>,
+    /// Sessions refused at `max_ussd_sessions`, logged at most once per 10 s.
+    pub(super) refusals: RefCell<crate::limits::LogEvery>,
+}
+
+/// Runs a provider's channel until its command channel closes.
+pub async fn run<P: Provider>(
+    provider: P,
+    timeout: Duration,
+    ctx: TransportContext,
+) -> Result<(), TransportError> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| TransportError::Other(e.to_string()))?;
+    let TransportContext {
+        channel_id,
+        mut commands,
+        reports,
+        store,
+        mut callbacks,
+        callback_base,
+        callback_secret,
+        ttls,
+        ..
+    } = ctx;
+    let shared_store = store.kind() != "memory";
+    let mut secrets = provider.secrets();
+    secrets.extend(callback_secret);
+    let driver = Rc::new(Driver {
+        shared_store,
+        polling: std::cell::Cell::new(false),
+        provider,
+        reporter: Reporter::new(&channel_id, reports).with_secrets(secrets),
+        cid: channel_id,
+        store,
+        callback_base,
+        ttls,
+        client,
+        held: RefCell::default(),
+        sessions: RefCell::default(),
+        up: std::cell::Cell::new(true),
+        refusals: RefCell::new(crate::limits::LogEvery::new(Duration::from_secs(10))),
+    });
+    let started = match &driver.callback_base {
+        Some(b) => format!("Running; callbacks at {b}/"),
+        None => "Running (the public listener is off: no callbacks)".into(),
+    };
+    driver.status(Level::Ok, "started", started);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut intake_open = true;
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => return Ok(()),
+                Some(TransportCommand::Send(msg)) => driver.clone().send(msg),
+            },
+            cb = callbacks.recv(), if intake_open => match cb {
+                Some(cb) => driver.clone().callback(cb),
+                None => intake_open = false,
+            },
+            _ = tick.tick() => driver.clone().sweep(),
+        }
+    }
+}
+
+impl<P: Provider> Driver<P> {
+    pub(super) fn report(&self, r: TransportReport) {
+        self.reporter.report(r);
+    }
+
+    pub(super) fn log(&self, level: u8, message: impl AsRef<str>) {
+        self.reporter.log(level, message)
+    }
+
+    /// A log line about one message (its story: `GET /channels/{id}/messages/{mid}/logs`).
+    pub(super) fn log_about(&self, level: u8, message_id: Option<&str>, message: impl AsRef<str>) {
+        self.reporter.log_about(level, message_id, message)
+    }
+
+    pub(super) fn status(&self, level: Level, kind: &str, message: impl AsRef<str>) {
+        self.reporter
+            .status(self.provider.name(), level, kind, message)
+    }
+
+    pub(super) fn ack(&self, message_id: String, sent_message_id: String) {
+        self.report(TransportReport::Ack {
+            message_id,
+            sent_message_id,
+        });
+    }
+
+    pub(super) fn nack(&self, message_id: String, reason: String, retry: bool) {
+        self.report(TransportReport::Nack {
+            message_id,
+            reason: self.reporter.scrub(&reason),
+            retry,
+        });
+    }
+
+    /// The session id a message belongs to, if it is part of a USSD session of ours.
+    pub(super) fn session_of(&self, msg: &Message) -> Option<String> {
+        msg.transport_metadata
+            .get(self.provider.name())
+            .and_then(|m| m.get(SESSION_KEY))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    pub(super) fn send(self: Rc<Self>, msg: Message) {
+        if let Err(reason) = self.provider.check_send(&msg) {
+            self.nack(msg.message_id, reason, false);
+            return;
+        }
+        // A reply to a held USSD request is its answer.
+        let held = msg
+            .in_reply_to
+            .as_ref()
+            .and_then(|id| self.held.borrow_mut().remove(id));
+        if let Some(held) = held {
+            self.answer_ussd(held, msg);
+            return;
+        }
+        if let (Some(original), Some(_)) = (msg.in_reply_to.clone(), self.session_of(&msg)) {
+            if self.shared_store {
+                // Another node may hold the request: the answer goes to it through the store.
+                tokio::task::spawn_local(async move { self.hand_over(original, msg).await });
+            } else {
+                self.no_request(msg);
+            }
+            return;
+        }
+        let cx = SendContext {
+            channel_id: &self.cid,
+            callback_base: self.callback_base.as_deref(),
+        };
+        let request = match self.provider.build_send(&msg, &cx) {
+            Ok(r) => r,
+            Err(reason) => {
+                self.nack(msg.message_id, reason, false);
+                return;
+            }
+        };
+        tokio::task::spawn_local(async move {
+            let started = Instant::now();
+            let shown = format!(
+                "{} {}",
+                request.method,
+                shown_url(&request.url, self.reporter.secrets())
+            );
+            let outcome = match self.execute(&request).await {
+                Ok(resp) => {
+                    let outcome = self.provider.read_send(&resp);
+                    let took = started.elapsed().as_millis();
+                    let line = format!(
+                        "Sent {} to the provider: {shown} answered {} in {took} ms: {}",
+                        msg.message_id,
+                        resp.status,
+                        quote(&resp.body)
+                    );
+                    let level = match outcome {
+                        SendOutcome::Accepted(_) => crate::logs::INFO,
+                        _ => crate::logs::WARNING,
+                    };
+                    self.log_about(level, Some(&msg.message_id), line);
+                    outcome
+                }
+                Err(why) => {
+                    self.log_about(
+                        crate::logs::WARNING,
+                        Some(&msg.message_id),
+                        format!("Sending {} failed: {shown}: {why}", msg.message_id),
+                    );
+                    SendOutcome::Retry(why)
+                }
+            };
+            match outcome {
+                SendOutcome::Accepted(provider_id) => {
+                    if !self.up.replace(true) {
+                        self.status(Level::Ok, "provider_ok", "The provider answers again");
+                    }
+                    let sent = provider_id
+                        .clone()
+                        .unwrap_or_else(|| msg.message_id.clone());
+                    if let Some(pid) = provider_id.filter(|_| self.provider.maps_ids()) {
+                        let key = format!("{ID_KEY}{pid}");
+                        // A failed write loses only this message's delivery reports.
+                        if let Err(e) = self
+                            .store
+                            .set_message_state(&self.cid, &key, &msg.message_id, self.ttls.outbound)
+                            .await
+                        {
+                            self.log_about(
+                                crate::logs::WARNING,
+                                Some(&msg.message_id),
+                                format!(
+                                    "Could not keep the provider id of {}: {e}",
+                                    msg.message_id
+                                ),
+                            );
+                        }
+                    }
+                    self.ack(msg.message_id, sent);
+                }
+                SendOutcome::Retry(why) => {
+                    if self.up.replace(false) {
+                        self.status(
+                            Level::Degraded,
+                            "provider_unavailable",
+                            format!("{shown}: {why}"),
+                        );
+                    }
+                    self.nack(msg.message_id, why, true);
+                }
+                SendOutcome::Failed(why) => self.nack(msg.message_id, why, false),
+            }
+        });
+    }
+
+    /// Sends one request: the provider's answer, or why there was none.
+    pub(super) async fn execute(&self, r: &ProviderRequest) -> Result<ProviderResponse, String> {
+        let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut req = self.client.request(method, &r.url);
+        for (k, v) in &r.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some((u, p)) = &r.basic_auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        req = match &r.body {
+            RequestBody::None => req,
+            RequestBody::Form(fields) => req
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(fields)
+                        .finish(),
+                ),
+            RequestBody::Json(v) => req
+                .header("Content-Type", "application/json")
+                .body(v.to_string()),
+            RequestBody::Raw { content_type, body } => req
+                .header("Content-Type", content_type.as_str())
+                .body(body.clone()),
+        };
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                Ok(ProviderResponse { status, body })
+            }
+            Err(e) if e.is_timeout() => Err("timed out".into()),
+            Err(e) if e.is_connect() => Err("connection failed".into()),
+            Err(_) => Err("request failed".into()),
+        }
+    }
+
+    pub(super) fn callback(self: Rc<Self>, cb: Callback) {
+        let action = cb.action.clone();
+        let (received, response) = match self.provider.receive(&cb) {
+            Ok(x) => x,
+            Err(refusal) => {
+                self.log(
+                    crate::logs::WARNING,
+                    format!(
+                        "Refused a {action} callback ({}): {}",
+                        refusal.response.status, refusal.reason
+                    ),
+                );
+                crate::telemetry::callback_refused(&self.cid, "refused");
+                cb.respond(refusal.response);
+                return;
+            }
+        };
+        match received {
+            Received::Messages(list) => {
+                for inbound in list {
+                    // (The channel logs its arrival.)
+                    let msg = self.inbound_message(inbound, None);
+                    self.report(TransportReport::Inbound(Box::new(msg)));
+                }
+                cb.respond(response);
+            }
+            Received::Reports(list) => {
+                cb.respond(response);
+                tokio::task::spawn_local(async move {
+                    for r in list {
+                        self.delivery_report(r).await;
+                    }
+                });
+            }
+            Received::Ignored(why) => {
+                self.log(
+                    crate::logs::INFO,
+                    format!("Ignored a {action} callback: {why}"),
+                );
+                cb.respond(response);
+            }
+            Received::Ussd(req) => {
+                tokio::task::spawn_local(async move { self.ussd_request(cb, req, response).await });
+            }
+        }
+    }
+
+    pub(super) fn inbound_message(
+        &self,
+        inbound: Inbound,
+        session: Option<(&str, SessionEvent)>,
+    ) -> Message {
+        let mut msg = Message::new(Some(inbound.to), Some(inbound.from), inbound.content);
+        let mut meta = inbound.metadata;
+        msg.provider = self.provider.message_provider(&meta);
+        if let Some((sid, event)) = session {
+            meta.insert(SESSION_KEY.into(), Value::String(sid.to_string()));
+            msg.session_event = Some(event);
+            msg.transport_type = Some("ussd".into());
+            msg.helper_metadata
+                .insert("session_id".into(), Value::String(sid.to_string()));
+        }
+        msg.transport_metadata
+            .insert(self.provider.name().into(), Value::Object(meta));
+        msg
+    }
+
+    pub(super) async fn delivery_report(&self, r: Report) {
+        let too_long = |id: &Option<String>| id.as_ref().is_some_and(|i| i.len() > MAX_ID);
+        if too_long(&r.message_id) || too_long(&r.provider_id) {
+            self.log(
+                crate::logs::WARNING,
+                format!("Delivery report ignored: an id longer than {MAX_ID} characters"),
+            );
+            crate::telemetry::callback_refused(&self.cid, "unknown_message");
+            return;
+        }
+        // Our id, when the callback names one (a reference or URL we gave the provider), is
+        // believed only for a message this channel sent: a forged report cannot touch (or
+        // create a record for) anybody else's. Then the provider's id, through the map kept
+        // when the provider accepted the send (Twilio's `MessageSid` when `id` is unknown).
+        let mut mid = None;
+        if let Some(m) = &r.message_id {
+            match self.store.load_outbound(&self.cid, m).await {
+                Ok(Some(_)) => mid = Some(m.clone()),
+                Ok(None) => {}
+                Err(e) => self.log(
+                    crate::logs::WARNING,
+                    format!("Could not look up message {m}: {e}"),
+                ),
+            }
+        }
+        if mid.is_none()
+            && let Some(pid) = &r.provider_id
+        {
+            let key = format!("{ID_KEY}{pid}");
+            // The report may overtake the provider's answer to the send: wait a little.
+            for _ in 0..10 {
+                match self.store.get_state(&self.cid, &key).await {
+                    Ok(Some(m)) => {
+                        mid = Some(m);
+                        break;
+                    }
+                    Ok(None) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        self.log(
+                            crate::logs::WARNING,
+                            format!("Could not look up {pid}: {e}"),
+                        );
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+        match mid {
+            Some(message_id) => {
+                self.log_about(
+                    crate::logs::INFO,
+                    Some(&message_id),
+                    format!(
+                        "Delivery report for {message_id}: {} ({})",
+                        r.detail,
+                        status_word(r.status)
+                    ),
+                );
+                self.report(TransportReport::DeliveryReport {
+                    message_id,
+                    status: r.status,
+                });
+            }
+            None => {
+                crate::telemetry::callback_refused(&self.cid, "unknown_message");
+                self.log(
+                    crate::logs::WARNING,
+                    match (&r.message_id, &r.provider_id) {
+                        (Some(m), _) => format!(
+                            "Delivery report for a message this channel did not send ({m:?}): {}",
+                            r.detail
+                        ),
+                        (None, p) => format!(
+                            "Delivery report for unknown provider id {:?}: {}",
+                            p.clone().unwrap_or_default(),
+                            r.detail
+                        ),
+                    },
+                )
+            }
+        }
+    }
+}
+
+fn status_word(s: DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Pending => "pending",
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Failed => "failed",
+    }
+}
