@@ -264,6 +264,35 @@ impl Default for LogSettings {
     }
 }
 
+/// `[cluster]`: this node among others on the same Redis and RabbitMQ. A node with the
+/// Redis store and the RabbitMQ bus is a member of the cluster of every node on them (under
+/// the same key prefix); any other is a cluster of one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// This node's id: unique in the cluster (default: host name and API port).
+    pub node_id: Option<String>,
+    /// Where the other nodes and operators reach this node's API (default: the address it
+    /// listens on, the host name for an unspecified address).
+    pub advertise_url: Option<String>,
+    /// Seconds a channel lease and a heartbeat last without renewal (renewed every quarter
+    /// of it): how long a dead node's channels wait before another takes them.
+    pub lease_ttl: f64,
+    /// Seconds a node stopped with SIGTERM may take to hand its channels over.
+    pub grace: f64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            node_id: None,
+            advertise_url: None,
+            lease_ttl: 10.0,
+            grace: 20.0,
+        }
+    }
+}
+
 /// Everything hornbill reads from its config file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -282,6 +311,7 @@ pub struct Settings {
     pub routers: Vec<Value>,
     /// Applications channels and destinations can name: `name`, `type`, `config`.
     pub applications: Vec<Value>,
+    pub cluster: ClusterSettings,
     /// The same, read and checked (`echo` is not among them).
     #[serde(skip)]
     pub apps: Vec<AppDef>,
@@ -304,6 +334,7 @@ impl std::error::Error for ConfigProblems {}
 
 const SECTIONS: &[&str] = &[
     "server",
+    "cluster",
     "public",
     "bus",
     "store",
@@ -383,6 +414,7 @@ impl Settings {
         settings.webhooks = section(&top, "webhooks", &mut problems);
         settings.channel_defaults = section(&top, "channel_defaults", &mut problems);
         settings.log = section(&top, "log", &mut problems);
+        settings.cluster = section(&top, "cluster", &mut problems);
         settings.channels = section(&top, "channels", &mut problems);
         settings.routers = section(&top, "routers", &mut problems);
         settings.applications = section(&top, "applications", &mut problems);
@@ -447,10 +479,29 @@ impl Settings {
             ),
             ("[webhooks] max_backoff", w.max_backoff, 0.01, 86_400.0),
             ("[webhooks] retry_for", w.retry_for, 0.0, 30.0 * 86_400.0),
+            (
+                "[cluster] lease_ttl",
+                settings.cluster.lease_ttl,
+                1.0,
+                600.0,
+            ),
+            ("[cluster] grace", settings.cluster.grace, 0.0, 3_600.0),
         ] {
             if let Err(e) = crate::transports::check_range(key, v, min, max) {
                 problems.push(e);
             }
+        }
+        if settings.cluster.node_id.as_deref().is_some_and(|n| {
+            n.is_empty() || n.len() > 200 || n.chars().any(|c| c.is_control() || c == '|')
+        }) {
+            problems.push("[cluster] node_id must be 1 to 200 characters, no '|'".into());
+        }
+        if let Some(u) = &settings.cluster.advertise_url
+            && !url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            problems.push(format!(
+                "[cluster] advertise_url = {u:?}: must be an http(s) URL"
+            ));
         }
         if w.max_per_destination == 0 {
             problems.push("[webhooks] max_per_destination must be at least 1".into());

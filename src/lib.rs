@@ -8,6 +8,7 @@
 pub mod actors;
 pub mod api_schema;
 pub mod bus;
+pub mod cluster;
 pub mod config;
 pub mod defs;
 pub mod http;
@@ -78,7 +79,14 @@ pub async fn start(
     registry: Registry,
     listener: std::net::TcpListener,
 ) -> anyhow::Result<Running> {
+    let api_addr = listener.local_addr()?;
+    let node_id = settings
+        .cluster
+        .node_id
+        .clone()
+        .unwrap_or_else(|| cluster::default_node_id(api_addr.port()));
     // Before any channel registers its counters (with no recorder they would count nowhere).
+    telemetry::set_node(&node_id);
     telemetry::init();
     logs::keep_message_entries(settings.log.message_entries);
     limits::set_fd_reserve(settings.server.fd_reserve);
@@ -142,6 +150,35 @@ pub async fn start(
         }
         _ => Arc::new(bus::MemoryBus::new(settings.bus.max_queue_length)),
     };
+    // A cluster needs what every node shares: the Redis store and the RabbitMQ bus.
+    let coordinator: Arc<dyn cluster::Coordinator> =
+        if settings.store.kind == "redis" && settings.bus.kind == "amqp" {
+            let url = settings.store.redis_url();
+            let prefix = settings.store.key_prefix.clone();
+            let target = url.clone();
+            let redis = on_backend_thread(async move {
+                cluster::RedisCoordinator::connect(&target, prefix.as_deref(), wait).await
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!("cannot reach Redis at {}: {e}", redact::url(&url)))?;
+            Arc::new(redis)
+        } else {
+            Arc::new(cluster::Local::default())
+        };
+    let advertise = settings.cluster.advertise_url.clone().unwrap_or_else(|| {
+        if api_addr.ip().is_unspecified() {
+            let host = cluster::default_node_id(api_addr.port());
+            format!("http://{host}")
+        } else {
+            format!("http://{api_addr}")
+        }
+    });
+    let membership = Arc::new(actors::cluster::Membership::new(
+        node_id,
+        advertise.trim_end_matches('/').to_string(),
+        coordinator,
+        Duration::from_secs_f64(settings.cluster.lease_ttl),
+    ));
     // Webhooks are posted from their own thread: on a busy server they are the largest share
     // of the work that follows a message, and the channels' thread has the rest to do.
     let webhooks_pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -179,6 +216,7 @@ pub async fn start(
             .unwrap_or_else(|| format!("http://{a}"))
     });
     let core = Arc::new(Core {
+        membership,
         public_base,
         store,
         memory_store,
@@ -192,6 +230,7 @@ pub async fn start(
         settings: settings.clone(),
     });
     let engine = Engine::new(core.clone()).start();
+    actix_rt::spawn(actors::cluster::run(core.clone(), engine.clone()));
 
     for (id, props) in core.store.load_channels().await? {
         engine

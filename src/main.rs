@@ -178,25 +178,32 @@ fn serve(settings: Settings, registry: Registry) -> anyhow::Result<()> {
             let _ = writeln!(out, "hornbill public listener on http://{public}");
         }
         let _ = out.flush();
-        let handle = running.handle.clone();
+        // A stop hands this node's channels to the others first (bounded by [cluster] grace).
+        let stop = {
+            let handle = running.handle.clone();
+            let core = running.core.clone();
+            move || async move {
+                tracing::info!("Stopping: handing the channels over.");
+                let grace = std::time::Duration::from_secs_f64(core.settings.cluster.grace);
+                core.membership.leave(grace).await;
+                tracing::info!("Stopping.");
+                handle.stop(true).await;
+            }
+        };
+        let on_interrupt = stop.clone();
         actix_web::rt::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("Stopping.");
-            handle.stop(true).await;
+            on_interrupt().await;
         });
         #[cfg(unix)]
-        {
-            let handle = running.handle.clone();
-            actix_web::rt::spawn(async move {
-                if let Ok(mut term) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                {
-                    term.recv().await;
-                    tracing::info!("Stopping.");
-                    handle.stop(true).await;
-                }
-            });
-        }
+        actix_web::rt::spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+                stop().await;
+            }
+        });
         running.server.await?;
         Ok(())
     })

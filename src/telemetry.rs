@@ -65,9 +65,20 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder, the first time it is called in the process; later
 /// calls return the same handle.
+static NODE: OnceLock<String> = OnceLock::new();
+
+/// This node's id, as the `node` label of every metric: set before `init`.
+pub fn set_node(id: &str) {
+    let _ = NODE.set(id.to_string());
+}
+
 pub fn init() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
+        let mut builder = PrometheusBuilder::new();
+        if let Some(node) = NODE.get() {
+            builder = builder.add_global_label("node", node.clone());
+        }
+        let recorder = builder
             .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
             .set_buckets_for_metric(Matcher::Full(API_REQUEST_DURATION.into()), API_BUCKETS)
             .expect("API_BUCKETS is not empty")

@@ -29,6 +29,22 @@ use work::{publish_events, run_in_order};
 /// answers 503 (the provider retries later).
 const CALLBACK_QUEUE: usize = 1024;
 
+/// Counts a transport task while it runs, however it ends (returned, failed, aborted).
+struct RunningGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl RunningGuard {
+    fn new(count: Arc<std::sync::atomic::AtomicUsize>) -> RunningGuard {
+        count.fetch_add(1, Ordering::SeqCst);
+        RunningGuard(count)
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A message taken off the bus, with the delivery that settles it.
 struct Pending {
     msg: Message,
@@ -74,6 +90,8 @@ impl TransportRun {
 }
 
 pub struct Channel {
+    /// Runs the channel here (see `new`).
+    active: bool,
     core: Arc<Core>,
     shared: Arc<ChannelShared>,
     realtime: VecDeque<Pending>,
@@ -103,12 +121,15 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub fn new(core: Arc<Core>, shared: Arc<ChannelShared>) -> Channel {
+    /// `active`: it runs the channel (consumes its outbound queue and sends); otherwise it
+    /// only answers provider callbacks (a channel type that takes them on every node).
+    pub fn new(core: Arc<Core>, shared: Arc<ChannelShared>, active: bool) -> Channel {
         let spec = shared.spec();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let (in_order, in_order_rx) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::unbounded_channel();
         Channel {
+            active,
             bucket: TokenBucket::new(spec.rate_limit_count, spec.rate_limit_window),
             window: spec.window,
             core,
@@ -177,7 +198,12 @@ impl Channel {
         };
         *self.shared.callbacks.write() = Some(callbacks_tx);
         let stop = tctx.stop.clone();
-        let handle = tokio::task::spawn_local(factory.start(&spec.config, tctx));
+        let running = RunningGuard::new(self.shared.transports.clone());
+        let transport = factory.start(&spec.config, tctx);
+        let handle = tokio::task::spawn_local(async move {
+            let _running = running;
+            transport.await
+        });
         self.transport = Some(TransportRun {
             tx,
             abort: handle.abort_handle(),
@@ -274,11 +300,43 @@ impl Channel {
     }
 
     /// Hands queued messages to the transport while the window and rate limit allow.
+    /// Takes the outbound queue (`realtime` and `bulk`) off the bus.
+    fn consume(&mut self, ctx: &mut Context<Self>) {
+        let id = self.id().to_string();
+        let bus = self.core.bus.clone();
+        let window = self.window;
+        let fut = async move {
+            let rt = bus.consume(&routes::outbound_realtime(&id), window).await?;
+            let bulk = bus.consume(&routes::outbound(&id), window).await?;
+            Ok::<_, crate::bus::BusError>((rt, bulk))
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((rt, bulk)) => {
+                ctx.add_stream(rt.map(|d| (d, true)));
+                ctx.add_stream(bulk.map(|d| (d, false)));
+            }
+            Err(e) => {
+                act.shared.log.log(
+                    crate::logs::ERROR,
+                    None,
+                    format!("Cannot consume the outbound queue: {e}"),
+                );
+                ctx.stop();
+            }
+        }));
+    }
+
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let Some(run) = self.transport.as_ref().filter(|r| !r.stop.is_cancelled()) else {
             self.update_counts();
             return;
         };
+        // Nothing is sent without a lease still valid here (a node paused past it wakes to
+        // find it gone: its transport is stopped, it sends nothing).
+        if !self.active || !self.shared.lease_valid() {
+            self.update_counts();
+            return;
+        }
         if self.paused_until.is_some_and(|t| t > Instant::now()) {
             self.update_counts();
             return;
@@ -352,7 +410,6 @@ impl Actor for Channel {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let id = self.id().to_string();
         if let Some(rx) = self.reports_rx.take() {
             ctx.add_stream(futures::stream::unfold(rx, |mut rx| async move {
                 rx.recv().await.map(|r| (r, rx))
@@ -364,27 +421,9 @@ impl Actor for Channel {
         if let Some(rx) = self.events_rx.take() {
             actix_rt::spawn(publish_events(self.core.clone(), self.shared.clone(), rx));
         }
-        let bus = self.core.bus.clone();
-        let window = self.window;
-        let fut = async move {
-            let rt = bus.consume(&routes::outbound_realtime(&id), window).await?;
-            let bulk = bus.consume(&routes::outbound(&id), window).await?;
-            Ok::<_, crate::bus::BusError>((rt, bulk))
-        };
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((rt, bulk)) => {
-                ctx.add_stream(rt.map(|d| (d, true)));
-                ctx.add_stream(bulk.map(|d| (d, false)));
-            }
-            Err(e) => {
-                act.shared.log.log(
-                    crate::logs::ERROR,
-                    None,
-                    format!("Cannot consume the outbound queue: {e}"),
-                );
-                ctx.stop();
-            }
-        }));
+        if self.active {
+            self.consume(ctx);
+        }
         self.start_transport(ctx);
     }
 
@@ -520,6 +559,23 @@ impl StreamHandler<TransportReport> for Channel {
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+/// This node now holds the channel's lease: a callbacks-only channel starts taking its
+/// outbound queue too (its transport keeps running, with whatever it holds).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BecomeActive;
+
+impl Handler<BecomeActive> for Channel {
+    type Result = ();
+    fn handle(&mut self, _: BecomeActive, ctx: &mut Context<Self>) {
+        if !self.active {
+            self.active = true;
+            self.consume(ctx);
+            self.pump(ctx);
+        }
+    }
 }
 
 /// Restart the transport (the API's restart, or a new `config`).

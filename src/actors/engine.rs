@@ -7,7 +7,6 @@ use super::forwarder::Forwarder;
 use super::router::{self, Router, RouterShared};
 use super::{ChannelShared, Core};
 use crate::bus::routes;
-use crate::logs::ChannelLog;
 use crate::store::Defs;
 use crate::store::StoreError;
 use actix::prelude::*;
@@ -15,7 +14,6 @@ use parking_lot::RwLock;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,27 +45,190 @@ impl Engine {
         Engine { core, forwarders }
     }
 
+    /// A channel known to this node: it runs here once this node holds its lease
+    /// (`Activate`); until then it answers the API and, for a type that takes provider
+    /// callbacks on every node, those.
     fn launch(&self, id: String, props: Value) -> Arc<ChannelShared> {
-        let d = &self.core.settings;
         let spec = Arc::new(self.core.channel_spec(&props));
-        let shared = Arc::new(ChannelShared {
-            metrics: RwLock::new(crate::telemetry::ChannelMetrics::new(&id, &spec.kind)),
-            spec: RwLock::new(spec),
-            props: RwLock::new(props),
-            log: ChannelLog::new(&id, d.log.ring_size),
-            held: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            actor: RwLock::new(None),
-            forwarder: RwLock::new(None),
-            callbacks: RwLock::new(None),
-            id: id.clone(),
-        });
-        let actor = Channel::new(self.core.clone(), shared.clone()).start();
-        let forwarder = start_forwarder(&self.forwarders, self.core.clone(), shared.clone());
-        *shared.actor.write() = Some(actor);
-        *shared.forwarder.write() = Some(forwarder);
+        let shared = Arc::new(ChannelShared::new(
+            &id,
+            props,
+            spec,
+            self.core.settings.log.ring_size,
+        ));
         self.core.channels.write().insert(id, shared.clone());
+        self.start_passive(&shared);
+        self.core.membership.wake.notify_one();
         shared
+    }
+
+    /// The callbacks-only actor of a channel not held here, for the types that have one.
+    fn start_passive(&self, shared: &Arc<ChannelShared>) {
+        let everywhere = self
+            .core
+            .registry
+            .get(&shared.spec().kind)
+            .is_ok_and(|f| f.callbacks_everywhere());
+        if everywhere && shared.actor.read().is_none() {
+            let actor = Channel::new(self.core.clone(), shared.clone(), false).start();
+            *shared.actor.write() = Some(actor);
+        }
+    }
+}
+
+/// This node holds the channel's lease now: run it here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Activate(pub String);
+
+impl Handler<Activate> for Engine {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Activate, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(shared) = self.core.channel(&msg.0) else {
+            return Box::pin(fut::ready(()));
+        };
+        if shared
+            .active
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Box::pin(fut::ready(()));
+        }
+        // A callbacks-only actor takes the queue too (its transport, with any USSD request
+        // it holds, carries on); otherwise the channel starts here.
+        let passive = shared.actor.read().clone();
+        match passive {
+            Some(actor) => actor.do_send(channel::BecomeActive),
+            None => {
+                let actor = Channel::new(self.core.clone(), shared.clone(), true).start();
+                *shared.actor.write() = Some(actor);
+            }
+        }
+        let forwarder = start_forwarder(&self.forwarders, self.core.clone(), shared.clone());
+        *shared.forwarder.write() = Some(forwarder);
+        Box::pin(fut::ready(()))
+    }
+}
+
+/// This node no longer holds the channel's lease: stop running it here (`graceful`: its
+/// transport is given `GRACEFUL_STOP` to finish its window before this answers).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deactivate {
+    pub id: String,
+    pub graceful: bool,
+}
+
+impl Handler<Deactivate> for Engine {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Deactivate, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(shared) = self.core.channel(&msg.id) else {
+            return Box::pin(fut::ready(()));
+        };
+        if !shared
+            .active
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Box::pin(fut::ready(()));
+        }
+        let actor = shared.actor.write().take();
+        let forwarder = shared.forwarder.write().take();
+        let graceful = msg.graceful;
+        Box::pin(
+            async move {
+                if let Some(a) = actor {
+                    let _ = a.send(channel::StopChannel).await;
+                }
+                if let Some(f) = forwarder {
+                    let _ = f.send(StopForwarder).await;
+                }
+                if graceful {
+                    let deadline = tokio::time::Instant::now()
+                        + crate::transports::GRACEFUL_STOP
+                        + Duration::from_secs(1);
+                    while shared.transports.load(std::sync::atomic::Ordering::SeqCst) > 0
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                shared.clear_lease();
+                shared
+            }
+            .into_actor(self)
+            .map(|shared, act, _| {
+                if act.core.channel(&shared.id).is_some() && !shared.is_active() {
+                    act.start_passive(&shared);
+                }
+            }),
+        )
+    }
+}
+
+/// A channel changed on another node: take its definition from the store again (created,
+/// modified, or gone).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload(pub String);
+
+impl Handler<Reload> for Engine {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Reload, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.core.store.clone();
+        let id = msg.0;
+        Box::pin(
+            async move {
+                let found = store.load_def(Defs::Channels, &id).await;
+                (id, found)
+            }
+            .into_actor(self)
+            .map(|(id, found), act, ctx| match found {
+                Err(e) => {
+                    tracing::warn!(channel = %id, error = %e, "Changed channel not reloaded.")
+                }
+                Ok(None) => {
+                    if let Some(old) = act.core.channels.write().remove(&id) {
+                        old.active.store(false, std::sync::atomic::Ordering::SeqCst);
+                        stop(&old);
+                    }
+                }
+                Ok(Some(props)) => match act.core.channel(&id) {
+                    None => {
+                        act.launch(id, props);
+                    }
+                    Some(shared) => {
+                        let old = shared.props.read().clone();
+                        if old == props {
+                            return;
+                        }
+                        let changed = |k: &str| old.get(k) != props.get(k);
+                        let new_config =
+                            changed("config") || changed("type") || changed(super::CALLBACK_SECRET);
+                        let new_queue = changed("amqp_queue");
+                        let spec = Arc::new(act.core.channel_spec(&props));
+                        shared.metrics.write().retype(&shared.id, &spec.kind);
+                        *shared.spec.write() = spec;
+                        *shared.props.write() = props;
+                        if let Some(actor) = shared.actor.read().clone() {
+                            actor.do_send(channel::SpecChanged);
+                            if new_config {
+                                actor.do_send(channel::RestartTransport);
+                            }
+                        }
+                        if new_queue && shared.is_active() {
+                            let fresh =
+                                start_forwarder(&act.forwarders, act.core.clone(), shared.clone());
+                            if let Some(old) = shared.forwarder.write().replace(fresh) {
+                                old.do_send(StopForwarder);
+                            }
+                        }
+                        let _ = ctx;
+                    }
+                },
+            }),
+        )
     }
 }
 
@@ -384,6 +545,48 @@ impl Handler<PutRouter> for Engine {
                     ),
                 );
                 Ok(shared)
+            }),
+        )
+    }
+}
+
+/// A router changed on another node: take it and its destinations from the store again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReloadRouter(pub String);
+
+impl Handler<ReloadRouter> for Engine {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: ReloadRouter, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.core.store.clone();
+        let rid = msg.0;
+        Box::pin(
+            async move {
+                let def = store.load_def(Defs::Routers, &rid).await?;
+                let destinations = match def {
+                    Some(_) => store.load_defs(Defs::Destinations(&rid)).await?,
+                    None => vec![],
+                };
+                Ok::<_, StoreError>((rid, def, destinations))
+            }
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Err(e) => tracing::warn!(error = %e, "Changed router not reloaded."),
+                Ok((rid, None, _)) => {
+                    if let Some(old) = act.core.routers.write().remove(&rid) {
+                        stop_router(&old);
+                    }
+                }
+                Ok((rid, Some(def), destinations)) => {
+                    // Saved again as it is (the same write the other node made).
+                    ctx.address().do_send(PutRouter {
+                        id: Some(rid),
+                        def,
+                        destinations: Some(destinations.into_iter().collect()),
+                        from_config: false,
+                    });
+                }
             }),
         )
     }

@@ -7,6 +7,7 @@
 
 pub mod application;
 pub mod channel;
+pub mod cluster;
 pub mod engine;
 pub mod forwarder;
 pub mod ordered;
@@ -35,6 +36,8 @@ pub struct Core {
     pub store: Arc<dyn Store>,
     /// The embedded store, when that is the one in use (swept for expired records).
     pub memory_store: Option<Arc<crate::store::MemoryStore>>,
+    /// This node in the cluster (a cluster of one on the embedded default).
+    pub membership: Arc<cluster::Membership>,
     pub registry: Registry,
     pub webhooks: Addr<webhooks::Webhooks>,
     /// Webhook deliveries not yet settled (`hornbill_webhooks_pending`).
@@ -180,11 +183,56 @@ pub struct ChannelShared {
     pub forwarder: RwLock<Option<Addr<forwarder::Forwarder>>>,
     /// The running transport's intake of provider callbacks (public listener).
     pub callbacks: RwLock<Option<tokio::sync::mpsc::Sender<crate::transports::Callback>>>,
+    /// This node holds the channel's lease and runs it (its transport, its consumer of the
+    /// outbound queue, its forwarder). Otherwise the channel is known here for the API, and
+    /// at most answers provider callbacks.
+    pub active: std::sync::atomic::AtomicBool,
+    /// The lease's fencing token and until when this node may act on it.
+    pub lease: parking_lot::Mutex<Option<(u64, std::time::Instant)>>,
+    /// Transport tasks still running (a stopped one may take `GRACEFUL_STOP` to end).
+    pub transports: Arc<AtomicUsize>,
 }
 
 impl ChannelShared {
+    pub fn new(id: &str, props: Value, spec: Arc<ChannelSpec>, ring_size: usize) -> ChannelShared {
+        ChannelShared {
+            metrics: RwLock::new(crate::telemetry::ChannelMetrics::new(id, &spec.kind)),
+            spec: RwLock::new(spec),
+            props: RwLock::new(props),
+            log: ChannelLog::new(id, ring_size),
+            held: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            actor: RwLock::new(None),
+            forwarder: RwLock::new(None),
+            callbacks: RwLock::new(None),
+            active: Default::default(),
+            lease: Default::default(),
+            transports: Default::default(),
+            id: id.to_string(),
+        }
+    }
+
     pub fn spec(&self) -> Arc<ChannelSpec> {
         self.spec.read().clone()
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    pub fn set_lease(&self, token: u64, until: std::time::Instant) {
+        *self.lease.lock() = Some((token, until));
+    }
+
+    pub fn clear_lease(&self) {
+        *self.lease.lock() = None;
+    }
+
+    /// Whether this node may hand the channel's messages to its transport now.
+    pub fn lease_valid(&self) -> bool {
+        self.lease
+            .lock()
+            .is_some_and(|(_, until)| std::time::Instant::now() < until)
     }
 }
 

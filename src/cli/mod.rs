@@ -1,4 +1,4 @@
-//! The client subcommands of the `hornbill` binary (`logs`, `channels`, `send`): they talk to
+//! The client subcommands of the `hornbill` binary (`logs`, `channels`, `send`, `cluster`): they talk to
 //! a running server (hornbill's, or Junebug's) over its HTTP API and print what it answers.
 //!
 //! Every request goes through [`Client`], which adds the credentials, unwraps Junebug's
@@ -7,6 +7,7 @@
 //! printed: URLs are shown through `redact::url`, and reqwest's errors without their URL.
 
 mod channels;
+mod cluster;
 mod logs;
 mod send;
 
@@ -51,6 +52,10 @@ pub enum Command {
     /// Send a message on a channel (a new one with --to, or a reply with --reply-to).
     #[command(after_help = send::SEND_EXAMPLES)]
     Send(send::SendArgs),
+    /// The cluster's live nodes: when each was last seen, how many channels and routers it
+    /// holds.
+    #[command(after_help = cluster::CLUSTER_EXAMPLES)]
+    Cluster,
 }
 
 /// Runs one client command to completion.
@@ -65,6 +70,7 @@ pub fn run(opts: ClientOpts, command: Command) -> Result<(), Error> {
             Command::Logs(args) => logs::run(&client, args).await,
             Command::Channels(args) => channels::run(&client, args).await,
             Command::Send(args) => send::run(&client, args).await,
+            Command::Cluster => cluster::run(&client).await,
         }
     })
 }

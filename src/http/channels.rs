@@ -3,6 +3,7 @@
 use super::State;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
 use super::openapi as doc;
+use crate::actors::cluster::tell;
 use crate::actors::engine::{CreateChannel, DeleteChannel, RestartChannel, UpdateChannel};
 use crate::actors::{
     CALLBACK_SECRET, CallbackSecret, ChannelShared, Core, PREVIOUS_CALLBACK_SECRET,
@@ -10,6 +11,7 @@ use crate::actors::{
 };
 use crate::api_schema;
 use crate::bus::routes;
+use crate::cluster::Change;
 use crate::message::{Level, StatusEvent};
 use crate::redact;
 use crate::transports::ConfigError;
@@ -160,6 +162,13 @@ pub async fn create(state: web::Data<State>, Body(body): Body) -> Result<HttpRes
         .engine
         .send(CreateChannel { id: None, props })
         .await??;
+    tell(
+        &state.core,
+        Change::Channel {
+            id: shared.id.clone(),
+        },
+    )
+    .await;
     // The callback secret is shown here, once (and by a rotation); views show it redacted.
     let mut view = channel_view(&state.core, &shared).await;
     if let Some(secret) = shared.props.read().get(CALLBACK_SECRET) {
@@ -203,6 +212,13 @@ pub async fn rotate_secret(
             changes,
         })
         .await??;
+    tell(
+        &state.core,
+        Change::Channel {
+            id: shared.id.clone(),
+        },
+    )
+    .await;
     shared.log.info(None, "Callback secret rotated");
     let base = state
         .core
@@ -288,6 +304,13 @@ pub async fn modify(
             changes,
         })
         .await??;
+    tell(
+        &state.core,
+        Change::Channel {
+            id: shared.id.clone(),
+        },
+    )
+    .await;
     Ok(ok(
         "channel updated",
         channel_view(&state.core, &shared).await,
@@ -305,10 +328,9 @@ pub async fn delete(
     state: web::Data<State>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .engine
-        .send(DeleteChannel(path.into_inner()))
-        .await??;
+    let id = path.into_inner();
+    state.engine.send(DeleteChannel(id.clone())).await??;
+    tell(&state.core, Change::Channel { id }).await;
     Ok(ok("channel deleted", json!({})))
 }
 
@@ -323,10 +345,10 @@ pub async fn restart(
     state: web::Data<State>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .engine
-        .send(RestartChannel(path.into_inner()))
-        .await??;
+    let id = path.into_inner();
+    state.engine.send(RestartChannel(id.clone())).await??;
+    // The channel's holder restarts it, wherever it is.
+    tell(&state.core, Change::Restart { id }).await;
     Ok(ok("channel restarted", json!({})))
 }
 

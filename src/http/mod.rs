@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod channels;
+pub mod cluster;
 pub mod envelope;
 pub mod messages;
 pub mod metrics;
@@ -138,6 +139,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/routers/{rid}/destinations/{did}/messages/{mid}")
             .route(web::get().to(routers::status))
+            .default_service(na("GET")),
+    )
+    .service(
+        web::resource(["/cluster", "/cluster/"])
+            .route(web::get().to(cluster::get))
             .default_service(na("GET")),
     )
     .service(

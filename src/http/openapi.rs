@@ -707,7 +707,7 @@ page (`/docs/`), the dashboard (`/ui/`), which are HTML pages, and the public li
         super::routers::get_destination, super::routers::replace_destination,
         patch_destination, super::routers::delete_destination, super::routers::send,
         super::routers::status,
-        super::health, metrics, spec, public_spec,
+        super::health, super::cluster::get, metrics, spec, public_spec,
     ),
     modifiers(&Security),
     security(("token" = []), ("basic" = [])),

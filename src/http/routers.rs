@@ -7,9 +7,11 @@ use super::channels::log_view;
 use super::envelope::{ApiError, Body, created, ok, parse_json};
 use super::messages::{SendTarget, status_view, submit};
 use super::openapi as doc;
+use crate::actors::cluster::tell;
 use crate::actors::engine::{DeleteDestination, DeleteRouter, PutDestination, PutRouter};
 use crate::actors::router::{RouterShared, check_destination, check_router};
 use crate::api_schema;
+use crate::cluster::Change;
 use crate::defs::RouterKind;
 use crate::redact;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -71,6 +73,13 @@ async fn put_router(state: &State, id: Option<String>, def: Value) -> Result<Val
             from_config: false,
         })
         .await??;
+    tell(
+        &state.core,
+        Change::Router {
+            id: shared.id.clone(),
+        },
+    )
+    .await;
     Ok(shared.view())
 }
 
@@ -154,7 +163,9 @@ pub async fn delete(
     state: web::Data<State>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.engine.send(DeleteRouter(path.into_inner())).await??;
+    let rid = path.into_inner();
+    state.engine.send(DeleteRouter(rid.clone())).await??;
+    tell(&state.core, Change::Router { id: rid }).await;
     Ok(ok("router deleted", json!({})))
 }
 
@@ -209,6 +220,13 @@ async fn put_destination(
             dest,
         })
         .await??;
+    tell(
+        &state.core,
+        Change::Router {
+            id: router.id.clone(),
+        },
+    )
+    .await;
     Ok(redact::channel(&saved))
 }
 
@@ -305,7 +323,14 @@ pub async fn delete_destination(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (rid, did) = path.into_inner();
-    state.engine.send(DeleteDestination { rid, did }).await??;
+    state
+        .engine
+        .send(DeleteDestination {
+            rid: rid.clone(),
+            did,
+        })
+        .await??;
+    tell(&state.core, Change::Router { id: rid }).await;
     Ok(ok("destination deleted", json!({})))
 }
 

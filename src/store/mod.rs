@@ -133,6 +133,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_def(&self, defs: Defs<'_>, id: &str) -> Result<(), StoreError>;
     /// Every saved definition of a kind, by id, in id order.
     async fn load_defs(&self, defs: Defs<'_>) -> Result<Vec<(String, Value)>, StoreError>;
+    /// One saved definition.
+    async fn load_def(&self, defs: Defs<'_>, id: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self
+            .load_defs(defs)
+            .await?
+            .into_iter()
+            .find_map(|(i, v)| (i == id).then_some(v)))
+    }
 
     /// Saves a channel definition (`channels` set + `{cid}:properties`).
     async fn save_channel(&self, id: &str, properties: &Value) -> Result<(), StoreError> {

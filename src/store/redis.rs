@@ -149,6 +149,19 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    async fn load_def(&self, defs: Defs<'_>, id: &str) -> Result<Option<Value>, StoreError> {
+        let key = self.key(&defs.item_key(id));
+        let mut pipe = redis::pipe();
+        pipe.sismember(self.key(&defs.set_key()), id).get(&key);
+        let (member, text): (bool, Option<String>) = self.run(&pipe).await?;
+        match text {
+            Some(text) if member => Ok(Some(
+                serde_json::from_str(&text).map_err(|e| corrupt(&key, e))?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
     async fn save_inbound(&self, cid: &str, msg: &Message) -> Result<(), StoreError> {
         let key = self.key(&keys::inbound(cid, &msg.message_id));
         let text = serde_json::to_string(msg).map_err(|e| corrupt(&key, e))?;

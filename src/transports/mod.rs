@@ -202,6 +202,12 @@ pub trait TransportFactory: Send + Sync + 'static {
     fn graceful_stop(&self) -> bool {
         false
     }
+    /// Whether every node of a cluster runs it for provider callbacks (an HTTP provider's
+    /// callbacks may reach any node), while only the channel's holder gives it messages to
+    /// send. A socket protocol (a bind, a listening port) runs on its holder alone.
+    fn callbacks_everywhere(&self) -> bool {
+        false
+    }
     /// The `{action}`s of `/channels/{id}/{action}` on the public listener this channel type
     /// answers (any other is a 404 there).
     fn callback_actions(&self, _config: &Value) -> Vec<&'static str> {
@@ -343,6 +349,10 @@ impl TransportFactory for WorkerKeysIgnored {
 
     fn graceful_stop(&self) -> bool {
         self.0.graceful_stop()
+    }
+
+    fn callbacks_everywhere(&self) -> bool {
+        self.0.callbacks_everywhere()
     }
 
     fn callback_actions(&self, config: &Value) -> Vec<&'static str> {

@@ -184,6 +184,36 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (`KILL`, `TERM`, `STOP`, `CONT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+
+    /// kill -9, and waits for the process to end.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and waits (up to 30 s) for the process to end.
+    pub fn terminate(&mut self) {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("hornbill did not stop within 30 s of SIGTERM");
+    }
+
     pub fn api(&self) -> Api {
         Api {
             base: self.url.clone(),
@@ -285,6 +315,7 @@ pub fn callback_base(public: &str, cid: &str) -> String {
     format!("{public}/channels/{cid}/{secret}")
 }
 
+#[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,

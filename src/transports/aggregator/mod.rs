@@ -403,6 +403,10 @@ impl<T: HttpType> super::TransportFactory for Factory<T> {
         T::ACTIONS.to_vec()
     }
 
+    fn callbacks_everywhere(&self) -> bool {
+        true
+    }
+
     fn config_schema(&self) -> Value {
         super::config_schema::<T::Config>()
     }
