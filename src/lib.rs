@@ -185,9 +185,10 @@ pub async fn start(
     let webhooks = {
         let (settings, store) = (settings.webhooks.clone(), store.clone());
         let pending = webhooks_pending.clone();
+        let node = membership.node_id.clone();
         let arbiter = actix_rt::Arbiter::new();
         let addr = Webhooks::start_in_arbiter(&arbiter.handle(), move |_| {
-            Webhooks::new(settings, store, pending)
+            Webhooks::new(settings, store, pending, node)
         });
         // Like the backend arbiter, it lives as long as the process.
         std::mem::forget(arbiter);
@@ -302,19 +303,16 @@ pub async fn start(
             .await??;
     }
 
-    // Webhooks saved by an earlier run (Redis store) are tried again.
-    let saved = core.store.load_webhooks().await?;
-    let resumed = actors::webhooks::saved_jobs(saved, |cid| {
-        core.channel(cid)
-            .map(|c| c.log.clone())
-            .unwrap_or_else(|| logs::ChannelLog::new(cid, 10))
-    });
-    if !resumed.is_empty() {
-        tracing::info!(count = resumed.len(), "Resuming saved webhook deliveries.");
-    }
-    for job in resumed {
-        core.webhooks.do_send(job);
-    }
+    // Webhooks saved by an earlier run (Redis store) are tried again: this node's own, and
+    // those of nodes that are gone (later, the cluster loop takes on those of nodes that go).
+    let live: Vec<String> = core
+        .membership
+        .coordinator
+        .members()
+        .await
+        .map(|m| m.into_iter().map(|n| n.id).collect())
+        .unwrap_or_default();
+    actors::cluster::resume_webhooks(&core, &live, true).await;
 
     let state = web::Data::new(http::State {
         core: core.clone(),

@@ -128,10 +128,10 @@ async fn channels_are_held_once_spread_evenly_and_follow_changes_from_any_node()
         })
         .await;
     }
-    let (cid, port) = ports.iter().next().map(|(c, p)| (c.clone(), *p)).unwrap();
-    let views: Vec<Value> = futures::future::join_all(apis.iter().map(|a| a.channel(&cid))).await;
+    let (cid0, port) = ports.iter().next().map(|(c, p)| (c.clone(), *p)).unwrap();
+    let views: Vec<Value> = futures::future::join_all(apis.iter().map(|a| a.channel(&cid0))).await;
     for v in &views {
-        assert_eq!(v["id"], json!(cid));
+        assert_eq!(v["id"], json!(cid0));
         assert_eq!(v["config"], views[0]["config"]);
     }
 
@@ -181,6 +181,57 @@ async fn channels_are_held_once_spread_evenly_and_follow_changes_from_any_node()
         body["content"] == json!("hello cluster")
     })
     .await;
+    // A reply sent through a node that does not hold the channel: its story, read from a
+    // third node, has the sending node's lines and the holder's.
+    let holder = held
+        .iter()
+        .find(|(_, c)| c.contains(&cid0))
+        .map(|(n, _)| n.clone())
+        .unwrap();
+    let at = |i: usize| nodes[i].url.ends_with(holder.rsplit(':').next().unwrap());
+    let sender = (0..3).find(|i| !at(*i)).unwrap();
+    let reader = (0..3).find(|i| *i != sender && !at(*i)).unwrap_or(sender);
+    let sent = apis[sender]
+        .send(
+            &cid0,
+            json!({"to": user.address, "content": "hi from afar"}),
+        )
+        .await;
+    user.wait_line("hi from afar").await;
+    let mid = sent["message_id"].as_str().unwrap().to_string();
+    let story = eventually("the story from both nodes", || async {
+        let r = apis[reader]
+            .get(&format!("/channels/{cid0}/messages/{mid}/logs"))
+            .await
+            .ok(200, "logs retrieved");
+        let lines: Vec<String> = r
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect();
+        let accepted = lines.iter().any(|l| l.starts_with("Accepted"));
+        let submitted = lines.iter().any(|l| l.starts_with("Submitted"));
+        (accepted && submitted).then_some(lines)
+    })
+    .await;
+    assert!(story[0].starts_with("Accepted"), "oldest first: {story:?}");
+    // The channel's log and its live view read the same from every node.
+    let path = format!("/channels/{cid0}/logs");
+    let logs: Vec<Value> = futures::future::join_all(
+        apis.iter()
+            .map(|a| async { a.get(&path).await.ok(200, "logs retrieved") }),
+    )
+    .await;
+    assert!(logs.iter().all(|l| *l == logs[0]), "{logs:?}");
+    let views: Vec<Value> = futures::future::join_all(apis.iter().map(|a| a.channel(&cid0))).await;
+    for v in &views {
+        assert_eq!(v["status"]["in_flight"], views[0]["status"]["in_flight"]);
+        assert_eq!(
+            v["status"]["queue_length"],
+            views[0]["status"]["queue_length"]
+        );
+    }
     drop(nodes);
     cleanup(&prefix).await;
 }
@@ -286,4 +337,161 @@ async fn one_node_on_the_embedded_default_is_a_cluster_of_one() {
     assert_eq!(body["nodes"].as_array().unwrap().len(), 1);
     assert_eq!(body["backend"], json!("local"));
     assert_eq!(body["node_id"], body["nodes"][0]["id"]);
+}
+
+/// The SMSC's bound sessions, by `system_id`.
+async fn binds(smsc: &common::smsc::Smsc) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for s in smsc.get("/sessions").await.as_array().unwrap() {
+        if !s["bind"].is_null() {
+            *out.entry(s["system_id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn kill_9_of_an_smpp_holder_mid_burst_loses_nothing_accepted() {
+    let prefix = prefix();
+    let smsc = common::smsc::Smsc::start(&[]);
+    let mut nodes: Vec<Server> = (0..3).map(|_| Server::start(&node(&prefix, 3.0))).collect();
+    let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
+    let events = receiver().await;
+    eventually("three live nodes", || async {
+        (holdings(&apis[0]).await.len() == 3).then_some(())
+    })
+    .await;
+    // Three SMPP channels, each its own SMSC account: one bind each, from its holder.
+    let window = 20;
+    let mut accounts = BTreeMap::new();
+    for (i, api) in apis.iter().enumerate() {
+        let system_id = format!("acct{i}");
+        let cid = api
+            .create(
+                json!({"type": "smpp", "event_url": format!("{}/events", events.uri()),
+                "mo_url": format!("{}/mo", events.uri()), "window": window,
+                "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{}", smsc.smpp),
+                           "system_id": system_id, "password": "pw",
+                           "smpp_enquire_link_interval": 1}}),
+            )
+            .await;
+        accounts.insert(cid, system_id);
+    }
+    let all: BTreeSet<String> = accounts.keys().cloned().collect();
+    let held = settled(&apis[0], 3, &all).await;
+    eventually("one bind per account", || async {
+        let b = binds(&smsc).await;
+        (accounts.values().all(|a| b.get(a) == Some(&1))).then_some(())
+    })
+    .await;
+
+    // The burst: 5,000 sends to one channel, spread over the three APIs.
+    let (cid, account) = accounts
+        .iter()
+        .next()
+        .map(|(c, a)| (c.clone(), a.clone()))
+        .unwrap();
+    let victim_id = held
+        .iter()
+        .find(|(_, c)| c.contains(&cid))
+        .unwrap()
+        .0
+        .clone();
+    let victim = nodes
+        .iter()
+        .position(|n| n.url.ends_with(victim_id.rsplit(':').next().unwrap()))
+        .unwrap();
+    let total = 5000;
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let senders: Vec<_> = (0..24)
+        .map(|w| {
+            let (apis, cid, accepted, sent) =
+                (apis.clone(), cid.clone(), accepted.clone(), sent.clone());
+            tokio::spawn(async move {
+                let mut i = w;
+                while i < total {
+                    let api = &apis[i % 3];
+                    let body = json!({"to": "+27820000001", "content": format!("burst {i}")});
+                    let r = api
+                        .http
+                        .post(format!("{}/channels/{cid}/messages/", api.base))
+                        .json(&body)
+                        .send()
+                        .await;
+                    if let Ok(r) = r
+                        && r.status().as_u16() == 201
+                    {
+                        let v: Value = r.json().await.unwrap();
+                        let mid = v["result"]["message_id"].as_str().unwrap().to_string();
+                        accepted.lock().unwrap().insert(format!("burst {i}"), mid);
+                    }
+                    sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    i += 24;
+                }
+            })
+        })
+        .collect();
+    while sent.load(std::sync::atomic::Ordering::SeqCst) < total / 5 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed = Instant::now();
+    nodes[victim].kill();
+    // Bound again, from another node, within 10 s.
+    eventually("the account bound again", || async {
+        let b = binds(&smsc).await;
+        (b.get(&account) == Some(&1) && killed.elapsed() > Duration::from_millis(100)).then_some(())
+    })
+    .await;
+    let rebound = killed.elapsed();
+    assert!(
+        rebound < Duration::from_secs(10),
+        "bound again after {rebound:?}"
+    );
+    for s in senders {
+        s.await.unwrap();
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() > total / 2, "{} accepted", accepted.len());
+
+    // Every accepted message reached the SMSC; duplicates at most a window's worth.
+    let records = eventually("every accepted message at the SMSC", || async {
+        let records = smsc.get("/messages").await;
+        let texts: Vec<String> = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["system_id"] == json!(account))
+            .filter_map(|r| r["text"].as_str().map(str::to_string))
+            .collect();
+        let seen: BTreeSet<&String> = texts.iter().collect();
+        accepted.keys().all(|t| seen.contains(t)).then_some(texts)
+    })
+    .await;
+    let distinct: BTreeSet<&String> = records.iter().collect();
+    let duplicates = records.len() - distinct.len();
+    assert!(
+        duplicates <= window,
+        "{duplicates} duplicates (window {window})"
+    );
+    eprintln!(
+        "failover: {} of {total} accepted, bound again after {rebound:?}, {} at the SMSC, {duplicates} duplicates",
+        accepted.len(),
+        records.len()
+    );
+
+    // Every accepted message's `submitted` event reached its event_url.
+    eventually("every submitted event", || async {
+        let acked: BTreeSet<String> = hits(&events)
+            .await
+            .into_iter()
+            .filter(|(_, _, b)| b["event_type"] == json!("submitted"))
+            .filter_map(|(_, _, b)| b["message_id"].as_str().map(str::to_string))
+            .collect();
+        accepted.values().all(|m| acked.contains(m)).then_some(())
+    })
+    .await;
+    drop(nodes);
+    cleanup(&prefix).await;
 }

@@ -4,83 +4,9 @@
 //! throttling and a full queue, withheld answers, garbage, a silent SMSC and a dropped link.
 
 mod common;
+use common::smsc::Smsc;
 use common::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-struct Smsc {
-    child: Child,
-    smpp: u16,
-    control: String,
-}
-
-impl Smsc {
-    fn start(args: &[&str]) -> Smsc {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smsc");
-        let ok = Command::new(dir.join("setup"))
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "the SMSC simulator's setup failed (node and npm are needed)"
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join("smsc.js"))
-            .args(["--port", "0", "--control-port", "0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "smsc listening smpp=127.0.0.1:PORT control=127.0.0.1:PORT"
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-                .to_string()
-        };
-        let smpp = field("smpp=").rsplit(':').next().unwrap().parse().unwrap();
-        Smsc {
-            child,
-            smpp,
-            control: format!("http://{}", field("control=")),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        reqwest::get(format!("{}{path}", self.control))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        reqwest::Client::new()
-            .post(format!("{}{path}", self.control))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or(Value::Null)
-    }
-}
-
-impl Drop for Smsc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn smpp_channel(api: &Api, smsc: &Smsc, mo: &str, extra: Value) -> String {
     let mut config = json!({"twisted_endpoint": format!("tcp:127.0.0.1:{}", smsc.smpp),

@@ -99,9 +99,20 @@ pub async fn run(core: Arc<Core>, engine: Addr<Engine>) {
     let mut notices = m.coordinator.subscribe();
     let mut held: HashMap<String, Held> = HashMap::new();
     let mut last_heartbeat: Option<Instant> = None;
+    let mut known: Option<Vec<String>> = None;
     let period = (m.ttl / 4).max(Duration::from_millis(100));
     loop {
-        tick(&core, &engine, &mut held, &mut last_heartbeat, period).await;
+        let live = tick(&core, &engine, &mut held, &mut last_heartbeat, period).await;
+        // Work a node left behind (saved webhooks): at start, and when a node is gone.
+        if let Some(live) = live {
+            let departed = known
+                .as_ref()
+                .is_some_and(|k| k.iter().any(|n| !live.contains(n)));
+            if departed {
+                resume_webhooks(&core, &live, false).await;
+            }
+            known = Some(live);
+        }
         if m.leaving.load(std::sync::atomic::Ordering::SeqCst) {
             hand_over_all(&core, &engine, &mut held).await;
             m.done.send_replace(true);
@@ -147,7 +158,7 @@ async fn tick(
     held: &mut HashMap<String, Held>,
     last_heartbeat: &mut Option<Instant>,
     period: Duration,
-) {
+) -> Option<Vec<String>> {
     let m = &core.membership;
     let me = m.node_id.as_str();
     let leaving = m.leaving.load(std::sync::atomic::Ordering::SeqCst);
@@ -284,6 +295,7 @@ async fn tick(
             let _ = m.coordinator.release(&cid, me, h.token).await;
         }
     }
+    members.map(|_| live)
 }
 
 /// A lease this node can no longer act on: the transport stops at once.
@@ -335,6 +347,75 @@ async fn hand_over_all(core: &Core, engine: &Addr<Engine>, held: &mut HashMap<St
             change: Change::Left,
         })
         .await;
+}
+
+/// Saved webhook deliveries (Redis store) taken on by this node: at start (`own_too`) its
+/// own (saved by its earlier run), and, at start and whenever a node leaves, those of
+/// nodes no longer alive (and those that name no node: saved before clusters). Each dead
+/// node's are claimed under a lease, then read again, so two nodes never both take one.
+/// Answers how many were resumed.
+pub async fn resume_webhooks(core: &Core, live: &[String], own_too: bool) -> usize {
+    let m = &core.membership;
+    let me = m.node_id.as_str();
+    if core.memory_store.is_some() {
+        // Nothing saved outlives the process.
+        return 0;
+    }
+    let owner = |v: &serde_json::Value| {
+        v.get("node")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let saved = match core.store.load_webhooks().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "Saved webhooks not read; tried again when a node leaves.");
+            return 0;
+        }
+    };
+    let mut take: Vec<(String, serde_json::Value)> = vec![];
+    let mut orphans = std::collections::BTreeSet::new();
+    for (id, v) in saved {
+        let node = owner(&v);
+        if node == me {
+            if own_too {
+                take.push((id, v));
+            }
+        } else if !live.contains(&node) {
+            orphans.insert(node);
+        }
+    }
+    for node in orphans {
+        let resource = format!("webhooks-of:{node}");
+        let Ok(Some(token)) = m.coordinator.acquire(&resource, me, m.ttl_ms()).await else {
+            continue;
+        };
+        // Read again under the lease: another node may have taken them meanwhile.
+        if let Ok(saved) = core.store.load_webhooks().await {
+            for (id, mut v) in saved.into_iter().filter(|(_, v)| owner(v) == node) {
+                v["node"] = serde_json::Value::String(me.to_string());
+                if core.store.save_webhook(&id, &v).await.is_ok() {
+                    take.push((id, v));
+                }
+            }
+        }
+        let _ = m.coordinator.release(&resource, me, token).await;
+        tracing::info!(node = %node, "Took on the saved webhook deliveries of a node that is gone.");
+    }
+    let resumed = super::webhooks::saved_jobs(take, |cid| {
+        core.channel(cid)
+            .map(|c| c.log.clone())
+            .unwrap_or_else(|| crate::logs::ChannelLog::new(cid, 10))
+    });
+    let count = resumed.len();
+    if count > 0 {
+        tracing::info!(count, "Resuming saved webhook deliveries.");
+    }
+    for job in resumed {
+        core.webhooks.do_send(job);
+    }
+    count
 }
 
 /// Tells the other nodes (and wakes this node's loop).

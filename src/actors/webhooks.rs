@@ -91,8 +91,9 @@ pub struct PostWebhook {
 }
 
 /// A saved job, as the store keeps it.
-fn job_json(job: &PostWebhook, first: f64) -> serde_json::Value {
+fn job_json(job: &PostWebhook, first: f64, node: &str) -> serde_json::Value {
     serde_json::json!({
+        "node": node,
         "channel_id": job.log.id(),
         "kind": job.kind.name(),
         "url": job.url,
@@ -177,6 +178,8 @@ pub fn expand_url(template: &str, vars: &TemplateVars<'_>) -> String {
 }
 
 pub struct Webhooks {
+    /// This node's id, saved with each job.
+    node: String,
     client: reqwest::Client,
     settings: WebhookSettings,
     destinations: HashMap<String, Arc<Destination>>,
@@ -274,10 +277,12 @@ impl Drop for Admitted {
 const TARGET_CACHE: usize = 4096;
 
 impl Webhooks {
+    /// `node`: this node's id, saved with each job (whose jobs they are in a cluster).
     pub fn new(
         settings: WebhookSettings,
         store: Arc<dyn crate::store::Store>,
         pending_total: Arc<AtomicUsize>,
+        node: String,
     ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout())
@@ -285,6 +290,7 @@ impl Webhooks {
             .build()
             .unwrap_or_default();
         Webhooks {
+            node,
             client,
             settings,
             destinations: HashMap::new(),
@@ -406,7 +412,7 @@ impl Handler<PostWebhook> for Webhooks {
             return Box::pin(fut::ready(Ok(())));
         }
         let id = crate::message::new_id();
-        let saved = job_json(&job, first);
+        let saved = job_json(&job, first, &self.node);
         let store = self.store.clone();
         Box::pin(
             async move { store.save_webhook(&id, &saved).await.map(|()| id) }

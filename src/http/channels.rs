@@ -241,8 +241,13 @@ pub async fn rotate_secret(
 pub async fn get(
     state: web::Data<State>,
     path: web::Path<String>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let shared = lookup(&state.core, &path)?;
+    // Its live counts (queue held, in flight) are its holder's.
+    if let Some(answer) = super::forward::to_holder(&state, &req, &shared.id).await {
+        return Ok(answer);
+    }
     Ok(ok(
         "channel found",
         channel_view(&state.core, &shared).await,
@@ -366,7 +371,15 @@ pub async fn logs(
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let shared = lookup(&state.core, &path)?;
-    log_view(&state.core, &shared.log, &req)
+    let n = log_n(&state.core, &req)?;
+    // Every node's entries: the API's (accepted, queued) and the holder's (sent, answered).
+    let mut entries = shared.log.newest(n);
+    entries.extend(super::forward::other_logs(&state, &req).await);
+    entries.sort_by(|a, b| b.timestamp.total_cmp(&a.timestamp));
+    if n > 0 {
+        entries.truncate(n);
+    }
+    Ok(ok("logs retrieved", json!(entries)))
 }
 
 /// The newest `?n=` entries of a log (Junebug's `n`, at most `max_logs`).
@@ -375,6 +388,11 @@ pub fn log_view(
     log: &crate::logs::ChannelLog,
     req: &actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(ok("logs retrieved", json!(log.newest(log_n(core, req)?))))
+}
+
+/// The `?n=` of a log request (Junebug's `n`, at most `max_logs`; 0 for all).
+fn log_n(core: &Core, req: &actix_web::HttpRequest) -> Result<usize, ApiError> {
     let max = core.settings.log.max_logs;
     let n_param = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, _)| k == "n")
@@ -391,5 +409,5 @@ pub fn log_view(
             }
         },
     };
-    Ok(ok("logs retrieved", json!(log.newest(n))))
+    Ok(n)
 }

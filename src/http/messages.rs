@@ -220,8 +220,13 @@ pub async fn status_view(
 pub async fn cancel(
     state: web::Data<State>,
     path: web::Path<String>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let shared = state.core.channel(&path).ok_or(ApiError::ChannelNotFound)?;
+    // What it holds is its holder's.
+    if let Some(answer) = super::forward::to_holder(&state, &req, &shared.id).await {
+        return Ok(answer);
+    }
     let actor = shared
         .actor
         .read()
@@ -243,13 +248,17 @@ pub async fn cancel(
 pub async fn logs(
     state: web::Data<State>,
     path: web::Path<(String, String)>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (cid, mid) = path.into_inner();
     let shared = state.core.channel(&cid).ok_or(ApiError::ChannelNotFound)?;
     let log = shared.log.clone();
     // The files are read off the HTTP worker.
-    let entries = web::block(move || log.of_message(&mid))
+    let mut entries = web::block(move || log.of_message(&mid))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Its story as every node saw it: accepted on one, sent from another.
+    entries.extend(super::forward::other_logs(&state, &req).await);
+    entries.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
     Ok(ok("logs retrieved", json!(entries)))
 }

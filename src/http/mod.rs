@@ -5,6 +5,7 @@ pub mod access;
 pub mod channels;
 pub mod cluster;
 pub mod envelope;
+pub mod forward;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;

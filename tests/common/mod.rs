@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod smsc;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
