@@ -495,3 +495,189 @@ async fn kill_9_of_an_smpp_holder_mid_burst_loses_nothing_accepted() {
     drop(nodes);
     cleanup(&prefix).await;
 }
+
+#[tokio::test]
+async fn a_node_paused_past_its_lease_never_sends_with_it_again() {
+    let prefix = prefix();
+    let smsc = common::smsc::Smsc::start(&[]);
+    let nodes: Vec<Server> = (0..2).map(|_| Server::start(&node(&prefix, 3.0))).collect();
+    let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
+    let mo = receiver().await;
+    eventually("two live nodes", || async {
+        (holdings(&apis[0]).await.len() == 2).then_some(())
+    })
+    .await;
+    let cid = apis[0]
+        .create(json!({"type": "smpp", "mo_url": mo.uri(), "window": 10,
+            "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{}", smsc.smpp),
+                       "system_id": "paused", "password": "pw",
+                       "smpp_enquire_link_interval": 1}}))
+        .await;
+    let all = BTreeSet::from([cid.clone()]);
+    let held = settled(&apis[0], 2, &all).await;
+    let holder_id = held.iter().find(|(_, c)| !c.is_empty()).unwrap().0.clone();
+    let p = nodes
+        .iter()
+        .position(|n| n.url.ends_with(holder_id.rsplit(':').next().unwrap()))
+        .unwrap();
+    let q = 1 - p;
+    let first_session = eventually("bound", || async {
+        let s = smsc.get("/sessions").await;
+        let bound: Vec<&Value> = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| !s["bind"].is_null())
+            .collect();
+        (bound.len() == 1).then(|| bound[0]["id"].clone())
+    })
+    .await;
+    let at_smsc = |n: usize| {
+        let smsc = &smsc;
+        async move {
+            eventually("messages at the SMSC", || async {
+                let r = smsc.get("/messages").await;
+                (r.as_array().unwrap().len() >= n).then_some(r)
+            })
+            .await
+        }
+    };
+    for i in 0..10 {
+        apis[q]
+            .send(
+                &cid,
+                json!({"to": "+2782", "content": format!("before {i}")}),
+            )
+            .await;
+    }
+    at_smsc(10).await;
+
+    // Paused past the lease: the other node takes the channel and binds.
+    nodes[p].signal("STOP");
+    let paused_at = smsc.get("/messages").await.as_array().unwrap().len();
+    eventually("the other node holds it", || async {
+        let h = holdings(&apis[q]).await;
+        (h.len() == 1 && h.values().next().unwrap().contains(&cid)).then_some(())
+    })
+    .await;
+    // (The broker may hand some of these to the paused node's consumer, still connected:
+    // they wait there until it wakes, lets them go, and the holder sends them.)
+    for i in 0..20 {
+        apis[q]
+            .send(
+                &cid,
+                json!({"to": "+2782", "content": format!("during {i}")}),
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Woken: it stops its transport (its bind goes) and sends nothing more.
+    nodes[p].signal("CONT");
+    for i in 0..20 {
+        apis[q]
+            .send(
+                &cid,
+                json!({"to": "+2782", "content": format!("after {i}")}),
+            )
+            .await;
+    }
+    let records = at_smsc(50).await;
+    eventually("the paused node's bind gone", || async {
+        let s = smsc.get("/sessions").await;
+        let bound: Vec<&Value> = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| !s["bind"].is_null())
+            .collect();
+        (bound.len() == 1 && bound[0]["id"] != first_session).then_some(())
+    })
+    .await;
+    let records = records.as_array().unwrap();
+    let late: Vec<&Value> = records[paused_at..]
+        .iter()
+        .filter(|r| r["session"] == first_session)
+        .collect();
+    assert!(late.is_empty(), "sent with the old lease: {late:?}");
+    let texts: BTreeSet<&str> = records.iter().filter_map(|r| r["text"].as_str()).collect();
+    assert_eq!(texts.len(), 50, "every message once at least");
+    drop(nodes);
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn inbound_webhooks_of_a_dead_node_are_delivered_once_by_another() {
+    let prefix = prefix();
+    let mut nodes: Vec<Server> = (0..2).map(|_| Server::start(&node(&prefix, 3.0))).collect();
+    let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
+    // The destination is down.
+    let mo = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount(&mo)
+        .await;
+    eventually("two live nodes", || async {
+        (holdings(&apis[0]).await.len() == 2).then_some(())
+    })
+    .await;
+    let (body, port) = telnet_body(&mo.uri());
+    let cid = apis[0].create(body).await;
+    let all = BTreeSet::from([cid.clone()]);
+    let held = settled(&apis[0], 2, &all).await;
+    let holder_id = held.iter().find(|(_, c)| !c.is_empty()).unwrap().0.clone();
+    let p = nodes
+        .iter()
+        .position(|n| n.url.ends_with(holder_id.rsplit(':').next().unwrap()))
+        .unwrap();
+    let q = 1 - p;
+    until("listening", Duration::from_secs(5), || listening(port)).await;
+    let mut user = User::connect(port).await;
+    for i in 0..10 {
+        user.say(&format!("line {i}")).await;
+    }
+    // Each line tried (and refused) at least once: saved for retries on the holder.
+    eventually("every line tried", || async {
+        let tried: BTreeSet<String> = hits(&mo)
+            .await
+            .into_iter()
+            .filter_map(|(_, _, b)| b["content"].as_str().map(str::to_string))
+            .collect();
+        (tried.len() >= 10).then_some(())
+    })
+    .await;
+    nodes[p].kill();
+    // A node restarts meanwhile: it takes nothing twice.
+    nodes[p] = Server::start(&node(&prefix, 3.0));
+    eventually("the channel held again", || async {
+        let h = holdings(&apis[q]).await;
+        h.values().any(|c| c.contains(&cid)).then_some(())
+    })
+    .await;
+    // The destination comes back: every line is delivered, each once.
+    mo.reset().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&mo)
+        .await;
+    let delivered = eventually("every line delivered", || async {
+        let lines: Vec<String> = hits(&mo)
+            .await
+            .into_iter()
+            .filter_map(|(_, _, b)| b["content"].as_str().map(str::to_string))
+            .filter(|c| c.starts_with("line "))
+            .collect();
+        (lines.iter().collect::<BTreeSet<_>>().len() == 10).then_some(lines)
+    })
+    .await;
+    // Retries still due would show up now as second deliveries.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = hits(&mo)
+        .await
+        .into_iter()
+        .filter_map(|(_, _, b)| b["content"].as_str().map(str::to_string))
+        .filter(|c| c.starts_with("line "))
+        .count();
+    assert_eq!(again, 10, "delivered more than once: {delivered:?}");
+    drop(nodes);
+    cleanup(&prefix).await;
+}

@@ -389,6 +389,7 @@ function record(conn, pdu, messageId, message) {
   const info = pdu.its_session_info;
   const rec = {
     index: records.length,
+    session: conn.id,
     kind: message.concat ? 'part' : 'single',
     command: pdu.command,
     message_id: messageId,
