@@ -402,3 +402,24 @@ impl LeanConn {
         answer
     }
 }
+
+/// One lean client: sends the prepared request while messages remain, one at a time on one
+/// keep-alive connection (reconnecting after an error); accept latencies in us, and errors.
+pub async fn lean_client(
+    addr: String,
+    request: Arc<Vec<u8>>,
+    next: Arc<AtomicUsize>,
+    total: usize,
+) -> (Vec<u64>, usize) {
+    let mut lat = Vec::with_capacity(total / 32);
+    let mut errors = 0usize;
+    let mut conn = LeanConn::new(&addr);
+    while next.fetch_add(1, Ordering::Relaxed) < total {
+        let t = Instant::now();
+        match conn.send(&request).await {
+            Ok(201) => lat.push(t.elapsed().as_micros() as u64),
+            _ => errors += 1,
+        }
+    }
+    (lat, errors)
+}

@@ -276,7 +276,7 @@ pub struct ClusterSettings {
     /// listens on, the host name for an unspecified address).
     pub advertise_url: Option<String>,
     /// Seconds a channel lease and a heartbeat last without renewal (renewed every quarter
-    /// of it): how long a dead node's channels wait before another takes them.
+    /// of it): how long a dead node's channels wait before another takes them (default 5).
     pub lease_ttl: f64,
     /// Seconds a node stopped with SIGTERM may take to hand its channels over.
     pub grace: f64,
@@ -287,7 +287,7 @@ impl Default for ClusterSettings {
         ClusterSettings {
             node_id: None,
             advertise_url: None,
-            lease_ttl: 10.0,
+            lease_ttl: 5.0,
             grace: 20.0,
         }
     }

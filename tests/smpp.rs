@@ -897,25 +897,24 @@ async fn each_messages_events_arrive_in_the_order_they_happened() {
         (got.len() >= 2 * n + n / 2).then_some(got)
     })
     .await;
-    let mut refused_first = 0;
+    // Each message: its `submitted` (refused and retried any number of times: on a loaded
+    // machine a retry may meet a refusal meant for another), then its report, never before.
+    let mut refused = 0;
     for id in &ids {
         let order: Vec<&str> = events
             .iter()
             .filter(|(m, _)| m == id)
             .map(|(_, t)| t.as_str())
             .collect();
-        if order.len() == 3 {
-            refused_first += 1;
-            assert_eq!(
-                order,
-                ["submitted", "submitted", "delivery_succeeded"],
-                "message {id}: the report went ahead of its retried ack"
-            );
-        } else {
-            assert_eq!(order, ["submitted", "delivery_succeeded"], "message {id}");
-        }
+        let (last, acks) = order.split_last().expect("events");
+        assert_eq!(*last, "delivery_succeeded", "message {id}: {order:?}");
+        assert!(
+            !acks.is_empty() && acks.iter().all(|t| *t == "submitted"),
+            "message {id}: the report went ahead of its (retried) ack: {order:?}"
+        );
+        refused += acks.len() - 1;
     }
-    assert_eq!(refused_first, n / 2);
+    assert_eq!(refused, n / 2);
 }
 
 #[tokio::test]

@@ -17,6 +17,35 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often a node compares its channels with the store's (notices do it at once; this
+/// catches one that was missed).
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// Reloads the channels whose definition in the store differs from this node's (new,
+/// changed or deleted since).
+async fn resync(core: &Core, engine: &Addr<Engine>) {
+    let Ok(stored) = core.store.load_channels().await else {
+        return;
+    };
+    let stored: HashMap<String, serde_json::Value> = stored.into_iter().collect();
+    let mut differ: Vec<String> = stored
+        .iter()
+        .filter(|(id, props)| core.channel(id).is_none_or(|c| *c.props.read() != **props))
+        .map(|(id, _)| id.clone())
+        .collect();
+    differ.extend(
+        core.channels
+            .read()
+            .keys()
+            .filter(|id| !stored.contains_key(*id))
+            .cloned(),
+    );
+    for id in differ {
+        tracing::info!(channel = %id, "Channel reloaded: it changed without a notice reaching this node.");
+        let _ = engine.send(Reload(id)).await;
+    }
+}
+
 /// A lease this node holds.
 struct Held {
     token: Token,
@@ -100,6 +129,7 @@ pub async fn run(core: Arc<Core>, engine: Addr<Engine>) {
     let mut held: HashMap<String, Held> = HashMap::new();
     let mut last_heartbeat: Option<Instant> = None;
     let mut known: Option<Vec<String>> = None;
+    let mut resynced = Instant::now();
     let period = (m.ttl / 4).max(Duration::from_millis(100));
     loop {
         let live = tick(&core, &engine, &mut held, &mut last_heartbeat, period).await;
@@ -112,6 +142,12 @@ pub async fn run(core: Arc<Core>, engine: Addr<Engine>) {
                 resume_webhooks(&core, &live, false).await;
             }
             known = Some(live);
+        }
+        // Notices are not stored: one missed (a node cut off from Redis for a moment) is
+        // caught up here.
+        if resynced.elapsed() >= RESYNC {
+            resynced = Instant::now();
+            resync(&core, &engine).await;
         }
         if m.leaving.load(std::sync::atomic::Ordering::SeqCst) {
             hand_over_all(&core, &engine, &mut held).await;
