@@ -1,6 +1,7 @@
 //! The dashboard (`/ui/`) end to end in headless Chromium, driven over WebDriver: channels
 //! listed with their status, a test message sent from the page to a telnet user, its id, its
-//! events and its log entries shown; and the page on a protected API (token, Basic).
+//! events and its log entries shown; the cluster panel, each channel's holder and its
+//! 15-minute chart drawing the messages sent; and the page on a protected API (token, Basic).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`script/test` installs them); without them
 //! the tests fail and say so. `CHROMEDRIVER` and `CHROMIUM` name other binaries;
@@ -314,6 +315,148 @@ async fn the_dashboard_sends_to_a_telnet_user_and_shows_the_log() {
     );
 }
 
+/// What a chart (`div.chart`, one `svg` lane per series) drew: its samples, the maximum of its out line, that line's
+/// points.
+#[derive(Debug, Clone, Copy)]
+struct Drawn {
+    samples: u64,
+    max_out: f64,
+    out_points: u64,
+}
+
+/// The chart at `selector` once there is one and `pred` holds of what it drew.
+async fn wait_chart(page: &Client, selector: &str, pred: impl Fn(Drawn) -> bool) -> Drawn {
+    let end = Instant::now() + PAGE_WAIT;
+    loop {
+        let v = page
+            .execute(
+                "const chart = document.querySelector(arguments[0]);
+                 if (!chart) return null;
+                 const line = chart.querySelector('svg.s-out path.line');
+                 return [chart.dataset.samples, chart.dataset.maxOut, line && line.dataset.points];",
+                vec![json!(selector)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading {selector}: {e}"));
+        let number = |i: usize| v[i].as_str().and_then(|t| t.parse::<f64>().ok());
+        let drawn = match (number(0), number(1), number(2)) {
+            (Some(samples), Some(max_out), Some(points)) => Some(Drawn {
+                samples: samples as u64,
+                max_out,
+                out_points: points as u64,
+            }),
+            _ => None,
+        };
+        if let Some(d) = drawn.filter(|d| pred(*d)) {
+            return d;
+        }
+        if Instant::now() > end {
+            panic!("timed out waiting for the chart {selector}; it drew {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_cluster_and_charts_each_channel() {
+    let driver = Driver::start();
+    // Rates over 1 s windows, so that sends show within a poll or two.
+    let server = Server::start("[channel_defaults]\nmetric_window = 1.0\n");
+    let api = server.api();
+    let (body, port) = telnet_body("http://127.0.0.1:9/mo");
+    let cid = api.create(body).await;
+    let user = User::connect(port).await;
+    let view = eventually("the channel held", || async {
+        let v = api.get("/cluster").await.ok(200, "cluster");
+        (v["nodes"][0]["channels"] == json!([cid])).then_some(v)
+    })
+    .await;
+    let node = view["node_id"].as_str().expect("node_id").to_string();
+    assert!(!node.is_empty());
+
+    let page = driver.browser().await;
+    page.goto(&format!("{}/ui/", server.url))
+        .await
+        .expect("load /ui/");
+
+    // The Cluster panel: this node, marked as the one answering, holding the one channel.
+    let member = format!("#cluster-rows tr[data-node=\"{node}\"]");
+    let shown = wait_text(&page, &member, |t| t.contains("this node")).await;
+    assert!(shown.contains(&node), "{shown}");
+    assert!(shown.contains(" s ago"), "{shown}");
+    let count = |cell: &str| format!("{member} td.{cell}");
+    assert_eq!(
+        wait_text(&page, &count("channels"), |t| !t.is_empty()).await,
+        "1"
+    );
+    assert_eq!(
+        wait_text(&page, &count("routers"), |t| !t.is_empty()).await,
+        "0"
+    );
+    let backend = wait_text(&page, "#cluster-backend", |t| !t.is_empty()).await;
+    assert!(backend.starts_with("local backend"), "{backend}");
+    let members = page
+        .execute(
+            "return document.querySelectorAll('#cluster-rows tr').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(members, json!(1));
+
+    // The channel's row names its holder.
+    let row = format!("tr[data-channel=\"{cid}\"]");
+    let holder = wait_text(&page, &format!("{row} td:nth-child(4)"), |t| !t.is_empty()).await;
+    assert_eq!(holder, node);
+
+    // Its chart samples while the page is open; nothing sent yet, so nothing out.
+    let chart = format!("tr[data-chart-for=\"{cid}\"] div.chart");
+    let before = wait_chart(&page, &chart, |d| d.samples > 1).await;
+    assert_eq!(before.max_out, 0.0, "{before:?}");
+
+    // Messages out for a few seconds: the out line rises from zero.
+    let sender = {
+        let api = server.api();
+        let (cid, to) = (cid.clone(), user.address.clone());
+        tokio::spawn(async move {
+            for i in 0..30 {
+                api.send(&cid, json!({"to": to, "content": format!("chart {i}")}))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    };
+    user.wait_line("chart 0").await;
+    let after = wait_chart(&page, &chart, |d| d.max_out > 0.0 && d.out_points > 1).await;
+    assert!(after.samples > before.samples, "{before:?} then {after:?}");
+    let label = wait_text(&page, &format!("{chart} svg.s-out text.label"), |t| {
+        t.starts_with("out ")
+    })
+    .await;
+    assert!(label.ends_with("/s"), "{label}");
+    let max = wait_text(&page, &format!("{chart} svg.s-out text.max"), |t| {
+        t.starts_with("max ")
+    })
+    .await;
+    assert_ne!(max, "max 0", "{max}");
+    sender.await.expect("sender");
+    user.wait_line("chart 29").await;
+
+    // The channel's panel: its holder, and the same history drawn larger.
+    click(&page, &format!("button[data-select=\"{cid}\"]")).await;
+    assert_eq!(
+        wait_text(&page, "#selected-holder", |t| !t.is_empty()).await,
+        node
+    );
+    let detail = wait_chart(&page, "#history-chart div.chart", |d| {
+        d.max_out >= after.max_out && d.out_points > 1
+    })
+    .await;
+    assert!(detail.samples >= after.samples, "{after:?} then {detail:?}");
+
+    page.close().await.expect("close the browser");
+}
+
 #[tokio::test]
 async fn the_dashboard_asks_for_credentials_when_the_api_is_protected() {
     let driver = Driver::start();
@@ -341,7 +484,7 @@ async fn the_dashboard_asks_for_credentials_when_the_api_is_protected() {
             .unwrap()
             .contains("script-src 'self'")
     );
-    for asset in ["app.js", "style.css"] {
+    for asset in ["app.js", "chart.js", "style.css"] {
         let r = http
             .get(format!("{}/ui/{asset}", server.url))
             .send()

@@ -1,8 +1,10 @@
 //! The dashboard: one static page at `/ui/` (its script and style beside it), compiled into
 //! the binary. It reads and drives the JSON API from the browser, same origin: channels with
-//! their status, rates and queues, a channel's live log, message lookup, a test send.
+//! their status, rates and queues, a 15-minute chart of each (drawn in the page from the
+//! polled status, `chart.js`), the cluster's nodes and which holds each channel, a channel's
+//! live log, message lookup, a test send.
 //!
-//! The four files are served without credentials (they hold no data); when the API is
+//! The five files are served without credentials (they hold no data); when the API is
 //! protected, the page asks for a token (or a username and password) on its first 401, keeps
 //! the `Authorization` value in the tab's `sessionStorage`, and sends it with every request.
 
@@ -11,6 +13,7 @@ use actix_web::{HttpResponse, web};
 
 const INDEX: &str = include_str!("ui/index.html");
 const SCRIPT: &str = include_str!("ui/app.js");
+const CHART: &str = include_str!("ui/chart.js");
 const STYLE: &str = include_str!("ui/style.css");
 
 /// Scripts and styles from these files only, requests to this origin only: no inline code,
@@ -19,7 +22,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-const PATHS: [&str; 4] = ["/ui", "/ui/", "/ui/app.js", "/ui/style.css"];
+const PATHS: [&str; 5] = ["/ui", "/ui/", "/ui/app.js", "/ui/style.css", "/ui/chart.js"];
 
 /// The paths `access::guard` lets through without credentials: the dashboard's static files.
 pub fn is_public(path: &str) -> bool {
@@ -42,6 +45,10 @@ async fn index() -> HttpResponse {
 
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+async fn chart() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", CHART)
 }
 
 async fn style() -> HttpResponse {
@@ -77,6 +84,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(PATHS[3])
             .route(web::get().to(style))
+            .default_service(na()),
+    )
+    .service(
+        web::resource(PATHS[4])
+            .route(web::get().to(chart))
             .default_service(na()),
     );
 }

@@ -12,6 +12,8 @@
   const BASE = new URL("../", location.href);
 
   const $ = (id) => document.getElementById(id);
+  const charts = window.hornbillCharts; // chart.js, loaded first
+  const list = (v) => (Array.isArray(v) ? v : []);
 
   /** An element with attributes and children (strings become text nodes). */
   function el(tag, attrs, ...children) {
@@ -39,7 +41,8 @@
 
   class NeedsCredentials extends Error {}
 
-  /** One request: resolves to {status, env} (env: Junebug's envelope, or null). */
+  /** One request: resolves to {status, env, date} (env: Junebug's envelope, or null;
+   * date: the server's clock from its Date header, in ms, or null). */
   async function api(method, path, body) {
     // X-Requested-With: the server then names its Basic challenge so that the browser does
     // not open a login dialog of its own (this page asks).
@@ -70,7 +73,8 @@
       throw new NeedsCredentials("credentials needed");
     }
     setApiState(true);
-    return { status: resp.status, env };
+    const date = Date.parse(resp.headers.get("Date") || "");
+    return { status: resp.status, env, date: Number.isNaN(date) ? null : date };
   }
 
   /** A failed answer as one line: Junebug's description and its errors' messages. */
@@ -165,9 +169,68 @@
     return el("span", { class: `badge ${level || "none"}` }, text);
   }
 
+  // ---- Cluster ------------------------------------------------------------------------
+
+  let cluster = null; // the latest GET /cluster result; null before the first or after a failure
+  const holders = new Map(); // channel id -> id of the node that holds its lease
+
+  /** GET /cluster into the Cluster panel and `holders`; never throws. */
+  async function refreshCluster() {
+    try {
+      const { status, env, date } = await api("GET", "cluster");
+      const result = env && env.result;
+      if (status !== 200 || !result || typeof result !== "object") throw new Error(describe(status, env));
+      cluster = result;
+      holders.clear();
+      for (const n of list(result.nodes)) {
+        for (const cid of list(n.channels)) holders.set(String(cid), String(n.id));
+      }
+      // Seconds since last seen by the server's clock (its Date header): the browser's may differ.
+      fillCluster(list(result.nodes), (date ?? Date.now()) / 1000);
+      show("cluster-error", "");
+    } catch (e) {
+      cluster = null;
+      holders.clear();
+      if (!(e instanceof NeedsCredentials)) show("cluster-error", `Cluster: ${e.message}`);
+    }
+  }
+
+  function fillCluster(nodes, serverNow) {
+    const me = String(cluster.node_id ?? "");
+    const backend = $("cluster-backend");
+    backend.textContent = `${cluster.backend ?? "?"} backend · lease ${cluster.lease_ttl ?? "?"} s`;
+    backend.dataset.backend = String(cluster.backend ?? "");
+    $("cluster-rows").replaceChildren(...nodes.map((n) => {
+      const id = String(n.id ?? "");
+      const channels = list(n.channels).map(String);
+      const routers = list(n.routers).map(String);
+      const seen = typeof n.last_seen === "number" ? Math.max(0, serverNow - n.last_seen) : null;
+      const started = typeof n.started === "number" ? new Date(n.started * 1000).toISOString() : null;
+      return el("tr", { "data-node": id, class: id === me ? "self" : null },
+        el("td", { title: started && `started ${started}` }, el("code", {}, id),
+          id === me ? el("span", { class: "tag", title: "the node that answers this page" }, "this node") : null),
+        el("td", {}, el("code", {}, String(n.url ?? ""))),
+        el("td", { class: "num" }, seen === null ? "–" : `${seen.toFixed(0)} s ago`),
+        el("td", { class: "num channels", title: channels.join("\n") || null }, channels.length),
+        el("td", { class: "num routers", title: routers.join("\n") || null }, routers.length));
+    }));
+    $("no-nodes").hidden = nodes.length > 0;
+    $("cluster-updated").textContent = `answered by ${me}, ${now()}`;
+  }
+
+  /** Who holds channel `cid`: a node id, "—" when none does yet, "?" without a cluster view. */
+  function holderText(cid) {
+    if (!cluster) return el("span", { class: "muted", title: "the cluster view is unavailable" }, "?");
+    const id = holders.get(cid);
+    if (!id) return el("span", { class: "muted", title: "no node holds this channel yet" }, "—");
+    const self = id === String(cluster.node_id);
+    return el("code", { class: self ? "holder self" : "holder", "data-node": id,
+      title: self ? "held by the node that answers this page" : "held by another node" }, id);
+  }
+
   // ---- Channels -----------------------------------------------------------------------
 
-  const rows = new Map(); // channel id -> {row, cells}
+  const rows = new Map(); // channel id -> {row, chartRow, cells, chart}
   let selected = null;
 
   function channelRow(cid) {
@@ -177,22 +240,30 @@
       onclick: () => selectChannel(cid) }, cid);
     const label = el("div", { class: "muted small" });
     const cells = {
-      type: el("td"), status: el("td"), components: el("td", { class: "small" }),
+      type: el("td"), status: el("td"), node: el("td", { class: "node small" }),
+      components: el("td", { class: "small" }),
       messages: el("td", { class: "num" }), events: el("td", { class: "num" }),
       delivery: el("td", { class: "num" }), queue: el("td", { class: "num" }),
       inFlight: el("td", { class: "num" }), label,
     };
     const row = el("tr", { "data-channel": cid },
-      el("td", {}, select, label), cells.type, cells.status, cells.components,
+      el("td", {}, select, label), cells.type, cells.status, cells.node, cells.components,
       cells.messages, cells.events, cells.delivery, cells.queue, cells.inFlight);
-    r = { row, cells };
+    // Under it, the width of the table: its last 15 minutes.
+    const chart = charts.create(210, 40, false);
+    const chartRow = el("tr", { class: "chart-row", "data-chart-for": cid },
+      el("td", { colspan: row.children.length }, chart));
+    r = { row, chartRow, cells, chart };
     rows.set(cid, r);
     return r;
   }
 
   function fillRow(cid, ch) {
-    const { row, cells } = channelRow(cid);
+    const { row, chartRow, cells, chart } = channelRow(cid);
     row.classList.toggle("selected", cid === selected);
+    chartRow.classList.toggle("selected", cid === selected);
+    cells.node.replaceChildren(holderText(cid));
+    charts.draw(chart, cid, Date.now());
     if (!ch) {
       cells.status.replaceChildren(el("span", { class: "error" }, "unavailable"));
       return;
@@ -220,6 +291,8 @@
     if (channelsBusy || waitingForCredentials()) return;
     channelsBusy = true;
     try {
+      // The cluster on the same beat; its failure does not hide the channels.
+      const clusterDone = refreshCluster();
       const { status, env } = await api("GET", "channels/");
       if (status !== 200) throw new Error(describe(status, env));
       const ids = Array.isArray(env.result) ? env.result.map(String) : [];
@@ -227,18 +300,27 @@
         const r = await api("GET", channelPath(cid));
         return r.status === 200 ? r.env.result : null;
       }));
+      await clusterDone;
+      const sampled = Date.now();
+      ids.forEach((cid, i) => {
+        if (views[i]) charts.record(cid, views[i].status, sampled);
+      });
+      charts.keepOnly(ids);
       const body = $("channel-rows");
       for (const [cid, r] of rows) {
         if (!ids.includes(cid)) {
           r.row.remove();
+          r.chartRow.remove();
           rows.delete(cid);
         }
       }
       ids.forEach((cid, i) => {
         fillRow(cid, views[i]);
-        body.append(rows.get(cid).row); // keeps the API's order; moves, not copies
+        const r = rows.get(cid);
+        body.append(r.row, r.chartRow); // keeps the API's order; moves, not copies
       });
       $("no-channels").hidden = ids.length > 0;
+      if (selected) showSelected();
       $("channels-updated").textContent = `updated ${now()}`;
       show("channels-error", "");
     } catch (e) {
@@ -246,6 +328,15 @@
     } finally {
       channelsBusy = false;
     }
+  }
+
+  const detailChart = charts.create(270, 90, true);
+  $("history-chart").append(detailChart);
+
+  /** The selected channel's holder and chart, from what the last poll kept. */
+  function showSelected() {
+    $("selected-holder").replaceChildren(holderText(selected));
+    charts.draw(detailChart, selected, Date.now());
   }
 
   function selectChannel(cid) {
@@ -259,8 +350,12 @@
       show("log-error", "");
     }
     $("selected-channel").textContent = cid;
+    showSelected();
     $("channel-panel").hidden = false;
-    for (const [id, r] of rows) r.row.classList.toggle("selected", id === cid);
+    for (const [id, r] of rows) {
+      r.row.classList.toggle("selected", id === cid);
+      r.chartRow.classList.toggle("selected", id === cid);
+    }
     history.replaceState(null, "", `#channel=${encodeURIComponent(cid)}`);
     pollLog();
   }
