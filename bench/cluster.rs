@@ -202,6 +202,10 @@ async fn failover(kills: usize, ttl: f64) -> Vec<f64> {
             .expect("the holder's API port in its node id");
         let killed = Instant::now();
         drop(nodes.remove(victim));
+        // The simulator sees the dead node's connection close first.
+        while bound(&http, &smsc, "failover").await && killed.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         while !bound(&http, &smsc, "failover").await {
             assert!(
                 killed.elapsed() < Duration::from_secs(120),

@@ -1,4 +1,4 @@
-//! The client commands (`channels`, `send`, `logs tail`) against a real server with real
+//! The client commands (`channels`, `send`, `logs tail`, `cluster`) against a real server with real
 //! telnet traffic: what they print, their errors, credentials, and `logs tail --follow`.
 
 mod common;
@@ -679,4 +679,33 @@ async fn an_older_server_and_a_proxys_page_are_told_apart() {
         err.contains("(not a Junebug envelope) <html><body>Bad gateway"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn cluster_prints_the_membership_table() {
+    let server = Server::start("");
+    let api = server.api();
+    let (body, _port) = telnet_body("http://127.0.0.1:9/");
+    let cid = api.create(body).await;
+    let view = eventually("the channel held", || async {
+        let v = api.get("/cluster").await.ok(200, "cluster");
+        (v["nodes"][0]["channels"] == json!([cid])).then_some(v)
+    })
+    .await;
+    let me = view["node_id"].as_str().unwrap();
+    let out = ok(&server, &["cluster"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains("backend local") && lines[0].contains(me),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("NODE") && lines[1].contains("CHANNELS"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 3, "{out}");
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(row[0], "*", "{out}");
+    assert_eq!(row[1], me, "{out}");
+    assert_eq!(row[row.len() - 2], "1", "one channel: {out}");
 }
