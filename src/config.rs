@@ -98,17 +98,28 @@ impl Default for PublicSettings {
 pub struct BusSettings {
     /// `memory` (embedded, nothing survives a restart) or `amqp` (RabbitMQ).
     pub kind: String,
-    /// AMQP URL (default `amqp://guest:guest@127.0.0.1:5672/%2f`).
+    /// AMQP URL (default `amqp://guest:guest@127.0.0.1:5672/%2f`), or several separated by
+    /// commas (the nodes of a cluster): tried in order, and round the list on a reconnect.
     pub url: Option<String>,
     /// Most messages one in-memory queue holds before publishes are refused.
     pub max_queue_length: usize,
 }
 
 impl BusSettings {
+    /// `url` as given: one AMQP URL or several, separated by commas.
     pub fn amqp_url(&self) -> String {
         self.url
             .clone()
             .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    }
+
+    /// The addresses `url` names, without their passwords, separated by ", ".
+    pub fn amqp_url_shown(&self) -> String {
+        crate::bus::amqp::addresses(&self.amqp_url())
+            .iter()
+            .map(|a| crate::redact::url(a))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -434,6 +445,21 @@ impl Settings {
                 "[bus] kind = {:?}: must be \"memory\" or \"amqp\"",
                 settings.bus.kind
             ));
+        }
+        if let Some(url) = &settings.bus.url {
+            let addresses = crate::bus::amqp::addresses(url);
+            if addresses.is_empty() {
+                problems.push("[bus] url names no address".into());
+            }
+            for (i, address) in addresses.iter().enumerate() {
+                if let Err(e) = crate::bus::amqp::check_address(address) {
+                    problems.push(if addresses.len() > 1 {
+                        format!("[bus] url, address #{}: {e}", i + 1)
+                    } else {
+                        format!("[bus] url: {e}")
+                    });
+                }
+            }
         }
         if !matches!(settings.store.kind.as_str(), "memory" | "redis") {
             problems.push(format!(

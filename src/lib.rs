@@ -139,13 +139,15 @@ pub async fn start(
     };
     let bus: Arc<dyn bus::Bus> = match settings.bus.kind.as_str() {
         "amqp" => {
-            let url = settings.bus.amqp_url();
-            let target = url.clone();
-            let amqp = on_backend_thread(async move { bus::AmqpBus::connect(&target, wait).await })
+            let target = settings.bus.amqp_url();
+            let shown = settings.bus.amqp_url_shown();
+            let name = format!("hornbill {node_id}");
+            let amqp =
+                on_backend_thread(
+                    async move { bus::AmqpBus::connect_as(&target, &name, wait).await },
+                )
                 .await?
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot reach RabbitMQ at {}: {e}", redact::url(&url))
-                })?;
+                .map_err(|e| anyhow::anyhow!("cannot reach RabbitMQ at {shown}: {e}"))?;
             Arc::new(amqp)
         }
         _ => Arc::new(bus::MemoryBus::new(settings.bus.max_queue_length)),

@@ -18,7 +18,28 @@ async fn next(s: &mut hornbill::bus::DeliveryStream) -> Option<hornbill::bus::De
         .flatten()
 }
 
-async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
+/// Where a requeued delivery goes: back to its place (the embedded bus, RabbitMQ's classic
+/// queues), or behind what was queued after it (RabbitMQ's quorum queues).
+#[derive(PartialEq)]
+enum Requeue {
+    InPlace,
+    Behind,
+}
+
+/// The next deliveries up to the one of `body`, the others acknowledged.
+async fn until_body(s: &mut hornbill::bus::DeliveryStream, body: &[u8]) -> hornbill::bus::Delivery {
+    loop {
+        let d = next(s)
+            .await
+            .unwrap_or_else(|| panic!("{body:?} was not delivered again"));
+        if &d.body[..] == body {
+            return d;
+        }
+        d.ack();
+    }
+}
+
+async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str, requeue: Requeue) {
     // Each run uses its own routes (the broker outlives test runs).
     let prefix = &format!("{prefix}-{}", uuid_hex());
     let route = format!("{prefix}.outbound");
@@ -40,20 +61,31 @@ async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
     assert_eq!(&c.body[..], b"m2");
     // Unsettled deliveries come back, marked as redelivered.
     drop(b);
-    let again = next(&mut s).await.unwrap();
-    assert_eq!(&again.body[..], b"m1");
-    assert!(again.redelivered);
-    again.requeue();
-    c.ack();
-    // Requeued and acked settle concurrently: m1 comes back among the next two.
-    let x = next(&mut s).await.unwrap();
-    let y = next(&mut s).await.unwrap();
-    assert!(
-        &x.body[..] == b"m1" || &y.body[..] == b"m1",
-        "m1 was not delivered again"
-    );
-    x.ack();
-    y.ack();
+    if requeue == Requeue::InPlace {
+        let again = next(&mut s).await.unwrap();
+        assert_eq!(&again.body[..], b"m1");
+        assert!(again.redelivered);
+        again.requeue();
+        c.ack();
+        // Requeued and acked settle concurrently: m1 comes back among the next two.
+        let x = next(&mut s).await.unwrap();
+        let y = next(&mut s).await.unwrap();
+        assert!(
+            &x.body[..] == b"m1" || &y.body[..] == b"m1",
+            "m1 was not delivered again"
+        );
+        x.ack();
+        y.ack();
+    } else {
+        // Behind m3 and m4, each time.
+        c.ack();
+        let again = until_body(&mut s, b"m1").await;
+        assert!(again.redelivered);
+        again.requeue();
+        let last = until_body(&mut s, b"m1").await;
+        assert!(last.redelivered);
+        last.ack();
+    }
     let rest: Vec<_> = bus.drain(&route).await.unwrap();
     // m3 is delivered (prefetch) or waiting; whatever waits is drained.
     assert!(rest.len() <= 2);
@@ -86,7 +118,23 @@ async fn bus_contract(bus: Arc<dyn Bus>, prefix: &str) {
         }
     }
     assert_eq!(seen.len(), 200);
-    for route in [route, late, many, format!("{prefix}.outbound")] {
+    // A route is removed only when nothing waits in it (RabbitMQ: whatever the queue's type),
+    // and the bus goes on working after.
+    let gone = format!("{prefix}.gone");
+    bus.publish(&gone, "waits".into()).await.unwrap();
+    assert!(
+        !bus.remove_if_empty(&gone).await.unwrap(),
+        "removed with a message in it"
+    );
+    assert_eq!(bus.queue_len(&gone).await.unwrap(), 1);
+    bus.drain(&gone).await.unwrap();
+    assert!(
+        bus.remove_if_empty(&gone).await.unwrap(),
+        "an empty route kept"
+    );
+    bus.publish(&gone, "after".into()).await.unwrap();
+    assert_eq!(bus.drain(&gone).await.unwrap().len(), 1);
+    for route in [route, late, many, gone, format!("{prefix}.outbound")] {
         cleanup(bus.as_ref(), &route).await;
     }
 }
@@ -299,7 +347,7 @@ fn uuid_hex() -> String {
 
 #[tokio::test]
 async fn memory_bus_keeps_the_contract() {
-    bus_contract(Arc::new(MemoryBus::new(1000)), "contract").await;
+    bus_contract(Arc::new(MemoryBus::new(1000)), "contract", Requeue::InPlace).await;
 }
 
 #[tokio::test]
@@ -324,7 +372,24 @@ async fn amqp_bus_keeps_the_contract() {
     let bus = hornbill::bus::AmqpBus::connect(&common::amqp_url(), Duration::from_secs(10))
         .await
         .unwrap();
-    bus_contract(Arc::new(bus), "contract").await;
+    bus_contract(Arc::new(bus), "contract", Requeue::InPlace).await;
+}
+
+/// In a vhost whose default queue type is quorum, the same bus on quorum queues (RabbitMQ
+/// 3.10 puts a requeued message behind those queued after it).
+#[actix_web::test]
+async fn amqp_bus_keeps_the_contract_on_quorum_queues() {
+    let vhost = common::Vhost::quorum();
+    let bus = hornbill::bus::AmqpBus::connect(&vhost.url(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    bus_contract(Arc::new(bus.clone()), "contract", Requeue::Behind).await;
+    let types = vhost.queue_types();
+    assert!(
+        !types.is_empty() && types.values().all(|t| t == "quorum"),
+        "{types:?}"
+    );
+    assert_eq!(hornbill::bus::Bus::trouble(&bus), None);
 }
 
 #[actix_web::test]

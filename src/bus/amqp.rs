@@ -8,6 +8,19 @@
 //! publishes fail at once (the API answers with Junebug's AMQP error, never a 201) and
 //! consumers wait; when it is back they resume by themselves. Deliveries that were not
 //! acknowledged when the connection dropped are redelivered by the broker.
+//!
+//! `[bus] url` may name several brokers (the nodes of a cluster), separated by commas. The
+//! first connect tries them in order; a reconnect after a lost connection starts with the
+//! address after the one that was lost and goes round the list, so that hornbill moves to
+//! another node when its own goes away. Each address is shown in logs and errors without
+//! its password.
+//!
+//! Quorum queues: in a vhost whose default queue type is `quorum`, the queues hornbill and
+//! Vumi workers declare (durable, no arguments) are quorum queues, and everything above
+//! works unchanged on them but one operation, `queue.delete` with `if-empty`, which
+//! RabbitMQ refuses for quorum queues with a connection error. `remove_if_empty` therefore
+//! asks the queue's type first and deletes a quorum queue unconditionally right after
+//! finding it empty.
 
 use super::{Acker, Bus, BusError, Delivery, DeliveryStream};
 use async_trait::async_trait;
@@ -17,7 +30,8 @@ use lapin::options::{
     BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -27,6 +41,59 @@ use std::time::Duration;
 /// Vumi's exchange.
 pub const EXCHANGE: &str = "vumi";
 
+/// Longest one address may take to connect (TCP, AMQP handshake, channel, confirms) before
+/// the next one is tried: a node that went away may leave its address unanswered rather
+/// than refused.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The addresses `[bus] url` names: one AMQP URL, or several separated by commas. A piece
+/// without `://` belongs to the address before it (a password may hold a comma).
+pub fn addresses(url: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for piece in url.split(',') {
+        match out.last_mut() {
+            Some(last) if !piece.contains("://") => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => out.push(piece.to_string()),
+        }
+    }
+    out.into_iter()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+/// One address, parsed as the connection will use it; the error names the address
+/// without its password.
+pub fn check_address(raw: &str) -> Result<AMQPUri, String> {
+    let shown = crate::redact::url(raw);
+    let bad = |why: String| format!("{shown} is not an AMQP URL: {why}");
+    let parsed = url::Url::parse(raw).map_err(|e| bad(e.to_string()))?;
+    if !matches!(parsed.scheme(), "amqp" | "amqps") {
+        return Err(bad("the scheme must be amqp:// or amqps://".into()));
+    }
+    match parsed.host_str() {
+        None | Some("") => return Err(bad("no host".into())),
+        Some(h) if h.contains(',') => {
+            return Err(bad(
+                "a host holds a comma (separate addresses with commas, each starting with amqp:// or amqps://)".into(),
+            ));
+        }
+        Some(_) => {}
+    }
+    // The parser's messages may quote the whole URL: never with its password.
+    raw.parse::<AMQPUri>()
+        .map_err(|e| bad(e.replace(raw, &shown)))
+}
+
+/// A broker to connect to, and how logs show it.
+struct Address {
+    uri: AMQPUri,
+    shown: String,
+}
+
 struct Live {
     conn: Connection,
     publisher: Channel,
@@ -34,6 +101,8 @@ struct Live {
     /// when the broker closed it (a refused operation closes the channel it came on).
     admin: Mutex<Option<Channel>>,
     generation: u64,
+    /// Which of the addresses this connection went to.
+    address: usize,
 }
 
 impl Live {
@@ -53,7 +122,12 @@ impl Live {
 }
 
 struct Inner {
-    url: String,
+    /// The brokers, in the order `[bus] url` names them.
+    addresses: Vec<Address>,
+    /// The address the next (re)connect tries first.
+    next: Mutex<usize>,
+    /// `connection_name`, shown by `rabbitmqctl list_connections client_properties`.
+    name: String,
     live: Mutex<Option<Arc<Live>>>,
     /// Routes declared on the current connection.
     declared: Mutex<HashSet<String>>,
@@ -108,12 +182,33 @@ async fn open_channel(conn: &Connection) -> lapin::Result<Channel> {
 }
 
 impl AmqpBus {
-    /// Connects (waiting up to `wait` for the broker) and starts the watchdog on the current
-    /// runtime, which then carries the connection's I/O.
+    /// Connects (waiting up to `wait` for a broker) and starts the watchdog on the current
+    /// runtime, which then carries the connection's I/O. `url` is `[bus] url`: one address or
+    /// several, separated by commas, tried in order.
     pub async fn connect(url: &str, wait: Duration) -> Result<AmqpBus, BusError> {
+        AmqpBus::connect_as(url, "hornbill", wait).await
+    }
+
+    /// As `connect`, the connection named `name` on the broker.
+    pub async fn connect_as(url: &str, name: &str, wait: Duration) -> Result<AmqpBus, BusError> {
+        let addresses = addresses(url)
+            .iter()
+            .map(|raw| {
+                check_address(raw).map(|uri| Address {
+                    uri,
+                    shown: crate::redact::url(raw),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BusError::Unavailable)?;
+        if addresses.is_empty() {
+            return Err(BusError::Unavailable("no RabbitMQ address given".into()));
+        }
         let bus = AmqpBus {
             inner: Arc::new(Inner {
-                url: url.to_string(),
+                addresses,
+                next: Mutex::new(0),
+                name: name.to_string(),
                 live: Mutex::new(None),
                 declared: Mutex::new(HashSet::new()),
                 trouble: Mutex::new(Some("connecting".into())),
@@ -133,15 +228,46 @@ impl AmqpBus {
         Ok(bus)
     }
 
-    async fn reconnect(&self) -> Result<(), BusError> {
-        let conn = Connection::connect(&self.inner.url, ConnectionProperties::default())
-            .await
-            .map_err(unavailable)?;
-        let publisher = open_channel(&conn).await.map_err(unavailable)?;
+    /// One connection and its confirming publisher channel, to `address`.
+    async fn open(&self, address: &Address) -> lapin::Result<(Connection, Channel)> {
+        let properties =
+            ConnectionProperties::default().with_connection_name(self.inner.name.as_str().into());
+        let conn = Connection::connect_uri(address.uri.clone(), properties).await?;
+        let publisher = open_channel(&conn).await?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(unavailable)?;
+            .await?;
+        Ok((conn, publisher))
+    }
+
+    /// Connects to the first address that answers, starting with `next` and going round
+    /// the list once. With several addresses, the error names each one and why it failed.
+    async fn reconnect(&self) -> Result<(), BusError> {
+        let addresses = &self.inner.addresses;
+        let start = *self.inner.next.lock();
+        let mut failures = Vec::new();
+        for k in 0..addresses.len() {
+            let index = (start + k) % addresses.len();
+            let address = &addresses[index];
+            let why = match tokio::time::timeout(CONNECT_TIMEOUT, self.open(address)).await {
+                Ok(Ok((conn, publisher))) => {
+                    self.install(conn, publisher, index);
+                    return Ok(());
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            };
+            if addresses.len() > 1 {
+                tracing::warn!(address = %address.shown, error = %why, "RabbitMQ address unreachable; trying the next one.");
+                failures.push(format!("{}: {why}", address.shown));
+            } else {
+                failures.push(why);
+            }
+        }
+        Err(unavailable(failures.join("; ")))
+    }
+
+    fn install(&self, conn: Connection, publisher: Channel, address: usize) {
         let generation = {
             let mut g = self.inner.generation.lock();
             *g += 1;
@@ -153,10 +279,12 @@ impl AmqpBus {
             publisher,
             admin: Mutex::new(None),
             generation,
+            address,
         }));
+        *self.inner.next.lock() = address;
         *self.inner.trouble.lock() = None;
-        tracing::info!(generation, "Connected to RabbitMQ.");
-        Ok(())
+        let shown = &self.inner.addresses[address].shown;
+        tracing::info!(generation, address = %shown, "Connected to RabbitMQ at {shown}.");
     }
 
     /// Notices a lost connection and reconnects, backing off from 0.5 s to 5 s.
@@ -185,9 +313,14 @@ impl AmqpBus {
         }
     }
 
+    /// Forgets the connection; the next reconnect starts with the address after its own.
     fn mark_down(&self, why: &str) {
-        if self.inner.live.lock().take().is_some() {
-            tracing::warn!("RabbitMQ {why}; reconnecting.");
+        let lost = self.inner.live.lock().take();
+        if let Some(live) = lost {
+            let addresses = &self.inner.addresses;
+            *self.inner.next.lock() = (live.address + 1) % addresses.len();
+            let shown = &addresses[live.address].shown;
+            tracing::warn!(address = %shown, "RabbitMQ {why} ({shown}); reconnecting.");
         }
         let mut t = self.inner.trouble.lock();
         if t.is_none() {
@@ -342,19 +475,46 @@ impl Bus for AmqpBus {
         if waiting.message_count() > 0 || waiting.consumer_count() > 0 {
             return Ok(false);
         }
-        let channel = live.conn.create_channel().await.map_err(unavailable)?;
-        let deleted = channel
-            .queue_delete(
-                route.into(),
-                lapin::options::QueueDeleteOptions {
-                    if_empty: true,
-                    ..Default::default()
-                },
-            )
+        // Quorum queues refuse `if-empty` with a connection error, which would drop every
+        // channel of the bus: the queue's type is asked first, by a declare naming
+        // `x-queue-type: quorum`, which only a quorum queue accepts (a classic one refuses it,
+        // closing only the channel it came on). Its answer counts the queue's messages and
+        // consumers again, right before the delete, which cannot be conditional then.
+        let probe = live.conn.create_channel().await.map_err(unavailable)?;
+        let mut quorum = FieldTable::default();
+        quorum.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        let deleted = match probe
+            .queue_declare(route.into(), QueueDeclareOptions::durable(), quorum)
             .await
-            .is_ok();
-        if channel.status().connected() {
-            let _ = channel.close(200, "done".into()).await;
+        {
+            Ok(q) if q.message_count() > 0 || q.consumer_count() > 0 => false,
+            Ok(_) => probe
+                .queue_delete(route.into(), Default::default())
+                .await
+                .is_ok(),
+            Err(_) => {
+                let channel = live.conn.create_channel().await.map_err(unavailable)?;
+                let deleted = channel
+                    .queue_delete(
+                        route.into(),
+                        lapin::options::QueueDeleteOptions {
+                            if_empty: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .is_ok();
+                if channel.status().connected() {
+                    let _ = channel.close(200, "done".into()).await;
+                }
+                deleted
+            }
+        };
+        if probe.status().connected() {
+            let _ = probe.close(200, "done".into()).await;
         }
         Ok(deleted)
     }

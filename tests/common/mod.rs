@@ -656,3 +656,91 @@ pub async fn assert_queued_like_an_api_send(api: &Api, cid: &str, mid: &str) {
     );
     assert!(counted >= Some(1.0), "not counted:\n{metrics}");
 }
+
+/// `rabbitmqctl ARGS`: its output, or a panic naming the command.
+pub fn rabbitmqctl_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("rabbitmqctl {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `amqp_url()` with its host, port or vhost replaced.
+pub fn amqp_url_with(host: Option<&str>, port: Option<u16>, vhost: Option<&str>) -> String {
+    let mut u = url::Url::parse(&amqp_url()).expect("amqp_url() is a URL");
+    if let Some(h) = host {
+        u.set_host(Some(h)).unwrap();
+    }
+    if let Some(p) = port {
+        u.set_port(Some(p)).unwrap();
+    }
+    if let Some(v) = vhost {
+        u.set_path(&format!("/{v}"));
+    }
+    u.to_string()
+}
+
+/// A RabbitMQ vhost of the test's own (guest may use it), deleted with everything in it when
+/// dropped, however the test ends.
+pub struct Vhost {
+    pub name: String,
+}
+
+impl Vhost {
+    /// A vhost whose default queue type is `quorum`: the queues declared in it without an
+    /// `x-queue-type` (hornbill's, Vumi's) are quorum queues.
+    pub fn quorum() -> Vhost {
+        let name = format!("hornbill-qq-{}", &uuid_like().replace('-', "")[..]);
+        rabbitmqctl_out(&["add_vhost", &name, "--default-queue-type", "quorum"]);
+        let vhost = Vhost { name };
+        rabbitmqctl_out(&[
+            "set_permissions",
+            "-p",
+            &vhost.name,
+            "guest",
+            ".*",
+            ".*",
+            ".*",
+        ]);
+        vhost
+    }
+
+    /// `amqp_url()` on this vhost.
+    pub fn url(&self) -> String {
+        amqp_url_with(None, None, Some(&self.name))
+    }
+
+    /// The vhost's queues: name -> type (`classic`, `quorum`, ...).
+    pub fn queue_types(&self) -> std::collections::BTreeMap<String, String> {
+        rabbitmqctl_out(&[
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "-p",
+            &self.name,
+            "name",
+            "type",
+        ])
+        .lines()
+        .filter_map(|l| {
+            let (name, kind) = l.split_once('\t')?;
+            Some((name.trim().to_string(), kind.trim().to_string()))
+        })
+        .collect()
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
+    }
+}
