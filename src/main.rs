@@ -186,6 +186,7 @@ fn serve(settings: Settings, registry: Registry) -> anyhow::Result<()> {
                 tracing::info!("Stopping: handing the channels over.");
                 let grace = std::time::Duration::from_secs_f64(core.settings.cluster.grace);
                 core.membership.leave(grace).await;
+                core.bus.flush(std::time::Duration::from_secs(5)).await;
                 tracing::info!("Stopping.");
                 handle.stop(true).await;
             }

@@ -709,3 +709,104 @@ async fn inbound_webhooks_of_a_dead_node_are_delivered_once_by_another() {
     drop(nodes);
     cleanup(&prefix).await;
 }
+
+#[tokio::test]
+async fn sigterm_of_an_smpp_holder_mid_burst_moves_it_without_duplicates_or_losses() {
+    let prefix = prefix();
+    let smsc = common::smsc::Smsc::start(&["--resp-delay-ms", "20"]);
+    let mut nodes: Vec<Server> = (0..2).map(|_| Server::start(&node(&prefix, 3.0))).collect();
+    let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
+    let events = receiver().await;
+    eventually("two live nodes", || async {
+        (holdings(&apis[0]).await.len() == 2).then_some(())
+    })
+    .await;
+    let cid = apis[0]
+        .create(
+            json!({"type": "smpp", "mo_url": format!("{}/mo", events.uri()), "window": 20,
+            "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{}", smsc.smpp),
+                       "system_id": "handover", "password": "pw",
+                       "smpp_enquire_link_interval": 1}}),
+        )
+        .await;
+    let held = settled(&apis[0], 2, &BTreeSet::from([cid.clone()])).await;
+    let holder_id = held.iter().find(|(_, c)| !c.is_empty()).unwrap().0.clone();
+    let p = nodes
+        .iter()
+        .position(|n| n.url.ends_with(holder_id.rsplit(':').next().unwrap()))
+        .unwrap();
+    let q = 1 - p;
+    eventually("bound", || async {
+        (binds(&smsc).await.get("handover") == Some(&1)).then_some(())
+    })
+    .await;
+    // 1,500 sends through the node that stays, while the holder is stopped with SIGTERM.
+    let total = 1500;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let senders: Vec<_> = (0..8)
+        .map(|w| {
+            let (api, cid, sent, ev) = (
+                apis[q].clone(),
+                cid.clone(),
+                sent.clone(),
+                format!("{}/ev", events.uri()),
+            );
+            tokio::spawn(async move {
+                let mut ids = vec![];
+                let mut i = w;
+                while i < total {
+                    let body = json!({"to": "+27820000002", "content": format!("handover {i}"),
+                                      "event_url": ev});
+                    let v = api.send(&cid, body).await;
+                    ids.push(v["message_id"].as_str().unwrap().to_string());
+                    sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    i += 8;
+                }
+                ids
+            })
+        })
+        .collect();
+    while sent.load(std::sync::atomic::Ordering::SeqCst) < total / 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    nodes[p].terminate();
+    let mut ids = vec![];
+    for s in senders {
+        ids.extend(s.await.unwrap());
+    }
+    assert_eq!(
+        ids.len(),
+        total,
+        "every send accepted by the node that stayed"
+    );
+    // Each message at the SMSC exactly once, each `submitted` event at its event_url once.
+    let texts = eventually("every message at the SMSC", || async {
+        let texts: Vec<String> = smsc
+            .get("/messages")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["text"].as_str().map(str::to_string))
+            .collect();
+        (texts.iter().collect::<BTreeSet<_>>().len() >= total).then_some(texts)
+    })
+    .await;
+    let acked = eventually("every submitted event", || async {
+        let acked: Vec<String> = hits(&events)
+            .await
+            .into_iter()
+            .filter(|(_, _, b)| b["event_type"] == json!("submitted"))
+            .filter_map(|(_, _, b)| b["message_id"].as_str().map(str::to_string))
+            .collect();
+        (acked.iter().collect::<BTreeSet<_>>().len() >= total).then_some(acked)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = smsc.get("/messages").await.as_array().unwrap().len();
+    assert_eq!(texts.len(), total, "duplicates at the SMSC");
+    assert_eq!(again, total, "duplicates at the SMSC, late");
+    assert_eq!(acked.len(), total, "duplicate submitted events");
+    drop(nodes);
+    cleanup(&prefix).await;
+}

@@ -92,6 +92,9 @@ impl TransportRun {
 pub struct Channel {
     /// Runs the channel here (see `new`).
     active: bool,
+    /// Handing the channel over (`Drain`): nothing new is sent; it stops once what is in
+    /// flight has been answered.
+    draining: bool,
     core: Arc<Core>,
     shared: Arc<ChannelShared>,
     realtime: VecDeque<Pending>,
@@ -130,6 +133,7 @@ impl Channel {
         let (events, events_rx) = mpsc::unbounded_channel();
         Channel {
             active,
+            draining: false,
             bucket: TokenBucket::new(spec.rate_limit_count, spec.rate_limit_window),
             window: spec.window,
             core,
@@ -333,7 +337,7 @@ impl Channel {
         };
         // Nothing is sent without a lease still valid here (a node paused past it wakes to
         // find it gone: its transport is stopped, it sends nothing).
-        if !self.active || !self.shared.lease_valid() {
+        if !self.active || self.draining || !self.shared.lease_valid() {
             self.update_counts();
             return;
         }
@@ -397,6 +401,29 @@ impl Channel {
         self.update_counts();
     }
 
+    /// Hands `event` to the events worker, which settles `delivery` once the event is
+    /// recorded (counted in `unsettled` until then).
+    fn settle_after(&mut self, event: Event, delivery: Option<Delivery>) {
+        if delivery.is_some() {
+            self.shared.unsettled.fetch_add(1, Ordering::SeqCst);
+        }
+        let _ = self.events.send((Box::new(event), delivery));
+    }
+
+    /// Once a drain has nothing in flight left and every answered message's delivery is
+    /// settled, the channel stops (its transport ends, a graceful one unbinding). Stopping
+    /// closes its consumers' channels, so settling first keeps the broker from handing the
+    /// next holder what was sent here already.
+    fn stop_if_drained(&mut self, ctx: &mut Context<Self>) {
+        if self.draining
+            && self.in_flight.is_empty()
+            && self.shared.unsettled.load(Ordering::SeqCst) == 0
+        {
+            // The acks just issued are written first.
+            ctx.run_later(Duration::from_millis(100), |_, ctx| ctx.stop());
+        }
+    }
+
     fn queue(&mut self, p: Pending) {
         if p.realtime {
             self.realtime.push_back(p)
@@ -416,10 +443,20 @@ impl Actor for Channel {
             }));
         }
         if let Some(rx) = self.in_order_rx.take() {
-            actix_rt::spawn(run_in_order(self.core.clone(), self.shared.clone(), rx));
+            let running = RunningGuard::new(self.shared.workers.clone());
+            let work = run_in_order(self.core.clone(), self.shared.clone(), rx);
+            actix_rt::spawn(async move {
+                let _running = running;
+                work.await
+            });
         }
         if let Some(rx) = self.events_rx.take() {
-            actix_rt::spawn(publish_events(self.core.clone(), self.shared.clone(), rx));
+            let running = RunningGuard::new(self.shared.workers.clone());
+            let work = publish_events(self.core.clone(), self.shared.clone(), rx);
+            actix_rt::spawn(async move {
+                let _running = running;
+                work.await
+            });
         }
         if self.active {
             self.consume(ctx);
@@ -438,6 +475,11 @@ impl Actor for Channel {
 
 impl StreamHandler<(Delivery, bool)> for Channel {
     fn handle(&mut self, (delivery, realtime): (Delivery, bool), ctx: &mut Context<Self>) {
+        if self.draining {
+            // Back to the queue, for the channel's next holder.
+            drop(delivery);
+            return;
+        }
         let what = "an outbound item that is not a Vumi user message";
         match parse_or_drop(&self.shared, &delivery, what, Message::from_slice) {
             Some(msg) => {
@@ -489,8 +531,9 @@ impl StreamHandler<TransportReport> for Channel {
                     format!("Submitted: the provider accepted it as {sent_message_id}"),
                 );
                 let event = Event::ack(&message_id, &sent_message_id, &cid);
-                let _ = self.events.send((Box::new(event), delivery));
+                self.settle_after(event, delivery);
                 self.pump(ctx);
+                self.stop_if_drained(ctx);
             }
             TransportReport::Nack {
                 message_id,
@@ -529,9 +572,10 @@ impl StreamHandler<TransportReport> for Channel {
                         .log
                         .warn(Some(&message_id), format!("Message rejected: {reason}"));
                     let event = Event::nack(&message_id, &reason, &cid);
-                    let _ = self.events.send((Box::new(event), delivery));
+                    self.settle_after(event, delivery);
                 }
                 self.pump(ctx);
+                self.stop_if_drained(ctx);
             }
             TransportReport::DeliveryReport { message_id, status } => {
                 self.shared
@@ -575,6 +619,37 @@ impl Handler<BecomeActive> for Channel {
             self.consume(ctx);
             self.pump(ctx);
         }
+    }
+}
+
+/// Hand the channel over (its lease goes to another node): nothing new is sent, messages
+/// held here go back to the queue at once, and the channel stops as soon as the provider
+/// has answered what is in flight (their events recorded, their deliveries settled), or
+/// after `GRACEFUL_STOP`, whichever comes first. Nothing is sent twice by the next holder
+/// unless the provider did not answer in time.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+impl Handler<Drain> for Channel {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        let held: Vec<Pending> = self
+            .realtime
+            .drain(..)
+            .chain(self.bulk.drain(..))
+            .chain(std::mem::take(&mut self.retry_later))
+            .collect();
+        drop(held);
+        self.update_counts();
+        ctx.run_later(crate::transports::GRACEFUL_STOP, |_, ctx| ctx.stop());
+        ctx.run_interval(Duration::from_millis(20), |act, ctx| {
+            act.stop_if_drained(ctx)
+        });
     }
 }
 

@@ -128,11 +128,20 @@ pub async fn run(core: Arc<Core>, engine: Addr<Engine>) {
     let mut notices = m.coordinator.subscribe();
     let mut held: HashMap<String, Held> = HashMap::new();
     let mut last_heartbeat: Option<Instant> = None;
+    let mut reported: Vec<String> = vec![];
     let mut known: Option<Vec<String>> = None;
     let mut resynced = Instant::now();
     let period = (m.ttl / 4).max(Duration::from_millis(100));
     loop {
-        let live = tick(&core, &engine, &mut held, &mut last_heartbeat, period).await;
+        let live = tick(
+            &core,
+            &engine,
+            &mut held,
+            &mut last_heartbeat,
+            &mut reported,
+            period,
+        )
+        .await;
         // Work a node left behind (saved webhooks): at start, and when a node is gone.
         if let Some(live) = live {
             let departed = known
@@ -193,35 +202,13 @@ async fn tick(
     engine: &Addr<Engine>,
     held: &mut HashMap<String, Held>,
     last_heartbeat: &mut Option<Instant>,
+    reported: &mut Vec<String>,
     period: Duration,
 ) -> Option<Vec<String>> {
     let m = &core.membership;
     let me = m.node_id.as_str();
     let leaving = m.leaving.load(std::sync::atomic::Ordering::SeqCst);
-    // The heartbeat, with what this node holds.
-    if !leaving && last_heartbeat.is_none_or(|t| t.elapsed() >= period) {
-        let mut channels: Vec<String> = held.keys().cloned().collect();
-        channels.sort();
-        let routers = core
-            .routers
-            .read()
-            .values()
-            .filter(|r| held.contains_key(&r.channel()))
-            .map(|r| r.id.clone())
-            .collect();
-        let info = NodeInfo {
-            id: me.to_string(),
-            url: m.url.clone(),
-            started: m.started,
-            last_seen: crate::message::now_secs(),
-            channels,
-            routers,
-        };
-        match m.coordinator.heartbeat(&info, m.ttl_ms()).await {
-            Ok(()) => *last_heartbeat = Some(Instant::now()),
-            Err(e) => tracing::warn!(error = %e, "Cluster heartbeat not written."),
-        }
-    }
+    heartbeat(core, held, last_heartbeat, reported, period, leaving).await;
     let members = match m.coordinator.members().await {
         Ok(members) => {
             *m.members.write() = members.clone();
@@ -332,6 +319,47 @@ async fn tick(
         }
     }
     members.map(|_| live)
+}
+
+/// Writes this node's heartbeat (what it holds) every `period`, and at once when that
+/// changed, so `GET /cluster` follows a move within a loop.
+async fn heartbeat(
+    core: &Core,
+    held: &HashMap<String, Held>,
+    last_heartbeat: &mut Option<Instant>,
+    reported: &mut Vec<String>,
+    period: Duration,
+    leaving: bool,
+) {
+    let m = &core.membership;
+    let mut channels: Vec<String> = held.keys().cloned().collect();
+    channels.sort();
+    let due = last_heartbeat.is_none_or(|t| t.elapsed() >= period) || channels != *reported;
+    if leaving || !due {
+        return;
+    }
+    let routers = core
+        .routers
+        .read()
+        .values()
+        .filter(|r| held.contains_key(&r.channel()))
+        .map(|r| r.id.clone())
+        .collect();
+    let info = NodeInfo {
+        id: m.node_id.clone(),
+        url: m.url.clone(),
+        started: m.started,
+        last_seen: crate::message::now_secs(),
+        channels: channels.clone(),
+        routers,
+    };
+    match m.coordinator.heartbeat(&info, m.ttl_ms()).await {
+        Ok(()) => {
+            *last_heartbeat = Some(Instant::now());
+            *reported = channels;
+        }
+        Err(e) => tracing::warn!(error = %e, "Cluster heartbeat not written."),
+    }
 }
 
 /// A lease this node can no longer act on: the transport stops at once.

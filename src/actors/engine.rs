@@ -139,16 +139,34 @@ impl Handler<Deactivate> for Engine {
         let graceful = msg.graceful;
         Box::pin(
             async move {
+                let deadline = tokio::time::Instant::now()
+                    + crate::transports::GRACEFUL_STOP
+                    + crate::transports::GRACEFUL_STOP
+                    + Duration::from_secs(1);
                 if let Some(a) = actor {
+                    if graceful {
+                        // What is in flight is answered first (the channel then stops).
+                        let _ = a.send(channel::Drain).await;
+                        while a.connected() && tokio::time::Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
                     let _ = a.send(channel::StopChannel).await;
+                }
+                if graceful {
+                    // The answers' events recorded and their deliveries settled, before the
+                    // forwarder (which takes the channel's own events) goes.
+                    while shared.workers.load(std::sync::atomic::Ordering::SeqCst) > 0
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 }
                 if let Some(f) = forwarder {
                     let _ = f.send(StopForwarder).await;
                 }
                 if graceful {
-                    let deadline = tokio::time::Instant::now()
-                        + crate::transports::GRACEFUL_STOP
-                        + Duration::from_secs(1);
+                    // Then its transport ends (an SMPP session unbinds).
                     while shared.transports.load(std::sync::atomic::Ordering::SeqCst) > 0
                         && tokio::time::Instant::now() < deadline
                     {

@@ -191,6 +191,11 @@ pub struct ChannelShared {
     pub lease: parking_lot::Mutex<Option<(u64, std::time::Instant)>>,
     /// Transport tasks still running (a stopped one may take `GRACEFUL_STOP` to end).
     pub transports: Arc<AtomicUsize>,
+    /// The channel actors' workers still running (events and inbound being recorded and
+    /// their deliveries settled; they end once a stopped actor's last work is done).
+    pub workers: Arc<AtomicUsize>,
+    /// Deliveries answered by the provider whose events are being recorded (settled after).
+    pub unsettled: AtomicUsize,
 }
 
 impl ChannelShared {
@@ -208,6 +213,8 @@ impl ChannelShared {
             active: Default::default(),
             lease: Default::default(),
             transports: Default::default(),
+            workers: Default::default(),
+            unsettled: Default::default(),
             id: id.to_string(),
         }
     }

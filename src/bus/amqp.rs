@@ -129,6 +129,8 @@ struct Inner {
     /// `connection_name`, shown by `rabbitmqctl list_connections client_properties`.
     name: String,
     live: Mutex<Option<Arc<Live>>>,
+    /// Set by `Bus::flush` before a graceful exit: no reconnecting after that.
+    closing: std::sync::atomic::AtomicBool,
     /// Routes declared on the current connection.
     declared: Mutex<HashSet<String>>,
     trouble: Mutex<Option<String>>,
@@ -210,6 +212,7 @@ impl AmqpBus {
                 next: Mutex::new(0),
                 name: name.to_string(),
                 live: Mutex::new(None),
+                closing: Default::default(),
                 declared: Mutex::new(HashSet::new()),
                 trouble: Mutex::new(Some("connecting".into())),
                 generation: Mutex::new(0),
@@ -292,6 +295,9 @@ impl AmqpBus {
         let mut delay = Duration::from_millis(500);
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
+            if self.inner.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             let alive =
                 self.inner.live.lock().as_ref().is_some_and(|l| {
                     l.conn.status().connected() && l.publisher.status().connected()
@@ -362,9 +368,25 @@ impl AmqpBus {
 
 struct AmqpAcker(lapin::Acker);
 
+/// Acks and nacks issued and not yet written to the broker (`Bus::flush` waits for them).
+static SETTLING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct Settling;
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        SETTLING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 fn settle(fut: impl std::future::Future<Output = ()> + Send + 'static) {
     if let Ok(h) = tokio::runtime::Handle::try_current() {
-        h.spawn(fut);
+        SETTLING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let guard = Settling;
+        h.spawn(async move {
+            let _guard = guard;
+            fut.await
+        });
     }
 }
 
@@ -517,6 +539,28 @@ impl Bus for AmqpBus {
             let _ = probe.close(200, "done".into()).await;
         }
         Ok(deleted)
+    }
+
+    async fn flush(&self, within: Duration) {
+        let until = tokio::time::Instant::now() + within;
+        while SETTLING.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A clean close: the broker has every frame written before it (acks included)
+        // before it puts back what is still unacknowledged.
+        self.inner
+            .closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let live = self.inner.live.lock().clone();
+        if let Some(live) = live {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                live.conn.close(200, "hornbill stopping".into()),
+            )
+            .await;
+        }
     }
 
     fn kind(&self) -> &'static str {

@@ -99,6 +99,12 @@ pub trait Bus: Send + Sync + 'static {
     async fn remove_if_empty(&self, route: &str) -> Result<bool, BusError>;
     /// Short name for logs and status ("memory", "amqp").
     fn kind(&self) -> &'static str;
+    /// Before a graceful exit: waits (up to `within`) until every ack and nack issued has
+    /// gone to the broker, then closes the connection cleanly, so the next holder of a
+    /// channel is not handed again what this node settled. The bus is not used after.
+    async fn flush(&self, within: std::time::Duration) {
+        let _ = within;
+    }
     /// `None` while the bus works; the reason while it does not (connection lost, ...).
     fn trouble(&self) -> Option<String> {
         None

@@ -41,6 +41,9 @@ pub(super) async fn publish_events(
                 drop(turn);
                 if let Some(d) = delivery {
                     d.ack();
+                    shared
+                        .unsettled
+                        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 }
             }
         })
