@@ -433,10 +433,17 @@ async fn kill_9_of_an_smpp_holder_mid_burst_loses_nothing_accepted() {
     let total = 5000;
     let accepted = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // (API, status or error) -> count, for the message if too few were accepted.
+    let refused = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
     let senders: Vec<_> = (0..24)
         .map(|w| {
-            let (apis, cid, accepted, sent) =
-                (apis.clone(), cid.clone(), accepted.clone(), sent.clone());
+            let (apis, cid, accepted, sent, refused) = (
+                apis.clone(),
+                cid.clone(),
+                accepted.clone(),
+                sent.clone(),
+                refused.clone(),
+            );
             tokio::spawn(async move {
                 let mut i = w;
                 while i < total {
@@ -448,6 +455,15 @@ async fn kill_9_of_an_smpp_holder_mid_burst_loses_nothing_accepted() {
                         .json(&body)
                         .send()
                         .await;
+                    let why = match &r {
+                        Ok(r) => r.status().as_u16().to_string(),
+                        Err(e) if e.is_connect() => "connect".to_string(),
+                        Err(e) if e.is_timeout() => "timeout".to_string(),
+                        Err(_) => "request".to_string(),
+                    };
+                    if why != "201" {
+                        *refused.lock().unwrap().entry((i % 3, why)).or_insert(0) += 1;
+                    }
                     if let Ok(r) = r
                         && r.status().as_u16() == 201
                     {
@@ -481,7 +497,12 @@ async fn kill_9_of_an_smpp_holder_mid_burst_loses_nothing_accepted() {
         s.await.unwrap();
     }
     let accepted = accepted.lock().unwrap().clone();
-    assert!(accepted.len() > total / 2, "{} accepted", accepted.len());
+    assert!(
+        accepted.len() > total / 2,
+        "{} accepted; refused by (API, status or error), the killed one {victim}: {:?}",
+        accepted.len(),
+        refused.lock().unwrap()
+    );
 
     // Every accepted message reached the SMSC; duplicates at most a window's worth.
     let records = eventually("every accepted message at the SMSC", || async {
