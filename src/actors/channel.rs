@@ -29,7 +29,8 @@ use work::{publish_events, run_in_order};
 /// answers 503 (the provider retries later).
 const CALLBACK_QUEUE: usize = 1024;
 
-/// Counts a transport task while it runs, however it ends (returned, failed, aborted).
+/// Counts a task (a transport, a worker) while it runs, however it ends (returned, failed,
+/// aborted).
 struct RunningGuard(Arc<std::sync::atomic::AtomicUsize>);
 
 impl RunningGuard {
@@ -303,7 +304,6 @@ impl Channel {
             .store(self.in_flight.len(), Ordering::Relaxed);
     }
 
-    /// Hands queued messages to the transport while the window and rate limit allow.
     /// Takes the outbound queue (`realtime` and `bulk`) off the bus.
     fn consume(&mut self, ctx: &mut Context<Self>) {
         let id = self.id().to_string();
@@ -330,6 +330,7 @@ impl Channel {
         }));
     }
 
+    /// Hands queued messages to the transport while the window and rate limit allow.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let Some(run) = self.transport.as_ref().filter(|r| !r.stop.is_cancelled()) else {
             self.update_counts();
