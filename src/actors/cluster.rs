@@ -125,7 +125,7 @@ impl Membership {
 /// Runs this node's cluster loop until the process ends.
 pub async fn run(core: Arc<Core>, engine: Addr<Engine>) {
     let m = core.membership.clone();
-    let mut notices = m.coordinator.subscribe();
+    let mut notices = m.coordinator.subscribe().await;
     let mut held: HashMap<String, Held> = HashMap::new();
     let mut last_heartbeat: Option<Instant> = None;
     let mut reported: Vec<String> = vec![];
@@ -194,6 +194,7 @@ async fn apply(core: &Core, engine: &Addr<Engine>, notice: Notice) {
             let _ = engine.send(ReloadRouter(id)).await;
         }
         Change::Left => {}
+        Change::Resync => resync(core, engine).await,
     }
 }
 
@@ -230,7 +231,12 @@ async fn tick(
         live.push(me.to_string());
     }
     let channels: Vec<String> = core.channels.read().keys().cloned().collect();
-    let placed = assign(&live, &channels);
+    let running: HashMap<String, String> = members
+        .iter()
+        .flatten()
+        .flat_map(|n| n.channels.iter().map(move |c| (c.clone(), n.id.clone())))
+        .collect();
+    let placed = assign(&live, &channels, &running);
     for cid in &channels {
         let should_hold = members.is_some() && placed.get(cid).map(String::as_str) == Some(me);
         match held.get(cid) {

@@ -81,7 +81,7 @@ impl Coordinator for Local {
         Ok(())
     }
 
-    fn subscribe(&self) -> mpsc::UnboundedReceiver<Notice> {
+    async fn subscribe(&self) -> mpsc::UnboundedReceiver<Notice> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers.lock().push(tx);
         rx

@@ -65,6 +65,9 @@ pub enum Change {
     Router { id: String },
     /// A node left (graceful stop): look again at who holds what.
     Left,
+    /// (Local only, never published.) Notices may have been missed (the subscription was
+    /// just made, or made again): compare everything with the store.
+    Resync,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +107,10 @@ pub trait Coordinator: Send + Sync {
     /// Tells every node (this one included).
     async fn publish(&self, notice: &Notice) -> Result<(), CoordError>;
     /// Notices as they come, until the receiver is dropped (resubscribing after a lost
-    /// connection by itself).
-    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Notice>;
+    /// connection by itself). Answers once subscribed (or after a few seconds of trying);
+    /// after each (re)subscription a `Change::Resync` comes first, since notices published
+    /// before it were missed.
+    async fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Notice>;
 }
 
 /// Which node holds each of `resources`: rendezvous hashing, then evened out so that no
@@ -113,7 +118,17 @@ pub trait Coordinator: Send + Sync {
 /// from the same membership and channels, whatever the order given) and stable: a channel
 /// moves only when its node leaves, a node joins and takes its share, or evening out needs
 /// it (the channels moved are those that weigh most on their new node).
-pub fn assign(nodes: &[String], resources: &[String]) -> std::collections::HashMap<String, String> {
+///
+/// `running` (resource -> the node running it now, from the heartbeats) keeps what runs
+/// where it runs: a channel running on a live node starts there, and evening out moves a
+/// channel not yet running first, so creating a channel does not make a running one change
+/// nodes. Nodes that read slightly different heartbeats may disagree for a moment; the
+/// leases keep that from running anything twice, and the next heartbeats settle it.
+pub fn assign(
+    nodes: &[String],
+    resources: &[String],
+    running: &std::collections::HashMap<String, String>,
+) -> std::collections::HashMap<String, String> {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
     let mut out: HashMap<String, String> = HashMap::new();
     if nodes.is_empty() {
@@ -124,10 +139,14 @@ pub fn assign(nodes: &[String], resources: &[String]) -> std::collections::HashM
     let mut held: BTreeMap<&str, BTreeSet<&str>> =
         nodes.iter().map(|n| (*n, BTreeSet::new())).collect();
     for r in &resources {
-        let owner = nodes
-            .iter()
-            .max_by_key(|n| (weight(n, r), **n))
-            .expect("nodes is not empty");
+        // Where it runs now, if that node is alive; else its rendezvous node.
+        let owner = match running.get(*r).map(String::as_str) {
+            Some(n) if nodes.contains(n) => nodes.get(n).expect("a live node"),
+            _ => nodes
+                .iter()
+                .max_by_key(|n| (weight(n, r), **n))
+                .expect("nodes is not empty"),
+        };
         held.get_mut(owner).expect("a node").insert(r);
     }
     // Quotas: everyone the floor; the remainder to the nodes holding most already (ties by
@@ -154,11 +173,13 @@ pub fn assign(nodes: &[String], resources: &[String]) -> std::collections::HashM
         let (Some(from), false) = (over.first().copied(), under.is_empty()) else {
             break;
         };
-        // The move that weighs most on its new node.
+        // A channel not running there yet first, then the move that weighs most on its new
+        // node.
+        let idle = |r: &str| running.get(r).map(String::as_str) != Some(from);
         let (r, to) = held[from]
             .iter()
             .flat_map(|r| under.iter().map(move |u| (*r, *u)))
-            .max_by_key(|(r, u)| (weight(u, r), *r, *u))
+            .max_by_key(|(r, u)| (idle(r), weight(u, r), *r, *u))
             .expect("an over-quota node holds something");
         held.get_mut(from).expect("a node").remove(r);
         held.get_mut(to).expect("a node").insert(r);
@@ -207,7 +228,7 @@ mod tests {
             for n in [0, 1, 7, 9, 30, 101] {
                 let nodes: Vec<String> = (0..k).map(|i| format!("host:{}", 8000 + i)).collect();
                 let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-                let a = assign(&nodes, &ids);
+                let a = assign(&nodes, &ids, &Default::default());
                 assert_eq!(a.len(), n);
                 let mut counts: std::collections::HashMap<&str, usize> =
                     nodes.iter().map(|n| (n.as_str(), 0)).collect();
@@ -221,19 +242,35 @@ mod tests {
                 rev_nodes.reverse();
                 let mut rev_ids = ids.clone();
                 rev_ids.reverse();
-                assert_eq!(assign(&rev_nodes, &rev_ids), a);
+                assert_eq!(assign(&rev_nodes, &rev_ids, &Default::default()), a);
             }
         }
         // One node of three leaves: most of the others' channels stay where they are.
         let three: Vec<String> = (1..=3).map(|i| format!("node-{i}")).collect();
         let ids: Vec<String> = (0..300).map(|i| format!("channel-{i}")).collect();
-        let before = assign(&three, &ids);
-        let after = assign(&three[..2], &ids);
+        let before = assign(&three, &ids, &Default::default());
+        let after = assign(&three[..2], &ids, &Default::default());
         let stayed = ids
             .iter()
             .filter(|c| before[*c] != "node-3" && after[*c] == before[*c])
             .count();
         let kept = ids.iter().filter(|c| before[*c] != "node-3").count();
         assert!(stayed * 10 >= kept * 9, "{stayed} of {kept} stayed");
+    }
+
+    #[test]
+    fn a_new_channel_moves_before_a_running_one() {
+        let two: Vec<String> = vec!["node-1".into(), "node-2".into()];
+        // Channels one by one, each running where it was placed: no running one moves.
+        let mut running = std::collections::HashMap::new();
+        let mut ids: Vec<String> = vec![];
+        for i in 0..40 {
+            ids.push(format!("channel-{i}"));
+            let placed = assign(&two, &ids, &running);
+            for (c, n) in &running {
+                assert_eq!(&placed[c], n, "{c} moved when channel-{i} was added");
+            }
+            running.insert(ids[i].clone(), placed[&ids[i]].clone());
+        }
     }
 }

@@ -219,10 +219,12 @@ impl Coordinator for RedisCoordinator {
             .map_err(err)
     }
 
-    fn subscribe(&self) -> mpsc::UnboundedReceiver<Notice> {
+    async fn subscribe(&self) -> mpsc::UnboundedReceiver<Notice> {
         let (tx, rx) = mpsc::unbounded_channel();
         let client = self.client.clone();
         let channel = self.key("notices");
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut first = Some(first_tx);
         actix_rt::spawn(async move {
             use futures::StreamExt;
             loop {
@@ -233,6 +235,17 @@ impl Coordinator for RedisCoordinator {
                 };
                 match subscribed.await {
                     Ok(pubsub) => {
+                        // What was published before now was missed: look again.
+                        let resync = Notice {
+                            from: String::new(),
+                            change: super::Change::Resync,
+                        };
+                        if tx.send(resync).is_err() {
+                            return;
+                        }
+                        if let Some(f) = first.take() {
+                            let _ = f.send(());
+                        }
                         let mut messages = pubsub.into_on_message();
                         while let Some(m) = messages.next().await {
                             let Ok(text) = m.get_payload::<String>() else {
@@ -263,6 +276,9 @@ impl Coordinator for RedisCoordinator {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
+        // The first subscription, before this node takes part (a notice published while
+        // it was being made would otherwise be missed until the resync).
+        let _ = tokio::time::timeout(Duration::from_secs(5), first_rx).await;
         rx
     }
 }
