@@ -21,25 +21,32 @@ use std::time::{Duration, Instant};
 /// catches one that was missed).
 const RESYNC: Duration = Duration::from_secs(30);
 
-/// Reloads the channels whose definition in the store differs from this node's (new,
-/// changed or deleted since).
+/// Reloads the channels whose definition in the store is new or differs from this node's.
+/// A channel this node knows that the store does not is kept, with a warning: a delete
+/// comes with its notice, while a Redis that restarted empty (no persistence) would
+/// otherwise stop every channel of the cluster.
 async fn resync(core: &Core, engine: &Addr<Engine>) {
     let Ok(stored) = core.store.load_channels().await else {
         return;
     };
     let stored: HashMap<String, serde_json::Value> = stored.into_iter().collect();
-    let mut differ: Vec<String> = stored
+    let differ: Vec<String> = stored
         .iter()
         .filter(|(id, props)| core.channel(id).is_none_or(|c| *c.props.read() != **props))
         .map(|(id, _)| id.clone())
         .collect();
-    differ.extend(
-        core.channels
-            .read()
-            .keys()
-            .filter(|id| !stored.contains_key(*id))
-            .cloned(),
-    );
+    let missing = core
+        .channels
+        .read()
+        .keys()
+        .filter(|id| !stored.contains_key(*id))
+        .count();
+    if missing > 0 {
+        tracing::warn!(
+            missing,
+            "Channels running here are not in the store (did Redis lose its data?); kept."
+        );
+    }
     for id in differ {
         tracing::info!(channel = %id, "Channel reloaded: it changed without a notice reaching this node.");
         let _ = engine.send(Reload(id)).await;
