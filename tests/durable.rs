@@ -3,10 +3,9 @@
 //! restarts, or a webhook destination that is down across a hornbill restart.
 
 mod common;
+use common::vumi::VumiWorker;
 use common::*;
-use futures::StreamExt;
 use lapin::options::*;
-use lapin::types::FieldTable;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -389,7 +388,7 @@ async fn a_vumi_application_worker_talks_to_a_channel_over_amqp() {
         .create(json!({"type": "telnet", "amqp_queue": q,
                        "config": {"twisted_endpoint": format!("tcp:{port}"), "to_addr": "*99#"}}))
         .await;
-    let mut worker = VumiWorker::connect(&q).await;
+    let mut worker = VumiWorker::connect(&amqp_url(), &q).await;
     let mut user = User::connect(port).await;
     user.say("hi app").await;
     let msg = worker.next("inbound", |v| v["content"] == "hi app").await;
@@ -466,7 +465,7 @@ async fn a_vumi_worker_behind_a_router_destination_talks_over_amqp() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut worker = VumiWorker::connect(&q).await;
+    let mut worker = VumiWorker::connect(&amqp_url(), &q).await;
     let mut user = User::connect(port).await;
     user.say("hi destination").await;
     let msg = worker
@@ -500,106 +499,6 @@ async fn a_vumi_worker_behind_a_router_destination_talks_over_amqp() {
             .map(|k| format!("{q}.{k}")),
     );
     cleanup(&prefix, &queues).await;
-}
-
-/// A Vumi application worker as a plain AMQP client speaking raw Vumi JSON on `Q.inbound`,
-/// `Q.event` and `Q.outbound`.
-struct VumiWorker {
-    q: String,
-    conn: lapin::Connection,
-    ch: lapin::Channel,
-    consumers: HashMap<&'static str, lapin::Consumer>,
-}
-
-impl VumiWorker {
-    async fn connect(q: &str) -> VumiWorker {
-        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        let mut consumers = HashMap::new();
-        for kind in ["inbound", "event"] {
-            let name = format!("{q}.{kind}");
-            ch.queue_declare(
-                name.as_str().into(),
-                QueueDeclareOptions::durable(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-            ch.queue_bind(
-                name.as_str().into(),
-                "vumi".into(),
-                name.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-            let c = ch
-                .basic_consume(
-                    name.as_str().into(),
-                    format!("test-{kind}").into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .unwrap();
-            consumers.insert(kind, c);
-        }
-        VumiWorker {
-            q: q.to_string(),
-            conn,
-            ch,
-            consumers,
-        }
-    }
-
-    /// The next item on `Q.<kind>` that satisfies `pred`.
-    async fn next(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let consumer = self.consumers.get_mut(kind).unwrap();
-        loop {
-            let d = tokio::time::timeout(WAIT, consumer.next())
-                .await
-                .unwrap_or_else(|_| panic!("nothing on {kind}"))
-                .unwrap()
-                .unwrap();
-            let v: Value = serde_json::from_slice(&d.data).unwrap();
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    /// Publishes the reply a Vumi worker builds, the way Vumi publishes; its message id.
-    async fn reply(&self, msg: &Value, content: &str) -> String {
-        let reply_id = hornbill::message::new_id();
-        let reply = json!({
-            "message_version": "20110921", "message_type": "user_message", "message_id": reply_id,
-            "timestamp": "2026-01-01 00:00:00.000000", "to_addr": msg["from_addr"], "from_addr": msg["to_addr"],
-            "in_reply_to": msg["message_id"], "session_event": null, "content": content,
-            "transport_name": self.q, "transport_type": "telnet", "transport_metadata": {}, "helper_metadata": {},
-            "routing_metadata": {}, "group": null, "provider": null,
-        });
-        self.ch
-            .basic_publish(
-                "vumi".into(),
-                format!("{}.outbound", self.q).as_str().into(),
-                BasicPublishOptions::default(),
-                reply.to_string().as_bytes(),
-                lapin::BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .unwrap();
-        reply_id
-    }
-
-    async fn close(self) {
-        let _ = self.conn.close(200, "bye".into()).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod smsc;
+pub mod vumi;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
