@@ -58,6 +58,32 @@ async fn holdings(api: &Api) -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
+/// Waits until `api`'s view shows `n` live nodes.
+async fn live(api: &Api, n: usize) {
+    eventually(&format!("{n} live nodes"), || async {
+        (holdings(api).await.len() == n).then_some(())
+    })
+    .await;
+}
+
+/// The index in `nodes` of the node whose id is `id` (host name and API port).
+fn node_index(nodes: &[Server], id: &str) -> usize {
+    let port = id.rsplit(':').next().unwrap();
+    nodes
+        .iter()
+        .position(|n| n.url.ends_with(&format!(":{port}")))
+        .unwrap_or_else(|| panic!("no node with the API port of {id}"))
+}
+
+/// The index in `nodes` of the node holding `cid`, as `held` shows it.
+fn holder_index(nodes: &[Server], held: &BTreeMap<String, BTreeSet<String>>, cid: &str) -> usize {
+    let (id, _) = held
+        .iter()
+        .find(|(_, c)| c.contains(cid))
+        .unwrap_or_else(|| panic!("nobody holds {cid}: {held:?}"));
+    node_index(nodes, id)
+}
+
 /// Waits until `api`'s view shows `nodes` live nodes holding exactly `channels`, each once.
 async fn settled(
     api: &Api,
@@ -97,10 +123,7 @@ async fn channels_are_held_once_spread_evenly_and_follow_changes_from_any_node()
     let nodes: Vec<Server> = (0..3).map(|_| Server::start(&node(&prefix, 3.0))).collect();
     let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
     let mo = receiver().await;
-    eventually("three live nodes", || async {
-        (holdings(&apis[0]).await.len() == 3).then_some(())
-    })
-    .await;
+    live(&apis[0], 3).await;
 
     // Thirty channels, 24 telnet and 6 SMPP (each its own SMSC account), created through the
     // three APIs in turn.
@@ -211,12 +234,8 @@ async fn channels_are_held_once_spread_evenly_and_follow_changes_from_any_node()
     .await;
     // A reply sent through a node that does not hold the channel: its story, read from a
     // third node, has the sending node's lines and the holder's.
-    let holder = held
-        .iter()
-        .find(|(_, c)| c.contains(&cid0))
-        .map(|(n, _)| n.clone())
-        .unwrap();
-    let at = |i: usize| nodes[i].url.ends_with(holder.rsplit(':').next().unwrap());
+    let holder = holder_index(&nodes, &held, &cid0);
+    let at = |i: usize| i == holder;
     let sender = (0..3).find(|i| !at(*i)).unwrap();
     let reader = (0..3).find(|i| *i != sender && !at(*i)).unwrap_or(sender);
     let sent = apis[sender]
@@ -270,10 +289,7 @@ async fn a_killed_node_loses_its_channels_to_the_others_within_the_ttl() {
     let mut nodes: Vec<Server> = (0..3).map(|_| Server::start(&node(&prefix, 3.0))).collect();
     let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
     let mo = receiver().await;
-    eventually("three live nodes", || async {
-        (holdings(&apis[0]).await.len() == 3).then_some(())
-    })
-    .await;
+    live(&apis[0], 3).await;
     let mut ports = BTreeMap::new();
     for _ in 0..6 {
         let (body, port) = telnet_body(&mo.uri());
@@ -287,10 +303,7 @@ async fn a_killed_node_loses_its_channels_to_the_others_within_the_ttl() {
         .max_by_key(|(_, c)| c.len())
         .map(|(n, c)| (n.clone(), c.clone()))
         .unwrap();
-    let victim = nodes
-        .iter()
-        .position(|n| n.url.ends_with(victim_id.rsplit(':').next().unwrap()))
-        .expect("the victim's API port in its node id");
+    let victim = node_index(&nodes, &victim_id);
     let survivor = apis[(victim + 1) % 3].clone();
     let killed = Instant::now();
     nodes[victim].kill();
@@ -322,10 +335,7 @@ async fn a_node_stopped_with_sigterm_hands_its_channels_over_at_once() {
         .collect();
     let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
     let mo = receiver().await;
-    eventually("two live nodes", || async {
-        (holdings(&apis[0]).await.len() == 2).then_some(())
-    })
-    .await;
+    live(&apis[0], 2).await;
     let mut ports = BTreeMap::new();
     for _ in 0..6 {
         let (body, port) = telnet_body(&mo.uri());
@@ -386,10 +396,7 @@ async fn kill_9_of_an_smpp_holder_mid_burst_loses_nothing_accepted() {
     let mut nodes: Vec<Server> = (0..3).map(|_| Server::start(&node(&prefix, 3.0))).collect();
     let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
     let events = receiver().await;
-    eventually("three live nodes", || async {
-        (holdings(&apis[0]).await.len() == 3).then_some(())
-    })
-    .await;
+    live(&apis[0], 3).await;
     // Three SMPP channels, each its own SMSC account: one bind each, from its holder.
     let window = 20;
     let mut accounts = BTreeMap::new();
@@ -420,16 +427,7 @@ async fn kill_9_of_an_smpp_holder_mid_burst_loses_nothing_accepted() {
         .next()
         .map(|(c, a)| (c.clone(), a.clone()))
         .unwrap();
-    let victim_id = held
-        .iter()
-        .find(|(_, c)| c.contains(&cid))
-        .unwrap()
-        .0
-        .clone();
-    let victim = nodes
-        .iter()
-        .position(|n| n.url.ends_with(victim_id.rsplit(':').next().unwrap()))
-        .unwrap();
+    let victim = holder_index(&nodes, &held, &cid);
     let total = 5000;
     let accepted = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -552,10 +550,7 @@ async fn a_node_paused_past_its_lease_never_sends_with_it_again() {
     let nodes: Vec<Server> = (0..2).map(|_| Server::start(&node(&prefix, 3.0))).collect();
     let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
     let mo = receiver().await;
-    eventually("two live nodes", || async {
-        (holdings(&apis[0]).await.len() == 2).then_some(())
-    })
-    .await;
+    live(&apis[0], 2).await;
     let cid = apis[0]
         .create(json!({"type": "smpp", "mo_url": mo.uri(), "window": 10,
             "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{}", smsc.smpp),
@@ -564,11 +559,7 @@ async fn a_node_paused_past_its_lease_never_sends_with_it_again() {
         .await;
     let all = BTreeSet::from([cid.clone()]);
     let held = settled(&apis[0], 2, &all).await;
-    let holder_id = held.iter().find(|(_, c)| !c.is_empty()).unwrap().0.clone();
-    let p = nodes
-        .iter()
-        .position(|n| n.url.ends_with(holder_id.rsplit(':').next().unwrap()))
-        .unwrap();
+    let p = holder_index(&nodes, &held, &cid);
     let q = 1 - p;
     let first_session = eventually("bound", || async {
         let s = smsc.get("/sessions").await;
@@ -665,19 +656,12 @@ async fn inbound_webhooks_of_a_dead_node_are_delivered_once_by_another() {
         .respond_with(wiremock::ResponseTemplate::new(503))
         .mount(&mo)
         .await;
-    eventually("two live nodes", || async {
-        (holdings(&apis[0]).await.len() == 2).then_some(())
-    })
-    .await;
+    live(&apis[0], 2).await;
     let (body, port) = telnet_body(&mo.uri());
     let cid = apis[0].create(body).await;
     let all = BTreeSet::from([cid.clone()]);
     let held = settled(&apis[0], 2, &all).await;
-    let holder_id = held.iter().find(|(_, c)| !c.is_empty()).unwrap().0.clone();
-    let p = nodes
-        .iter()
-        .position(|n| n.url.ends_with(holder_id.rsplit(':').next().unwrap()))
-        .unwrap();
+    let p = holder_index(&nodes, &held, &cid);
     let q = 1 - p;
     until("listening", Duration::from_secs(5), || listening(port)).await;
     let mut user = User::connect(port).await;
@@ -738,10 +722,7 @@ async fn sigterm_of_an_smpp_holder_mid_burst_moves_it_without_duplicates_or_loss
     let mut nodes: Vec<Server> = (0..2).map(|_| Server::start(&node(&prefix, 3.0))).collect();
     let apis: Vec<Api> = nodes.iter().map(Server::api).collect();
     let events = receiver().await;
-    eventually("two live nodes", || async {
-        (holdings(&apis[0]).await.len() == 2).then_some(())
-    })
-    .await;
+    live(&apis[0], 2).await;
     let cid = apis[0]
         .create(
             json!({"type": "smpp", "mo_url": format!("{}/mo", events.uri()), "window": 20,
@@ -751,11 +732,7 @@ async fn sigterm_of_an_smpp_holder_mid_burst_moves_it_without_duplicates_or_loss
         )
         .await;
     let held = settled(&apis[0], 2, &BTreeSet::from([cid.clone()])).await;
-    let holder_id = held.iter().find(|(_, c)| !c.is_empty()).unwrap().0.clone();
-    let p = nodes
-        .iter()
-        .position(|n| n.url.ends_with(holder_id.rsplit(':').next().unwrap()))
-        .unwrap();
+    let p = holder_index(&nodes, &held, &cid);
     let q = 1 - p;
     eventually("bound", || async {
         (binds(&smsc).await.get("handover") == Some(&1)).then_some(())
