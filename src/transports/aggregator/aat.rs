@@ -110,12 +110,11 @@ impl aggregator::TypeConfig for AatConfig {
         if let Some(b) = &self.base_url {
             crate::transports::check_http_url("base_url", b)?;
         }
-        ussd_defaults::check_max_sessions(self.max_ussd_sessions)?;
-        crate::transports::check_seconds(&[
-            ("request_timeout", self.request_timeout),
-            ("ussd_session_timeout", self.ussd_session_timeout),
-        ])?;
-        Ok(())
+        ussd_defaults::check(
+            self.max_ussd_sessions,
+            self.request_timeout,
+            self.ussd_session_timeout,
+        )
     }
 }
 

@@ -74,13 +74,12 @@ impl aggregator::TypeConfig for AfricasTalkingConfig {
         if let Some(b) = &self.base_url {
             crate::transports::check_http_url("base_url", b)?;
         }
-        ussd_defaults::check_max_sessions(self.max_ussd_sessions)?;
-        crate::transports::check_seconds(&[
-            ("timeout", self.timeout),
-            ("request_timeout", self.request_timeout),
-            ("ussd_session_timeout", self.ussd_session_timeout),
-        ])?;
-        Ok(())
+        crate::transports::check_seconds(&[("timeout", self.timeout)])?;
+        ussd_defaults::check(
+            self.max_ussd_sessions,
+            self.request_timeout,
+            self.ussd_session_timeout,
+        )
     }
 
     fn http_timeout(&self) -> Duration {

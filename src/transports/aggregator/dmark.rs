@@ -93,12 +93,11 @@ impl aggregator::TypeConfig for DmarkConfig {
             &self.web_password,
             &self.validation_mode,
         )?;
-        ussd_defaults::check_max_sessions(self.max_ussd_sessions)?;
-        crate::transports::check_seconds(&[
-            ("request_timeout", self.request_timeout),
-            ("ussd_session_timeout", self.ussd_session_timeout),
-        ])?;
-        Ok(())
+        ussd_defaults::check(
+            self.max_ussd_sessions,
+            self.request_timeout,
+            self.ussd_session_timeout,
+        )
     }
 }
 

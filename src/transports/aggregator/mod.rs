@@ -268,6 +268,19 @@ pub mod ussd_defaults {
     }
     /// Largest `max_ussd_sessions` accepted.
     pub const MAX_MAX_SESSIONS: usize = 10_000_000;
+    /// The USSD keys of a config: `max_ussd_sessions`, `request_timeout` and
+    /// `ussd_session_timeout`.
+    pub fn check(
+        max_sessions: usize,
+        request_timeout: f64,
+        session_timeout: f64,
+    ) -> Result<(), String> {
+        check_max_sessions(max_sessions)?;
+        crate::transports::check_seconds(&[
+            ("request_timeout", request_timeout),
+            ("ussd_session_timeout", session_timeout),
+        ])
+    }
     pub fn check_max_sessions(n: usize) -> Result<(), String> {
         if (1..=MAX_MAX_SESSIONS).contains(&n) {
             Ok(())
