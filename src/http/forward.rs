@@ -44,12 +44,9 @@ fn holder_url(state: &State, cid: &str) -> Option<String> {
         .map(|n| n.url.clone())
 }
 
-/// The holder's answer to this request, if another node holds `cid` and answered.
-pub async fn to_holder(state: &State, req: &HttpRequest, cid: &str) -> Option<HttpResponse> {
-    if req.headers().contains_key(FORWARDED) {
-        return None;
-    }
-    let base = holder_url(state, cid)?;
+/// This request, passed on to the node at `base` once (marked `FORWARDED`), with its
+/// method, path, query and credentials; `None` for a method reqwest does not take.
+fn pass_on(state: &State, req: &HttpRequest, base: &str) -> Option<reqwest::RequestBuilder> {
     let path = req
         .uri()
         .path_and_query()
@@ -61,7 +58,16 @@ pub async fn to_holder(state: &State, req: &HttpRequest, cid: &str) -> Option<Ht
     if let Some(auth) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
         out = out.header(reqwest::header::AUTHORIZATION, auth.as_bytes());
     }
-    let answer = match out.send().await {
+    Some(out)
+}
+
+/// The holder's answer to this request, if another node holds `cid` and answered.
+pub async fn to_holder(state: &State, req: &HttpRequest, cid: &str) -> Option<HttpResponse> {
+    if req.headers().contains_key(FORWARDED) {
+        return None;
+    }
+    let base = holder_url(state, cid)?;
+    let answer = match pass_on(state, req, &base)?.send().await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(channel = %cid, holder = %crate::redact::url(&base), error = %e,
@@ -99,24 +105,10 @@ pub async fn other_logs(state: &State, req: &HttpRequest) -> Vec<crate::logs::Lo
         .filter(|n| n.id != m.node_id)
         .map(|n| n.url.clone())
         .collect();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or(req.uri().path(), |p| p.as_str())
-        .to_string();
-    let auth = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec());
     let asks = others.into_iter().map(|base| {
-        let mut out = client()
-            .get(format!("{base}{path}"))
-            .header(FORWARDED, m.node_id.as_str());
-        if let Some(a) = &auth {
-            out = out.header(reqwest::header::AUTHORIZATION, a.as_slice());
-        }
+        let out = pass_on(state, req, &base);
         async move {
-            let answer: serde_json::Value = out.send().await.ok()?.json().await.ok()?;
+            let answer: serde_json::Value = out?.send().await.ok()?.json().await.ok()?;
             serde_json::from_value::<Vec<crate::logs::LogEntry>>(answer.get("result")?.clone()).ok()
         }
     });
