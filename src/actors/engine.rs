@@ -84,17 +84,17 @@ impl Engine {
 pub struct Activate(pub String);
 
 impl Handler<Activate> for Engine {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ();
 
     fn handle(&mut self, msg: Activate, _ctx: &mut Context<Self>) -> Self::Result {
         let Some(shared) = self.core.channel(&msg.0) else {
-            return Box::pin(fut::ready(()));
+            return;
         };
         if shared
             .active
             .swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            return Box::pin(fut::ready(()));
+            return;
         }
         // A callbacks-only actor takes the queue too (its transport, with any USSD request
         // it holds, carries on); otherwise the channel starts here.
@@ -108,12 +108,12 @@ impl Handler<Activate> for Engine {
         }
         let forwarder = start_forwarder(&self.forwarders, self.core.clone(), shared.clone());
         *shared.forwarder.write() = Some(forwarder);
-        Box::pin(fut::ready(()))
     }
 }
 
-/// This node no longer holds the channel's lease: stop running it here (`graceful`: its
-/// transport is given `GRACEFUL_STOP` to finish its window before this answers).
+/// This node no longer holds the channel's lease: stop running it here. `graceful`: the
+/// channel is drained first (`channel::Drain`), its workers and transport end, then this
+/// answers; otherwise it stops at once.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Deactivate {
@@ -204,7 +204,7 @@ impl Handler<Reload> for Engine {
                 (id, found)
             }
             .into_actor(self)
-            .map(|(id, found), act, ctx| match found {
+            .map(|(id, found), act, _| match found {
                 Err(e) => {
                     tracing::warn!(channel = %id, error = %e, "Changed channel not reloaded.")
                 }
@@ -227,24 +227,14 @@ impl Handler<Reload> for Engine {
                         let new_config =
                             changed("config") || changed("type") || changed(super::CALLBACK_SECRET);
                         let new_queue = changed("amqp_queue");
-                        let spec = Arc::new(act.core.channel_spec(&props));
-                        shared.metrics.write().retype(&shared.id, &spec.kind);
-                        *shared.spec.write() = spec;
-                        *shared.props.write() = props;
-                        if let Some(actor) = shared.actor.read().clone() {
-                            actor.do_send(channel::SpecChanged);
-                            if new_config {
-                                actor.do_send(channel::RestartTransport);
-                            }
-                        }
-                        if new_queue && shared.is_active() {
-                            let fresh =
-                                start_forwarder(&act.forwarders, act.core.clone(), shared.clone());
-                            if let Some(old) = shared.forwarder.write().replace(fresh) {
-                                old.do_send(StopForwarder);
-                            }
-                        }
-                        let _ = ctx;
+                        apply_props(
+                            &act.core,
+                            &act.forwarders,
+                            &shared,
+                            props,
+                            new_config,
+                            new_queue,
+                        );
                     }
                 },
             }),
@@ -367,23 +357,7 @@ impl Handler<UpdateChannel> for Engine {
         Box::pin(
             async move {
                 store.save_channel(&shared.id, &props).await?;
-                let spec = Arc::new(core.channel_spec(&props));
-                shared.metrics.write().retype(&shared.id, &spec.kind);
-                *shared.spec.write() = spec;
-                *shared.props.write() = props;
-                if let Some(actor) = shared.actor.read().clone() {
-                    actor.do_send(channel::SpecChanged);
-                    if new_config {
-                        actor.do_send(channel::RestartTransport);
-                    }
-                }
-                if new_queue {
-                    // The router consumes `amqp_queue`: a new one means a new router.
-                    let fresh = start_forwarder(&forwarders, core, shared.clone());
-                    if let Some(old) = shared.forwarder.write().replace(fresh) {
-                        old.do_send(StopForwarder);
-                    }
-                }
+                apply_props(&core, &forwarders, &shared, props, new_config, new_queue);
                 shared.log.info(None, "Channel updated");
                 Ok(shared)
             }
@@ -447,6 +421,35 @@ impl Handler<DeleteChannel> for Engine {
             }
             .into_actor(self),
         )
+    }
+}
+
+/// A channel's new properties, on this node: its spec and metric labels, its actor told
+/// (the transport restarted for a new `config`, `type` or callback secret), and for a new
+/// `amqp_queue` a new forwarder (it consumes that queue) where the channel runs.
+fn apply_props(
+    core: &Arc<Core>,
+    forwarders: &actix_rt::ArbiterHandle,
+    shared: &Arc<ChannelShared>,
+    props: Value,
+    new_config: bool,
+    new_queue: bool,
+) {
+    let spec = Arc::new(core.channel_spec(&props));
+    shared.metrics.write().retype(&shared.id, &spec.kind);
+    *shared.spec.write() = spec;
+    *shared.props.write() = props;
+    if let Some(actor) = shared.actor.read().clone() {
+        actor.do_send(channel::SpecChanged);
+        if new_config {
+            actor.do_send(channel::RestartTransport);
+        }
+    }
+    if new_queue && shared.is_active() {
+        let fresh = start_forwarder(forwarders, core.clone(), shared.clone());
+        if let Some(old) = shared.forwarder.write().replace(fresh) {
+            old.do_send(StopForwarder);
+        }
     }
 }
 
