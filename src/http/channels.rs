@@ -104,10 +104,6 @@ pub async fn channel_view(core: &Core, shared: &ChannelShared) -> Value {
     Value::Object(view)
 }
 
-fn lookup(core: &Core, id: &str) -> Result<std::sync::Arc<ChannelShared>, ApiError> {
-    core.channel(id).ok_or(ApiError::ChannelNotFound)
-}
-
 /// Checks `type` + `config` against the channel types.
 pub fn check_channel_type(core: &Core, kind: &str, config: &Value) -> Result<(), ApiError> {
     core.registry.validate(kind, config).map_err(|e| match e {
@@ -192,7 +188,7 @@ pub async fn rotate_secret(
     state: web::Data<State>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let shared = lookup(&state.core, &path)?;
+    let shared = state.channel(&path).await?;
     let Some(old) = shared.spec().callback_secret.current.clone() else {
         return Err(ApiError::Usage(
             "This channel's type takes no provider callbacks: it has no callback secret".into(),
@@ -243,7 +239,7 @@ pub async fn get(
     path: web::Path<String>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let shared = lookup(&state.core, &path)?;
+    let shared = state.channel(&path).await?;
     // Its live counts (queue held, in flight) are its holder's.
     if let Some(answer) = super::forward::to_holder(&state, &req, &shared.id).await {
         return Ok(answer);
@@ -273,7 +269,7 @@ pub async fn modify(
     if !errors.is_empty() {
         return Err(ApiError::Schema(errors));
     }
-    let shared = lookup(&state.core, &path)?;
+    let shared = state.channel(&path).await?;
     let mut changes = changes.as_object().cloned().unwrap_or_default();
     // The secret changes only by a rotation; a view sent back (secrets redacted) keeps it.
     for key in [CALLBACK_SECRET, PREVIOUS_CALLBACK_SECRET] {
@@ -370,7 +366,7 @@ pub async fn logs(
     path: web::Path<String>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let shared = lookup(&state.core, &path)?;
+    let shared = state.channel(&path).await?;
     let n = log_n(&state.core, &req)?;
     // Every node's entries: the API's (accepted, queued) and the holder's (sent, answered).
     let mut entries = shared.log.newest(n);

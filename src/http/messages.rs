@@ -39,7 +39,7 @@ pub async fn send(
         return Err(ApiError::Schema(errors));
     }
     let cid = path.into_inner();
-    let shared = core.channel(&cid).ok_or(ApiError::ChannelNotFound)?;
+    let shared = state.channel(&cid).await?;
     let spec = shared.spec();
     if !spec.has_destination {
         return Err(ApiError::Usage(

@@ -28,6 +28,29 @@ pub struct State {
     pub access: access::Access,
 }
 
+impl State {
+    /// A channel this node knows, or one just created through another node whose notice
+    /// has not reached this one yet: found in the store, it is loaded here first, so a send
+    /// right after a create elsewhere is not refused.
+    pub async fn channel(&self, id: &str) -> Result<Arc<crate::actors::ChannelShared>, ApiError> {
+        if let Some(c) = self.core.channel(id) {
+            return Ok(c);
+        }
+        if let Ok(Some(_)) = self
+            .core
+            .store
+            .load_def(crate::store::Defs::Channels, id)
+            .await
+        {
+            let _ = self
+                .engine
+                .send(crate::actors::engine::Reload(id.to_string()))
+                .await;
+        }
+        self.core.channel(id).ok_or(ApiError::ChannelNotFound)
+    }
+}
+
 /// A resource's answer to a method it does not serve: 405, with the ones it does in `Allow`.
 pub fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
