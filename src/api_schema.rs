@@ -88,6 +88,16 @@ fn check_field(name: &str, ty: Ty, v: &Value, nullable: bool, errors: &mut Vec<S
                 errors.push(type_error("'object'"))
             }
         }
+        Ty::Bool => {
+            if !v.is_boolean() {
+                errors.push(type_error("'boolean'"))
+            }
+        }
+        Ty::List => {
+            if !v.is_array() {
+                errors.push(type_error("'array'"))
+            }
+        }
         Ty::Int(max) => match (v, as_count(v)) {
             (Value::Number(n), _) if n.as_i64().is_some_and(|i| i < 0) => {
                 errors.push(SchemaError {
@@ -270,6 +280,8 @@ mod tests {
                     Ty::Str | Ty::StrOrNull => "string",
                     Ty::Obj => "object",
                     Ty::Int(_) => "integer",
+                    Ty::Bool => "boolean",
+                    Ty::List => "array",
                 };
                 let want = if matches!(ty, Ty::StrOrNull) || (nullable && key.modify_nullable) {
                     json!([base, "null"])

@@ -28,6 +28,9 @@ pub enum KeyType {
     Obj,
     /// An integer from 0 to the maximum (JSON Schema's integer: `1.0` is one).
     Int(u64),
+    Bool,
+    /// A JSON array (its items are checked where it is read).
+    List,
 }
 
 /// One key of a request body.
@@ -87,6 +90,8 @@ pub const CHANNEL_KEYS: &[Key] = &[
     Key::new("event_auth_token", Str).nullable().secret(),
     Key::new("application", Str).nullable(),
     Key::new("window", Int(MAX_WINDOW)),
+    // hornbill: each PDU, stanza or line of a socket protocol in the channel log
+    Key::new("log_protocol", KeyType::Bool),
 ];
 
 /// A router destination's body. Closed: no other keys.
@@ -121,6 +126,8 @@ pub const MESSAGE_KEYS: &[Key] = &[
     Key::new("event_auth_token", Str),
     Key::new("priority", Str),
     Key::new("channel_data", Obj),
+    // hornbill: media, `[{"url", "content_type", "caption"}]` (`message::Attachment`)
+    Key::new("attachments", KeyType::List),
 ];
 
 /// The keys a channel's destination is one of: a channel may be sent to only with one.
@@ -164,6 +171,8 @@ pub struct ChannelSpec {
     pub has_destination: bool,
     /// What a provider's callback URL must carry (channel types with callbacks).
     pub callback_secret: CallbackSecret,
+    /// Each protocol unit (PDU, stanza, line) goes to the channel log.
+    pub log_protocol: bool,
 }
 
 impl ChannelSpec {
@@ -197,6 +206,7 @@ impl ChannelSpec {
                 .unwrap_or(default_window),
             has_destination: DESTINATION_KINDS.iter().any(|k| props.get(*k).is_some()),
             callback_secret: CallbackSecret::from_props(props),
+            log_protocol: props.get("log_protocol").and_then(Value::as_bool) == Some(true),
         }
     }
 }

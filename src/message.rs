@@ -244,6 +244,8 @@ impl Message {
         reply.transport_type = self.transport_type.clone();
         reply.transport_metadata = self.transport_metadata.clone();
         reply.helper_metadata = self.helper_metadata.clone();
+        // The user's media is not the reply's.
+        reply.helper_metadata.remove(ATTACHMENTS);
         if let Some(endpoint) = self.routing_metadata.get("endpoint_name") {
             reply
                 .routing_metadata
@@ -255,16 +257,46 @@ impl Message {
         reply
     }
 
-    /// The nine-key message object of the Junebug API (§2.2).
+    /// The message's media (`helper_metadata.attachments`; none when absent or unreadable).
+    pub fn attachments(&self) -> Vec<Attachment> {
+        self.helper_metadata
+            .get(ATTACHMENTS)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether the message carries media (`helper_metadata.attachments` non-empty).
+    pub fn has_attachments(&self) -> bool {
+        self.helper_metadata
+            .get(ATTACHMENTS)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    }
+
+    /// Sets its media (removes the key when there is none).
+    pub fn set_attachments(&mut self, attachments: Vec<Attachment>) {
+        if attachments.is_empty() {
+            self.helper_metadata.remove(ATTACHMENTS);
+        } else {
+            self.helper_metadata.insert(
+                ATTACHMENTS.into(),
+                serde_json::to_value(attachments).unwrap_or_default(),
+            );
+        }
+    }
+
+    /// The nine-key message object of the Junebug API (§2.2), plus `attachments` (hornbill's
+    /// extension) when the message carries media.
     pub fn api_view(&self, channel_id: &str) -> Value {
         let mut data = self.helper_metadata.clone();
+        let attachments = data.remove(ATTACHMENTS);
         if let Some(ev) = self.session_event {
             data.insert("session_event".into(), Value::from(ev.as_str()));
         }
         if let Some(cont) = self.extra.get("continue_session") {
             data.insert("continue_session".into(), cont.clone());
         }
-        json!({
+        let mut view = json!({
             "to": self.to_addr,
             "from": self.from_addr,
             "group": self.group,
@@ -274,7 +306,61 @@ impl Message {
             "reply_to": self.in_reply_to,
             "content": self.content,
             "channel_data": data,
-        })
+        });
+        if let Some(a) = attachments.filter(|a| a.as_array().is_some_and(|a| !a.is_empty())) {
+            view[ATTACHMENTS] = a;
+        }
+        view
+    }
+}
+
+/// Where a message's media travels on the Vumi wire: `helper_metadata.attachments`, a list
+/// of [`Attachment`] objects. The API shows it as the message's `attachments`.
+pub const ATTACHMENTS: &str = "attachments";
+
+/// One piece of media a message carries (hornbill's extension of Junebug's message).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Where it can be fetched: for a send, a URL the provider fetches; for an inbound
+    /// message, the provider's URL when it needs no credentials, otherwise hornbill's own
+    /// (`/channels/{id}/media/{ref}`), which fetches it with the channel's credentials.
+    pub url: String,
+    /// Its MIME type (`image/jpeg`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Text shown with it, where the channel has captions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+}
+
+impl Attachment {
+    /// The `attachments` of a send body: a list of objects with a `url` (http or https) and
+    /// optional `content_type` and `caption` strings, nothing else; the error names the item.
+    pub fn parse_list(v: &Value) -> Result<Vec<Attachment>, String> {
+        let Value::Array(items) = v else {
+            return Err("attachments must be a list".into());
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let a: Attachment = serde_json::from_value(item.clone())
+                    .map_err(|e| format!("attachments[{i}]: {e}"))?;
+                let keys_ok = item.as_object().is_some_and(|o| {
+                    o.keys()
+                        .all(|k| matches!(k.as_str(), "url" | "content_type" | "caption"))
+                });
+                if !keys_ok {
+                    return Err(format!(
+                        "attachments[{i}]: only url, content_type and caption are allowed"
+                    ));
+                }
+                match url::Url::parse(&a.url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(a),
+                    _ => Err(format!("attachments[{i}]: url must be an http(s) URL")),
+                }
+            })
+            .collect()
     }
 }
 

@@ -200,6 +200,7 @@ impl Channel {
             }),
             callback_secret: spec.callback_secret.current.clone(),
             ttls: self.core.store_ttls(),
+            protocol_log: self.shared.protocol_log.clone(),
         };
         *self.shared.callbacks.write() = Some(callbacks_tx);
         let stop = tctx.stop.clone();
@@ -330,12 +331,24 @@ impl Channel {
         }));
     }
 
+    fn carries_media(&self) -> bool {
+        let kind = &self.shared.spec().kind;
+        self.core
+            .registry
+            .get(kind)
+            .is_ok_and(|f| f.carries_media())
+    }
+
     /// Hands queued messages to the transport while the window and rate limit allow.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        let Some(run) = self.transport.as_ref().filter(|r| !r.stop.is_cancelled()) else {
+        if !self
+            .transport
+            .as_ref()
+            .is_some_and(|r| !r.stop.is_cancelled())
+        {
             self.update_counts();
             return;
-        };
+        }
         // Nothing is sent without a lease still valid here (a node paused past it wakes to
         // find it gone: its transport is stopped, it sends nothing).
         if !self.active || self.draining || !self.shared.lease_valid() {
@@ -371,6 +384,22 @@ impl Channel {
                     None => break,
                 },
             };
+            if p.msg.has_attachments() && !self.carries_media() {
+                let reason = format!(
+                    "Channel type {} cannot carry attachments",
+                    self.shared.spec().kind
+                );
+                self.shared.log.warn(
+                    Some(&p.msg.message_id),
+                    format!("Message rejected: {reason}"),
+                );
+                let event = Event::nack(&p.msg.message_id, &reason, self.id());
+                self.settle_after(event, Some(p.delivery));
+                continue;
+            }
+            let Some(run) = self.transport.as_ref() else {
+                break;
+            };
             match run.tx.try_send(TransportCommand::Send(p.msg.clone())) {
                 Ok(()) => {
                     self.in_flight.insert(p.msg.message_id.clone(), p);
@@ -387,6 +416,43 @@ impl Channel {
             }
         }
         self.update_counts();
+    }
+
+    /// The provider is unavailable or throttles: the message goes back to the front and the
+    /// channel pauses, for at least `at_least` (the provider's `retry_after`), and longer the
+    /// longer the outage (0.5 s to 30 s).
+    fn retry_later(
+        &mut self,
+        message_id: &str,
+        reason: &str,
+        at_least: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(p) = self.in_flight.remove(message_id) else {
+            return;
+        };
+        let since = *self.unavailable_since.get_or_insert_with(Instant::now);
+        let delay = since
+            .elapsed()
+            .clamp(Duration::from_millis(500), Duration::from_secs(30))
+            .max(at_least.min(Duration::from_secs(3600)));
+        if self.paused_until.is_none_or(|t| t <= Instant::now()) {
+            self.shared.log.warn(
+                Some(message_id),
+                format!(
+                    "Provider asked to retry later: {reason}; pausing {:.1} s",
+                    delay.as_secs_f64()
+                ),
+            );
+            self.paused_until = Some(Instant::now() + delay);
+            ctx.run_later(delay, |act, ctx| {
+                act.paused_until = None;
+                let held = std::mem::take(&mut act.retry_later);
+                act.requeue_in_order(held);
+                act.pump(ctx);
+            });
+        }
+        self.retry_later.push(p);
     }
 
     /// Puts messages back at the front of their queues, oldest first.
@@ -542,31 +608,7 @@ impl StreamHandler<TransportReport> for Channel {
                 retry,
             } => {
                 if retry {
-                    if let Some(p) = self.in_flight.remove(&message_id) {
-                        // The provider is unavailable: the message goes back to the front
-                        // and the channel pauses, longer the longer the outage (0.5 s to 30 s).
-                        let since = *self.unavailable_since.get_or_insert_with(Instant::now);
-                        let delay = since
-                            .elapsed()
-                            .clamp(Duration::from_millis(500), Duration::from_secs(30));
-                        if self.paused_until.is_none_or(|t| t <= Instant::now()) {
-                            self.shared.log.warn(
-                                Some(&message_id),
-                                format!(
-                                    "Provider asked to retry later: {reason}; pausing {:.1} s",
-                                    delay.as_secs_f64()
-                                ),
-                            );
-                            self.paused_until = Some(Instant::now() + delay);
-                            ctx.run_later(delay, |act, ctx| {
-                                act.paused_until = None;
-                                let held = std::mem::take(&mut act.retry_later);
-                                act.requeue_in_order(held);
-                                act.pump(ctx);
-                            });
-                        }
-                        self.retry_later.push(p);
-                    }
+                    self.retry_later(&message_id, &reason, Duration::ZERO, ctx);
                 } else {
                     let delivery = self.in_flight.remove(&message_id).map(|p| p.delivery);
                     self.shared
@@ -575,6 +617,15 @@ impl StreamHandler<TransportReport> for Channel {
                     let event = Event::nack(&message_id, &reason, &cid);
                     self.settle_after(event, delivery);
                 }
+                self.pump(ctx);
+                self.stop_if_drained(ctx);
+            }
+            TransportReport::RetryAfter {
+                message_id,
+                reason,
+                after,
+            } => {
+                self.retry_later(&message_id, &reason, after, ctx);
                 self.pump(ctx);
                 self.stop_if_drained(ctx);
             }

@@ -437,6 +437,9 @@ fn apply_props(
 ) {
     let spec = Arc::new(core.channel_spec(&props));
     shared.metrics.write().retype(&shared.id, &spec.kind);
+    shared
+        .protocol_log
+        .store(spec.log_protocol, std::sync::atomic::Ordering::Relaxed);
     *shared.spec.write() = spec;
     *shared.props.write() = props;
     if let Some(actor) = shared.actor.read().clone() {

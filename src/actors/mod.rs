@@ -196,11 +196,15 @@ pub struct ChannelShared {
     pub workers: Arc<AtomicUsize>,
     /// Deliveries answered by the provider whose events are being recorded (settled after).
     pub unsettled: AtomicUsize,
+    /// The channel's `log_protocol`, shared with its running transport (a modify flips it
+    /// without a restart).
+    pub protocol_log: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ChannelShared {
     pub fn new(id: &str, props: Value, spec: Arc<ChannelSpec>, ring_size: usize) -> ChannelShared {
         ChannelShared {
+            protocol_log: Arc::new(spec.log_protocol.into()),
             metrics: RwLock::new(crate::telemetry::ChannelMetrics::new(id, &spec.kind)),
             spec: RwLock::new(spec),
             props: RwLock::new(props),

@@ -7,7 +7,7 @@ use crate::actors::channel::CancelQueued;
 use crate::actors::outbound::{self, EnqueueError, Outbound};
 use crate::api_schema::{self, py_repr};
 use crate::bus::BusError;
-use crate::message::{Message, SessionEvent};
+use crate::message::{Attachment, Message, SessionEvent};
 use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value, json};
 
@@ -89,6 +89,20 @@ pub async fn submit(
         ));
     }
     let content = text("content");
+    let attachments = match req.get("attachments") {
+        Some(v) => Attachment::parse_list(v).map_err(ApiError::Usage)?,
+        None => Vec::new(),
+    };
+    let carries_media = core
+        .registry
+        .get(&spec.kind)
+        .is_ok_and(|f| f.carries_media());
+    if !attachments.is_empty() && !carries_media {
+        return Err(ApiError::Usage(format!(
+            "Channel type {} cannot carry attachments",
+            py_repr(&Value::String(spec.kind.clone()))
+        )));
+    }
     let mut channel_data: Map<String, Value> = match req.get("channel_data") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
@@ -128,6 +142,7 @@ pub async fn submit(
         }
     };
     msg.helper_metadata = channel_data;
+    msg.set_attachments(attachments);
     if let Some(c) = continue_session {
         msg.extra.insert("continue_session".into(), c);
     }

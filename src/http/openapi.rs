@@ -148,6 +148,12 @@ pub struct ChannelCreate {
     /// hornbill: messages handed to the provider before the first is answered (default 64).
     #[schema(nullable = false, minimum = 0, maximum = 10000)]
     pub window: Option<u64>,
+    /// hornbill: write each PDU, stanza or line the channel's socket protocol (`smpp`,
+    /// `xmpp`, `irc`) sends and receives to the channel log, secrets scrubbed, tagged with
+    /// the message id where there is one. Off by default; a modify turns it on or off
+    /// without restarting the channel.
+    #[schema(nullable = false)]
+    pub log_protocol: Option<bool>,
 }
 
 /// `POST /channels/{id}`: the keys to change, merged into the channel (a new `config`
@@ -182,6 +188,8 @@ pub struct ChannelModify {
     pub application: Option<String>,
     #[schema(nullable = false, minimum = 0, maximum = 10000)]
     pub window: Option<u64>,
+    #[schema(nullable = false)]
+    pub log_protocol: Option<bool>,
 }
 
 /// A channel: its stored properties as given (secrets redacted), with `id` and
@@ -290,10 +298,31 @@ pub struct MessageSend {
     /// (false ends a USSD session) are read by hornbill.
     #[schema(nullable = false, value_type = Option<Object>)]
     pub channel_data: Option<Map<String, Value>>,
+    /// hornbill: media to send, for channel types that carry it (`twilio`, `telegram`,
+    /// `whatsapp`, `twitter`); any other type refuses the send with a 400.
+    #[schema(nullable = false)]
+    pub attachments: Option<Vec<Attachment>>,
+}
+
+/// A piece of media (hornbill's extension): kept on the Vumi message in
+/// `helper_metadata.attachments`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// For a send, an http(s) URL the provider fetches the media from. On an inbound
+    /// message, the provider's URL when it can be fetched without credentials, otherwise
+    /// hornbill's `/channels/{id}/media/{ref}`, which fetches it with the channel's.
+    pub url: String,
+    /// MIME type, e.g. `image/jpeg`.
+    #[schema(nullable = false)]
+    pub content_type: Option<String>,
+    /// Text shown with the media where the channel has captions.
+    #[schema(nullable = false)]
+    pub caption: Option<String>,
 }
 
 /// A message: the send answer, the body POSTed to `mo_url`, and replies. All nine keys
-/// are always present.
+/// are always present; `attachments` only when the message carries media.
 #[derive(ToSchema)]
 pub struct Message {
     #[schema(required = true)]
@@ -317,6 +346,9 @@ pub struct Message {
     pub content: Option<String>,
     #[schema(value_type = Object)]
     pub channel_data: Map<String, Value>,
+    /// hornbill: the message's media.
+    #[schema(nullable = false)]
+    pub attachments: Option<Vec<Attachment>>,
 }
 
 /// The `type` of an event.

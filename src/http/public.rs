@@ -198,6 +198,56 @@ async fn handle(
     }
 }
 
+/// `GET /channels/{id}/{secret}/media/{ref}`: an inbound message's media, fetched from the
+/// provider with the channel's credentials (which never leave hornbill).
+#[utoipa::path(get, path = "/channels/{id}/{secret}/media/{ref}", tag = "callbacks", operation_id = "media",
+    summary = "Media of an inbound message (an attachment's `url`)",
+    description = "Where a provider's media needs the channel's credentials to be fetched (a Telegram \
+file, WhatsApp media), an inbound message's attachment points here: hornbill fetches it from the \
+provider and passes it on. The channel's callback secret in the path is the credential.",
+    params(("id" = String, Path, description = "Channel id"),
+           ("secret" = String, Path, description = "The channel's callback secret"),
+           ("ref" = String, Path, description = "The provider's reference for the media")),
+    responses(
+        (status = 200, description = "The media, with the provider's content type"),
+        (status = 403, description = "The URL has a wrong callback secret", body = super::openapi::Envelope<super::openapi::Empty>),
+        (status = 404, description = "channel not found, or no such media", body = super::openapi::Envelope<super::openapi::Empty>),
+        (status = 502, description = "The provider did not give it", body = super::openapi::Envelope<super::openapi::Empty>),
+    ))]
+async fn media(
+    state: web::Data<PublicState>,
+    path: web::Path<(String, String, String)>,
+) -> HttpResponse {
+    let (cid, secret, media_ref) = path.into_inner();
+    let core = &state.core;
+    let Some(shared) = core.channel(&cid) else {
+        return not_found("channel not found");
+    };
+    let spec = shared.spec();
+    if !spec
+        .callback_secret
+        .accepts(&secret, crate::message::now_secs())
+    {
+        return forbidden(&shared, "media", "wrong_secret");
+    }
+    let Ok(factory) = core.registry.get(&spec.kind) else {
+        return not_found("no such media");
+    };
+    match factory.media(&spec.config, &media_ref).await {
+        Ok(m) => HttpResponse::Ok().content_type(m.content_type).body(m.body),
+        Err(crate::transports::MediaError::NotFound) => not_found("no such media"),
+        Err(e) => {
+            shared
+                .log
+                .warn(None, format!("Media {media_ref:?} not fetched: {e}"));
+            answer(CallbackResponse::json(
+                502,
+                &serde_json::json!({"status": 502, "code": "Bad Gateway", "description": e.to_string(), "result": {}}),
+            ))
+        }
+    }
+}
+
 /// `GET /channels/{id}/{action}` (no secret) is refused as the POST is.
 #[utoipa::path(get, path = "/channels/{id}/{action}", tag = "callbacks", operation_id = "callback_without_secret_get",
     summary = "A callback URL without the channel's secret, by GET: refused",
@@ -247,7 +297,7 @@ async fn nothing_here() -> HttpResponse {
 `/channels/{channel_id}/{callback_secret}/{action}`. It is a separate server from the management \
 API, with no API credentials: the path carries the channel's callback secret, and channel types \
 check their provider's own credentials too where it has some (Twilio's signature, Basic auth)."),
-    paths(callback, callback_get, callback_without_secret, callback_without_secret_get, health),
+    paths(callback, callback_get, callback_without_secret, callback_without_secret_get, media, health),
     tags((name = "callbacks", description = "Provider callbacks")),
 )]
 pub struct PublicApiDoc;
@@ -256,6 +306,7 @@ pub struct PublicApiDoc;
 pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     cfg.app_data(web::PayloadConfig::new(max_body))
         .service(web::resource(["/health", "/health/"]).route(web::get().to(health)))
+        .service(web::resource("/channels/{id}/{secret}/media/{ref}").route(web::get().to(media)))
         .service(
             web::resource([
                 "/channels/{id}/{secret}/{action}",

@@ -23,6 +23,7 @@ use futures::future::LocalBoxFuture;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 
 /// What a channel asks of its transport.
@@ -48,6 +49,13 @@ pub enum TransportReport {
         message_id: String,
         reason: String,
         retry: bool,
+    },
+    /// The provider throttles: try the message again, not before `after` (its
+    /// `retry_after`; the channel pauses at least that long, at most an hour).
+    RetryAfter {
+        message_id: String,
+        reason: String,
+        after: std::time::Duration,
     },
     /// A delivery report for a message sent earlier.
     DeliveryReport {
@@ -90,6 +98,9 @@ pub struct TransportContext {
     /// Records that must last as long as an outbound message's events can come
     /// (`outbound_message_ttl`), and as long as a reply may come (`inbound_message_ttl`).
     pub ttls: crate::store::Ttls,
+    /// The channel's `log_protocol` switch, flipped by a channel modify while the transport
+    /// runs: when on, each PDU, stanza or line goes to the channel log ([`Reporter::protocol`]).
+    pub protocol_log: Arc<AtomicBool>,
 }
 
 impl TransportContext {
@@ -105,6 +116,7 @@ impl TransportContext {
     /// What a transport's tasks report through (its own copy of the sender).
     pub fn reporter(&self) -> Reporter {
         Reporter::new(&self.channel_id, self.reports.clone())
+            .with_protocol_log(self.protocol_log.clone())
     }
 }
 
@@ -116,6 +128,7 @@ pub struct Reporter {
     channel_id: String,
     reports: mpsc::UnboundedSender<TransportReport>,
     secrets: Arc<[String]>,
+    protocol_log: Arc<AtomicBool>,
 }
 
 impl Reporter {
@@ -124,6 +137,32 @@ impl Reporter {
             channel_id: channel_id.to_string(),
             reports,
             secrets: Arc::new([]),
+            protocol_log: Arc::default(),
+        }
+    }
+
+    /// The same, writing protocol lines while `flag` (the channel's `log_protocol`) is on.
+    pub fn with_protocol_log(mut self, flag: Arc<AtomicBool>) -> Reporter {
+        self.protocol_log = flag;
+        self
+    }
+
+    /// Whether the channel's `log_protocol` switch is on now.
+    pub fn logs_protocol(&self) -> bool {
+        self.protocol_log.load(Ordering::Relaxed)
+    }
+
+    /// One protocol unit (a PDU, a stanza, an IRC line) sent (`Dir::Out`) or received, as a
+    /// readable one-liner for the channel log, about a message where there is one; `line`
+    /// is only built when `log_protocol` is on, and its secrets are scrubbed like every
+    /// log line's (a transport still leaves passwords out of what it builds).
+    pub fn protocol(&self, dir: Dir, message_id: Option<&str>, line: impl FnOnce() -> String) {
+        if self.logs_protocol() {
+            let arrow = match dir {
+                Dir::In => "<<",
+                Dir::Out => ">>",
+            };
+            self.log_about(crate::logs::INFO, message_id, format!("{arrow} {}", line()));
         }
     }
 
@@ -182,6 +221,31 @@ impl Reporter {
     }
 }
 
+/// Media fetched from a provider for a client (`TransportFactory::media`).
+pub struct Media {
+    pub content_type: String,
+    pub body: bytes::Bytes,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("no such media")]
+    NotFound,
+    #[error("the provider did not give it: {0}")]
+    Provider(String),
+}
+
+pub type MediaResult = Result<Media, MediaError>;
+
+/// Which way a protocol unit went ([`Reporter::protocol`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Received from the peer (`<<` in the log).
+    In,
+    /// Sent to the peer (`>>`).
+    Out,
+}
+
 /// Why a transport stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -212,6 +276,19 @@ pub trait TransportFactory: Send + Sync + 'static {
     /// answers (any other is a 404 there).
     fn callback_actions(&self, _config: &Value) -> Vec<&'static str> {
         Vec::new()
+    }
+    /// Whether it sends messages' `attachments` (media). A send with attachments to a type
+    /// that does not is refused at the API (400), and one from the bus is rejected with the
+    /// reason: media is never dropped silently.
+    fn carries_media(&self) -> bool {
+        false
+    }
+    /// Fetches, with the channel's credentials, the media an inbound message's attachment
+    /// names by the provider's reference: what `GET {callback base}/media/{ref}` on the
+    /// public listener answers (behind the channel's callback secret).
+    fn media(&self, config: &Value, media_ref: &str) -> LocalBoxFuture<'static, MediaResult> {
+        let _ = (config, media_ref);
+        Box::pin(async { Err(MediaError::NotFound) })
     }
     /// Checks a `config` object; the error text is shown to the API client.
     fn validate(&self, config: &Value) -> Result<(), String>;
@@ -357,6 +434,14 @@ impl TransportFactory for WorkerKeysIgnored {
 
     fn callback_actions(&self, config: &Value) -> Vec<&'static str> {
         self.0.callback_actions(&without_worker_keys(config))
+    }
+
+    fn carries_media(&self) -> bool {
+        self.0.carries_media()
+    }
+
+    fn media(&self, config: &Value, media_ref: &str) -> LocalBoxFuture<'static, MediaResult> {
+        self.0.media(&without_worker_keys(config), media_ref)
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {

@@ -203,6 +203,7 @@ impl Provider for AfricasTalking {
                     form_metadata(&form, &["id", "date", "linkId", "networkCode", "cost"]);
                 meta.insert("message_id".into(), Value::String(v[3].to_string()));
                 let inbound = Inbound {
+                    media: Vec::new(),
                     from: v[0].to_string(),
                     to: v[1].to_string(),
                     content: Some(v[2].to_string()),
@@ -294,10 +295,7 @@ mod tests {
 
     #[test]
     fn send_answers() {
-        let r = |status, body: &str| ProviderResponse {
-            status,
-            body: body.into(),
-        };
+        let r = |status, body: &str| ProviderResponse::new(status, body);
         let ok = r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+254711000001","status":"Success","cost":"KES 0.8000","messageId":"ATXid_1"}]}}"#;
         assert_eq!(
             at().read_send(&r(201, ok)),

@@ -253,6 +253,7 @@ impl Provider for Clickatell {
                 );
                 meta.insert("message_id".into(), Value::String(v[0].to_string()));
                 let inbound = Inbound {
+                    media: Vec::new(),
                     from: v[1].to_string(),
                     to,
                     content: Some(decode(v[2], form_field(&form, "charset"))),

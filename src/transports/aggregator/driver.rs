@@ -4,10 +4,10 @@
 
 use super::ussd::Held;
 use super::{
-    Inbound, Provider, ProviderRequest, ProviderResponse, Received, Report, RequestBody,
+    Inbound, MediaAt, Provider, ProviderRequest, ProviderResponse, Received, Report, RequestBody,
     SendContext, SendOutcome, quote, shown_url,
 };
-use crate::message::{DeliveryStatus, Level, Message, SessionEvent};
+use crate::message::{Attachment, DeliveryStatus, Level, Message, SessionEvent};
 use crate::transports::{
     Callback, Reporter, TransportCommand, TransportContext, TransportError, TransportReport,
 };
@@ -57,10 +57,10 @@ pub async fn run<P: Provider>(
         .timeout(timeout)
         .build()
         .map_err(|e| TransportError::Other(e.to_string()))?;
+    let reporter = ctx.reporter();
     let TransportContext {
         channel_id,
         mut commands,
-        reports,
         store,
         mut callbacks,
         callback_base,
@@ -75,7 +75,7 @@ pub async fn run<P: Provider>(
         shared_store,
         polling: std::cell::Cell::new(false),
         provider,
-        reporter: Reporter::new(&channel_id, reports).with_secrets(secrets),
+        reporter: reporter.with_secrets(secrets),
         cid: channel_id,
         store,
         callback_base,
@@ -94,8 +94,12 @@ pub async fn run<P: Provider>(
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut intake_open = true;
+    let setup = driver.clone().set_up();
+    tokio::pin!(setup);
+    let mut set_up = false;
     loop {
         tokio::select! {
+            _ = &mut setup, if !set_up => set_up = true,
             command = commands.recv() => match command {
                 None => return Ok(()),
                 Some(TransportCommand::Send(msg)) => driver.clone().send(msg),
@@ -257,6 +261,13 @@ impl<P: Provider> Driver<P> {
                     }
                     self.nack(msg.message_id, why, true);
                 }
+                SendOutcome::RetryAfter(why, after) => {
+                    self.report(TransportReport::RetryAfter {
+                        message_id: msg.message_id,
+                        reason: self.reporter.scrub(&why),
+                        after,
+                    });
+                }
                 SendOutcome::Failed(why) => self.nack(msg.message_id, why, false),
             }
         });
@@ -264,39 +275,49 @@ impl<P: Provider> Driver<P> {
 
     /// Sends one request: the provider's answer, or why there was none.
     pub(super) async fn execute(&self, r: &ProviderRequest) -> Result<ProviderResponse, String> {
-        let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut req = self.client.request(method, &r.url);
-        for (k, v) in &r.headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        if let Some((u, p)) = &r.basic_auth {
-            req = req.basic_auth(u, Some(p));
-        }
-        req = match &r.body {
-            RequestBody::None => req,
-            RequestBody::Form(fields) => req
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(
-                    url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(fields)
-                        .finish(),
-                ),
-            RequestBody::Json(v) => req
-                .header("Content-Type", "application/json")
-                .body(v.to_string()),
-            RequestBody::Raw { content_type, body } => req
-                .header("Content-Type", content_type.as_str())
-                .body(body.clone()),
-        };
-        match req.send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let body = resp.text().await.unwrap_or_default();
-                Ok(ProviderResponse { status, body })
+        let resp = send(&self.client, r).await?;
+        let status = resp.status().as_u16();
+        let headers = response_headers(&resp);
+        let body = resp.text().await.unwrap_or_default();
+        Ok(ProviderResponse {
+            status,
+            body,
+            headers,
+        })
+    }
+
+    /// The provider's `setup` requests, each tried until accepted (1 s, doubling to 60 s
+    /// between tries), with the channel's status saying where it stands.
+    async fn set_up(self: Rc<Self>) {
+        for request in self.provider.setup() {
+            let shown = self.reporter.scrub(&request.url);
+            let mut delay = Duration::from_secs(1);
+            loop {
+                let result = match self.execute(&request).await {
+                    Ok(resp) => self.provider.read_setup(&resp),
+                    Err(why) => Err(why),
+                };
+                match result {
+                    Ok(()) => {
+                        self.log(crate::logs::INFO, format!("Set up: {shown} accepted"));
+                        self.status(Level::Ok, "setup_done", format!("Set up: {shown}"));
+                        break;
+                    }
+                    Err(why) => {
+                        self.status(
+                            Level::Down,
+                            "setup_failed",
+                            format!(
+                                "{shown}: {}; trying again in {} s",
+                                quote(&why),
+                                delay.as_secs()
+                            ),
+                        );
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(60));
+                    }
+                }
             }
-            Err(e) if e.is_timeout() => Err("timed out".into()),
-            Err(e) if e.is_connect() => Err("connection failed".into()),
-            Err(_) => Err("request failed".into()),
         }
     }
 
@@ -364,6 +385,24 @@ impl<P: Provider> Driver<P> {
         }
         msg.transport_metadata
             .insert(self.provider.name().into(), Value::Object(meta));
+        let base = self.callback_base.as_deref().unwrap_or("");
+        msg.set_attachments(
+            inbound
+                .media
+                .into_iter()
+                .map(|m| Attachment {
+                    url: match m.at {
+                        MediaAt::Url(u) => u,
+                        MediaAt::Provider(r) => format!(
+                            "{base}/media/{}",
+                            url::form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()
+                        ),
+                    },
+                    content_type: m.content_type,
+                    caption: m.caption,
+                })
+                .collect(),
+        );
         msg
     }
 
@@ -457,4 +496,129 @@ fn status_word(s: DeliveryStatus) -> &'static str {
         DeliveryStatus::Delivered => "delivered",
         DeliveryStatus::Failed => "failed",
     }
+}
+
+/// Sends one request to the provider: its answer, or why there was none (no URL or
+/// credential in the reason).
+async fn send(client: &reqwest::Client, r: &ProviderRequest) -> Result<reqwest::Response, String> {
+    let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = client.request(method, &r.url);
+    for (k, v) in &r.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    if let Some((u, p)) = &r.basic_auth {
+        req = req.basic_auth(u, Some(p));
+    }
+    req = match &r.body {
+        RequestBody::None => req,
+        RequestBody::Form(fields) => req
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish(),
+            ),
+        RequestBody::Json(v) => req
+            .header("Content-Type", "application/json")
+            .body(v.to_string()),
+        RequestBody::Raw { content_type, body } => req
+            .header("Content-Type", content_type.as_str())
+            .body(body.clone()),
+    };
+    match req.send().await {
+        Ok(resp) => Ok(resp),
+        Err(e) if e.is_timeout() => Err("timed out".into()),
+        Err(e) if e.is_connect() => Err("connection failed".into()),
+        Err(_) => Err("request failed".into()),
+    }
+}
+
+fn response_headers(resp: &reqwest::Response) -> Vec<(String, String)> {
+    resp.headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// The largest media `fetch_media` passes on (bytes).
+pub const MAX_MEDIA: usize = 64 * 1024 * 1024;
+
+/// Fetches the media an inbound message's attachment names by reference, with the
+/// channel's credentials (`Provider::media_request`, then `media_follow`).
+pub async fn fetch_media<P: Provider>(
+    provider: &P,
+    timeout: Duration,
+    media_ref: &str,
+) -> Result<crate::transports::Media, crate::transports::MediaError> {
+    use crate::transports::{Media, MediaError};
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| MediaError::Provider(e.to_string()))?;
+    let first = provider
+        .media_request(media_ref)
+        .ok_or(MediaError::NotFound)?;
+    let mut resp = send(&client, &first).await.map_err(MediaError::Provider)?;
+    let too_big = |r: &reqwest::Response| r.content_length().is_some_and(|n| n > MAX_MEDIA as u64);
+    let status = resp.status().as_u16();
+    if status == 404 || status == 400 {
+        return Err(MediaError::NotFound);
+    }
+    if !(200..300).contains(&status) {
+        return Err(MediaError::Provider(format!("HTTP {status}")));
+    }
+    if too_big(&resp) {
+        return Err(MediaError::Provider(format!(
+            "larger than {MAX_MEDIA} bytes"
+        )));
+    }
+    let headers = response_headers(&resp);
+    let content_type = |h: &[(String, String)]| {
+        h.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "application/octet-stream".into())
+    };
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|_| MediaError::Provider("read failed".into()))?;
+    let answer = ProviderResponse {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        headers: headers.clone(),
+    };
+    let (headers, body) = match provider
+        .media_follow(&answer)
+        .map_err(MediaError::Provider)?
+    {
+        None => (headers, body),
+        Some(next) => {
+            resp = send(&client, &next).await.map_err(MediaError::Provider)?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                return Err(MediaError::Provider(format!("HTTP {status}")));
+            }
+            if too_big(&resp) {
+                return Err(MediaError::Provider(format!(
+                    "larger than {MAX_MEDIA} bytes"
+                )));
+            }
+            let headers = response_headers(&resp);
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|_| MediaError::Provider("read failed".into()))?;
+            (headers, body)
+        }
+    };
+    if body.len() > MAX_MEDIA {
+        return Err(MediaError::Provider(format!(
+            "larger than {MAX_MEDIA} bytes"
+        )));
+    }
+    Ok(Media {
+        content_type: content_type(&headers),
+        body,
+    })
 }

@@ -91,6 +91,8 @@ impl ProviderRequest {
 pub struct ProviderResponse {
     pub status: u16,
     pub body: String,
+    /// Header names in lower case (rate-limit headers, `retry-after`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl ProviderResponse {
@@ -98,7 +100,20 @@ impl ProviderResponse {
         ProviderResponse {
             status,
             body: body.into(),
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Option<Value> {
@@ -113,6 +128,9 @@ pub enum SendOutcome {
     Accepted(Option<String>),
     /// Not now (throttled, the provider is down): the channel pauses and tries again.
     Retry(String),
+    /// Throttled, with the provider's own wait (`retry_after`): the channel pauses at
+    /// least that long.
+    RetryAfter(String, Duration),
     /// Refused for good, with the provider's reason.
     Failed(String),
 }
@@ -145,6 +163,29 @@ pub struct Inbound {
     pub content: Option<String>,
     /// Kept under `transport_metadata.<provider name>`.
     pub metadata: Map<String, Value>,
+    /// The message's media (its `attachments`).
+    pub media: Vec<InboundMedia>,
+}
+
+/// A piece of media on an inbound message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboundMedia {
+    pub at: MediaAt,
+    pub content_type: Option<String>,
+    pub caption: Option<String>,
+}
+
+/// Where an inbound message's media can be fetched.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaAt {
+    /// A URL anybody given it can fetch, no credentials needed (Twilio's media URLs).
+    Url(String),
+    /// The provider's reference for it, fetched with the channel's credentials
+    /// (`Provider::media_request`): the message's attachment is hornbill's own URL,
+    /// `{callback base}/media/{ref}` on the public listener, behind the channel's callback
+    /// secret, so the credentials (a bot token in a Telegram file URL, a WhatsApp access
+    /// token) never leave hornbill.
+    Provider(String),
 }
 
 /// A delivery report: whose, and what it says.
@@ -335,6 +376,36 @@ pub trait Provider: 'static {
         let _ = metadata;
         None
     }
+    /// Requests made when the channel starts (Telegram's `setWebhook`), in order, each
+    /// tried again with backoff until `read_setup` accepts its answer; the channel sends
+    /// meanwhile.
+    fn setup(&self) -> Vec<ProviderRequest> {
+        Vec::new()
+    }
+    /// Whether the provider accepted a `setup` request (the reason if not).
+    fn read_setup(&self, resp: &ProviderResponse) -> Result<(), String> {
+        match status_outcome(resp) {
+            None => Ok(()),
+            Some(
+                SendOutcome::Failed(why)
+                | SendOutcome::Retry(why)
+                | SendOutcome::RetryAfter(why, _),
+            ) => Err(why),
+            Some(SendOutcome::Accepted(_)) => Ok(()),
+        }
+    }
+    /// The first request fetching the media an inbound message named by `MediaAt::Provider`
+    /// (`None`: there is no such media).
+    fn media_request(&self, media_ref: &str) -> Option<ProviderRequest> {
+        let _ = media_ref;
+        None
+    }
+    /// Given the answer to `media_request`: the request downloading the media itself
+    /// (Telegram's file path, WhatsApp's media URL), or `None` when that answer was it.
+    fn media_follow(&self, first: &ProviderResponse) -> Result<Option<ProviderRequest>, String> {
+        let _ = first;
+        Ok(None)
+    }
 }
 
 /// Where a channel of an HTTP type starts: what its provider may need to know of itself.
@@ -382,6 +453,8 @@ pub trait HttpType: Provider + Sized {
     const TRANSPORT_TYPE: &'static str;
     /// Its callbacks on the public listener (`/channels/{id}/{secret}/{action}`).
     const ACTIONS: &'static [&'static str];
+    /// Whether its `build_send` sends a message's attachments.
+    const MEDIA: bool = false;
     /// Its config (also the channel type's schema in the OpenAPI document).
     type Config: TypeConfig;
     /// The provider of one channel.
@@ -420,12 +493,37 @@ impl<T: HttpType> super::TransportFactory for Factory<T> {
         true
     }
 
+    fn carries_media(&self) -> bool {
+        T::MEDIA
+    }
+
     fn config_schema(&self) -> Value {
         super::config_schema::<T::Config>()
     }
 
     fn validate(&self, config: &Value) -> Result<(), String> {
         parse_config::<T::Config>(config).map(|_| ())
+    }
+
+    fn media(
+        &self,
+        config: &Value,
+        media_ref: &str,
+    ) -> futures::future::LocalBoxFuture<'static, super::MediaResult> {
+        let cx = StartContext {
+            channel_id: "",
+            callback_base: None,
+            callback_secret: None,
+        };
+        let parsed = parse_config::<T::Config>(config).map(|cfg| {
+            let timeout = cfg.http_timeout();
+            (T::new(cfg, &cx), timeout)
+        });
+        let media_ref = media_ref.to_string();
+        Box::pin(async move {
+            let (provider, timeout) = parsed.map_err(super::MediaError::Provider)?;
+            driver::fetch_media(&provider, timeout, &media_ref).await
+        })
     }
 
     fn start(
@@ -455,10 +553,7 @@ mod tests {
 
     #[test]
     fn statuses_split_into_retry_and_final() {
-        let r = |status| ProviderResponse {
-            status,
-            body: "x".into(),
-        };
+        let r = |status| ProviderResponse::new(status, "x");
         assert_eq!(status_outcome(&r(201)), None);
         assert!(matches!(
             status_outcome(&r(429)),

@@ -398,6 +398,7 @@ impl Provider for Twilio {
                 meta.insert("media".into(), Value::Array(media));
             }
             let inbound = Inbound {
+                media: Vec::new(),
                 from: v[0].to_string(),
                 to: v[1].to_string(),
                 content: form_field(&form, "Body").map(str::to_string),
@@ -764,12 +765,7 @@ mod tests {
     #[test]
     fn send_answers() {
         let t = twilio(json!({}));
-        let r = |status, body: &str| {
-            t.read_send(&ProviderResponse {
-                status,
-                body: body.into(),
-            })
-        };
+        let r = |status, body: &str| t.read_send(&ProviderResponse::new(status, body));
         let ok = r#"{"sid":"SM29f4f980778e4621b72df75ac82f5000","status":"queued","error_code":null,"error_message":null}"#;
         assert_eq!(
             r(201, ok),

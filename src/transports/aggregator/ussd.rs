@@ -95,6 +95,7 @@ impl<P: Provider> Driver<P> {
                 let base = local.unwrap_or_else(|| {
                     self.inbound_message(
                         Inbound {
+                            media: Vec::new(),
                             from: req.from.clone(),
                             to: req.to.clone(),
                             content: None,
@@ -175,6 +176,7 @@ impl<P: Provider> Driver<P> {
         }
         let msg = self.inbound_message(
             Inbound {
+                media: Vec::new(),
                 from: req.from.clone(),
                 to: req.to.clone(),
                 content,

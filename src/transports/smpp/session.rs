@@ -43,17 +43,17 @@ struct InFlight {
 }
 
 pub async fn run(cfg: SmppConfig, ctx: TransportContext) -> Result<(), TransportError> {
+    let reporter = ctx.reporter();
     let TransportContext {
         channel_id,
         mut commands,
-        reports,
         store,
         stop,
         ..
     } = ctx;
     let link = Link {
         store,
-        reporter: Reporter::new(&channel_id, reports),
+        reporter,
         channel_id,
     };
     let binds = cfg.binds();
