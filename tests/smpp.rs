@@ -970,3 +970,130 @@ async fn past_max_reassembly_parts_the_oldest_incomplete_message_is_dropped() {
     );
     assert!(dropped >= Some(2.0), "{text}");
 }
+
+/// The lines of a message's story (`GET /channels/{id}/messages/{mid}/logs`).
+async fn story(api: &Api, cid: &str, mid: &str) -> Vec<String> {
+    api.get(&format!("/channels/{cid}/messages/{mid}/logs"))
+        .await
+        .ok(200, "logs retrieved")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn log_protocol_is_switched_on_by_a_modify_and_tells_a_messages_pdus() {
+    let smsc = Smsc::start(&[]);
+    let hooks = receiver().await;
+    let server = Server::start("");
+    let api = server.api();
+    let cid = smpp_channel(&api, &smsc, &format!("{}/mo", hooks.uri()), json!({})).await;
+    let ev = format!("{}/ev", hooks.uri());
+    let delivered = |id: Value| {
+        let hooks = &hooks;
+        async move {
+            wait_hit(hooks, "delivered", |p, b| {
+                p == "/ev" && b["message_id"] == id && b["event_type"] == "delivery_succeeded"
+            })
+            .await;
+        }
+    };
+
+    // Off by default: the story has no PDUs.
+    let sent = api
+        .send(
+            &cid,
+            json!({"to": "27820000001", "content": "quiet", "event_url": ev}),
+        )
+        .await;
+    let quiet = sent["message_id"].as_str().unwrap().to_string();
+    delivered(json!(quiet)).await;
+    let lines = story(&api, &cid, &quiet).await;
+    assert!(!lines.iter().any(|l| l.contains("submit_sm")), "{lines:#?}");
+
+    // On through a modify, with no restart: the channel stays bound on its first bind.
+    let binds = smsc.get("/stats").await["binds_total"].clone();
+    api.post(&format!("/channels/{cid}"), json!({"log_protocol": true}))
+        .await
+        .ok(200, "channel updated");
+    assert_eq!(api.channel(&cid).await["log_protocol"], true);
+    let sent = api
+        .send(
+            &cid,
+            json!({"to": "27820000002", "content": "loud €", "event_url": ev}),
+        )
+        .await;
+    let loud = sent["message_id"].as_str().unwrap().to_string();
+    delivered(json!(loud)).await;
+    let lines = eventually("the receipt's PDU in the story", || async {
+        let lines = story(&api, &cid, &loud).await;
+        lines
+            .iter()
+            .any(|l| l.starts_with("<< deliver_sm") && l.contains("receipt_for="))
+            .then_some(lines)
+    })
+    .await;
+    let submit = lines
+        .iter()
+        .find(|l| l.starts_with(">> submit_sm "))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(submit.contains("dst=27820000002"), "{submit}");
+    assert!(submit.contains("text=\"loud €\""), "{submit}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<< submit_sm_resp ") && l.contains("status=ESME_ROK")),
+        "{lines:#?}"
+    );
+    assert_eq!(smsc.get("/stats").await["binds_total"], binds, "no rebind");
+
+    // An MO's deliver_sm is in its own story; enquire_links are in the channel's log.
+    smsc.post(
+        "/mo",
+        json!({"from": "27820000009", "to": "12345", "text": "hi pdu"}),
+    )
+    .await;
+    let (_, _, mo) = wait_hit(&hooks, "MO", |p, b| p == "/mo" && b["content"] == "hi pdu").await;
+    let mo_story = story(&api, &cid, mo["message_id"].as_str().unwrap()).await;
+    assert!(
+        mo_story
+            .iter()
+            .any(|l| l.starts_with("<< deliver_sm") && l.contains("text=\"hi pdu\"")),
+        "{mo_story:#?}"
+    );
+    let log = eventually("an enquire_link in the log", || async {
+        let text = api.get(&format!("/channels/{cid}/logs?n=1000")).await.text;
+        text.contains(">> enquire_link").then_some(text)
+    })
+    .await;
+    assert!(!log.contains("s3cr3tpw"));
+
+    // A restart binds again: the bind PDU shows the system_id, never the password.
+    api.post(&format!("/channels/{cid}/restart"), json!({}))
+        .await;
+    let log = eventually("the bind in the log", || async {
+        let text = api.get(&format!("/channels/{cid}/logs?n=1000")).await.text;
+        text.contains(">> bind_transceiver").then_some(text)
+    })
+    .await;
+    assert!(log.contains("system_id=hornbill"), "{log}");
+    assert!(!log.contains("s3cr3tpw"));
+    assert!(!server.output().contains("s3cr3tpw"));
+
+    // Off again: no more PDUs.
+    api.post(&format!("/channels/{cid}"), json!({"log_protocol": false}))
+        .await
+        .ok(200, "channel updated");
+    let sent = api
+        .send(
+            &cid,
+            json!({"to": "27820000003", "content": "quiet again", "event_url": ev}),
+        )
+        .await;
+    let again = sent["message_id"].as_str().unwrap().to_string();
+    delivered(json!(again)).await;
+    let lines = story(&api, &cid, &again).await;
+    assert!(!lines.iter().any(|l| l.contains("submit_sm")), "{lines:#?}");
+}

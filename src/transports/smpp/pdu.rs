@@ -27,6 +27,98 @@ pub fn status_name(status: CommandStatus) -> String {
     }
 }
 
+/// A PDU as one readable line for the channel log (`log_protocol`): command, sequence,
+/// status and its key fields, the text of a short message decoded (with `default` for
+/// data_coding 0). A bind's password is never shown.
+pub fn describe(cmd: &rusmpp::Command, default: split::Coding) -> String {
+    let name = {
+        let debug = format!("{:?}", cmd.id());
+        let mut out = String::with_capacity(debug.len() + 4);
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    };
+    let mut line = format!("{name} seq={}", cmd.sequence_number());
+    if cmd.status() != CommandStatus::EsmeRok || name.ends_with("_resp") || name == "generic_nack" {
+        line.push_str(&format!(" status={}", status_name(cmd.status())));
+    }
+    let text = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    let sm = |src: &[u8], dst: &[u8], esm: u8, dc: u8, body: &[u8], line: &mut String| {
+        let (body, udh) = if esm & 0x40 != 0 {
+            let (info, len, rest) = split::strip_udh(body);
+            if let Some((r, total, n)) = info {
+                line.push_str(&format!(" udh=ref:{r},part:{n}/{total}"));
+            }
+            (rest, len)
+        } else {
+            (body, 0)
+        };
+        let _ = udh;
+        line.push_str(&format!(
+            " src={} dst={} esm=0x{esm:02x} dcs=0x{dc:02x} text={:?}",
+            text(src),
+            text(dst),
+            split::decode(dc, body, 0, default)
+        ));
+    };
+    match cmd.pdu() {
+        Some(Pdu::BindTransceiver(b)) => {
+            line.push_str(&format!(" system_id={}", text(b.system_id.as_ref())))
+        }
+        Some(Pdu::BindTransmitter(b)) => {
+            line.push_str(&format!(" system_id={}", text(b.system_id.as_ref())))
+        }
+        Some(Pdu::BindReceiver(b)) => {
+            line.push_str(&format!(" system_id={}", text(b.system_id.as_ref())))
+        }
+        Some(Pdu::SubmitSm(d)) => {
+            sm(
+                d.source_addr.as_ref(),
+                d.destination_addr.as_ref(),
+                u8::from(d.esm_class),
+                u8::from(d.data_coding),
+                d.short_message().as_ref(),
+                &mut line,
+            );
+            line.push_str(&format!(
+                " registered_delivery={}",
+                u8::from(d.registered_delivery)
+            ));
+        }
+        Some(pdu @ (Pdu::DeliverSm(_) | Pdu::DataSm(_))) => {
+            if let Pdu::DeliverSm(d) = pdu {
+                sm(
+                    d.source_addr.as_ref(),
+                    d.destination_addr.as_ref(),
+                    u8::from(d.esm_class),
+                    u8::from(d.data_coding),
+                    d.short_message().as_ref(),
+                    &mut line,
+                );
+            }
+            if let Some(Incoming::Receipt { smsc_id, status }) = inspect(pdu) {
+                line.push_str(&format!(
+                    " receipt_for={} state={status:?}",
+                    smsc_id.unwrap_or_default()
+                ));
+            }
+        }
+        Some(Pdu::SubmitSmResp(_)) => {
+            line.push_str(&format!(" message_id={}", submit_sm_resp_id(cmd.pdu())))
+        }
+        _ => {}
+    }
+    line
+}
+
 /// A C-octet string field, `None` when `s` is too long for it (or holds a NUL).
 pub fn octets<const MIN: usize, const MAX: usize>(s: &str) -> Option<COctetString<MIN, MAX>> {
     COctetString::from_str(s).ok()

@@ -16,7 +16,7 @@ use super::reassembly::Partial;
 use super::{dlr, split};
 use crate::message::{Level, Message};
 use crate::transports::{
-    Reporter, TransportCommand, TransportContext, TransportError, TransportReport,
+    Dir, Reporter, TransportCommand, TransportContext, TransportError, TransportReport,
 };
 use futures::{FutureExt, SinkExt, StreamExt};
 use rusmpp::pdus::DeliverSmResp;
@@ -195,6 +195,13 @@ impl<'a> Session<'a> {
         self.seq
     }
 
+    /// A PDU sent or received, in the channel log when `log_protocol` is on.
+    fn wire(&self, dir: Dir, cmd: &Command, message_id: Option<&str>) {
+        self.link.reporter.protocol(dir, message_id, || {
+            pdu::describe(cmd, self.cfg.default_coding())
+        });
+    }
+
     /// Every message still waiting for a response goes back to be retried.
     fn lost(&mut self, why: &str) {
         self.in_flight.clear();
@@ -230,9 +237,10 @@ impl<'a> Session<'a> {
         };
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, Codec::new());
-        let bind = pdu::bind(cfg, self.role)?;
+        let bind = Command::new(CommandStatus::EsmeRok, self.seq, pdu::bind(cfg, self.role)?);
+        self.wire(Dir::Out, &bind, None);
         framed
-            .send(Command::new(CommandStatus::EsmeRok, self.seq, bind))
+            .send(bind)
             .await
             .map_err(|e| format!("Sending bind failed: {e}"))?;
         let deadline = tokio::time::Instant::now() + cfg.bind_timeout();
@@ -258,6 +266,7 @@ impl<'a> Session<'a> {
                 }
                 Ok(Some(Ok(Ok(c)))) => c,
             };
+            self.wire(Dir::In, &cmd, None);
             if cmd.id() == pdu::bind_resp_id(self.role)
                 || (cmd.sequence_number() == self.seq && cmd.id() == CommandId::GenericNack)
             {
@@ -331,7 +340,9 @@ impl<'a> Session<'a> {
                         return Done::Lost("No answer to enquire_link: the link is dead".into());
                     }
                     let seq = self.next_seq();
-                    if let Err(e) = framed.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await {
+                    let enquire_link = Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink);
+                    self.wire(Dir::Out, &enquire_link, None);
+                    if let Err(e) = framed.send(enquire_link).await {
                         return Done::Lost(format!("Writing enquire_link failed: {e}"));
                     }
                 }
@@ -364,13 +375,13 @@ impl<'a> Session<'a> {
                             bad.sequence, bad.reason
                         ),
                     );
-                    let _ = framed
-                        .feed(Command::new(
-                            CommandStatus::EsmeRinvcmdlen,
-                            bad.sequence,
-                            Pdu::GenericNack,
-                        ))
-                        .await;
+                    let nack = Command::new(
+                        CommandStatus::EsmeRinvcmdlen,
+                        bad.sequence,
+                        Pdu::GenericNack,
+                    );
+                    self.wire(Dir::Out, &nack, None);
+                    let _ = framed.feed(nack).await;
                 }
             }
             more += 1;
@@ -417,9 +428,9 @@ impl<'a> Session<'a> {
     async fn unbind(&mut self, framed: &mut Connection) {
         self.lost("the channel stopped");
         let seq = self.next_seq();
-        let _ = framed
-            .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
-            .await;
+        let unbind = Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind);
+        self.wire(Dir::Out, &unbind, None);
+        let _ = framed.send(unbind).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while let Some(Ok(frame)) = framed.next().await {
                 if frame.is_ok_and(|c| c.id() == CommandId::UnbindResp) {
@@ -434,6 +445,16 @@ impl<'a> Session<'a> {
     async fn pdu(&mut self, framed: &mut Connection, cmd: Command) -> Option<Done> {
         let status = cmd.status();
         let cseq = cmd.sequence_number();
+        let is_sm = matches!(cmd.pdu(), Some(Pdu::DeliverSm(_) | Pdu::DataSm(_)));
+        if !is_sm && self.link.reporter.logs_protocol() {
+            let mid = self
+                .in_flight
+                .get(&cseq)
+                .filter(|_| cmd.id() == CommandId::SubmitSmResp)
+                .and_then(|slot| self.messages.get(slot))
+                .map(|m| m.message_id.clone());
+            self.wire(Dir::In, &cmd, mid.as_deref());
+        }
         // An error response may come without a body (SMPP 3.4 allows it).
         if cmd.id() == CommandId::SubmitSmResp {
             let smsc_id = pdu::submit_sm_resp_id(cmd.pdu());
@@ -455,35 +476,33 @@ impl<'a> Session<'a> {
                     ),
                 };
                 // Answered once the message (or part) is handed on or stored.
-                self.incoming(pdu).await;
+                let line = self
+                    .link
+                    .reporter
+                    .logs_protocol()
+                    .then(|| pdu::describe(&cmd, self.cfg.default_coding()));
+                self.incoming(pdu, line).await;
+                self.wire(Dir::Out, &ack, None);
                 if let Err(e) = framed.feed(ack).await {
                     return Some(Done::Lost(format!("Writing deliver_sm_resp failed: {e}")));
                 }
             }
             Some(Pdu::EnquireLink) => {
-                let _ = framed
-                    .feed(Command::new(
-                        CommandStatus::EsmeRok,
-                        cseq,
-                        Pdu::EnquireLinkResp,
-                    ))
-                    .await;
+                let resp = Command::new(CommandStatus::EsmeRok, cseq, Pdu::EnquireLinkResp);
+                self.wire(Dir::Out, &resp, None);
+                let _ = framed.feed(resp).await;
             }
             Some(Pdu::Unbind) => {
-                let _ = framed
-                    .send(Command::new(CommandStatus::EsmeRok, cseq, Pdu::UnbindResp))
-                    .await;
+                let resp = Command::new(CommandStatus::EsmeRok, cseq, Pdu::UnbindResp);
+                self.wire(Dir::Out, &resp, None);
+                let _ = framed.send(resp).await;
                 return Some(Done::Lost("The SMSC unbound".into()));
             }
             Some(Pdu::EnquireLinkResp) | Some(Pdu::UnbindResp) | Some(Pdu::GenericNack) => {}
             _ => {
-                let _ = framed
-                    .feed(Command::new(
-                        CommandStatus::EsmeRinvcmdid,
-                        cseq,
-                        Pdu::GenericNack,
-                    ))
-                    .await;
+                let nack = Command::new(CommandStatus::EsmeRinvcmdid, cseq, Pdu::GenericNack);
+                self.wire(Dir::Out, &nack, None);
+                let _ = framed.feed(nack).await;
             }
         }
         None
@@ -602,10 +621,9 @@ impl<'a> Session<'a> {
             };
             let seq = self.next_seq();
             self.in_flight.insert(seq, slot);
-            framed
-                .feed(Command::new(CommandStatus::EsmeRok, seq, pdu))
-                .await
-                .map_err(|e| e.to_string())?;
+            let cmd = Command::new(CommandStatus::EsmeRok, seq, pdu);
+            self.wire(Dir::Out, &cmd, Some(&msg.message_id));
+            framed.feed(cmd).await.map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -6,20 +6,30 @@ use super::*;
 
 impl Session<'_> {
     /// A deliver_sm or data_sm: a delivery receipt, or a message (or one part of one).
-    pub(super) async fn incoming(&mut self, pdu: &Pdu) {
+    /// `line` is the PDU for the channel log (`log_protocol`), written with the message id
+    /// it turns out to concern.
+    pub(super) async fn incoming(&mut self, pdu: &Pdu, line: Option<String>) {
+        let log = |mid: Option<&str>, line: Option<String>| {
+            if let Some(line) = line {
+                self.link.reporter.protocol(Dir::In, mid, || line);
+            }
+        };
         let Some(incoming) = inspect(pdu) else {
+            log(None, line);
             return;
         };
         let (from, to, dc, body, udh_len, concat, ussd_op, session_info) = match incoming {
             Incoming::Receipt { smsc_id, status } => {
                 match smsc_id {
                     Some(id) => {
-                        tokio::task::spawn_local(receipt(self.link.clone(), id, status));
+                        tokio::task::spawn_local(receipt(self.link.clone(), id, status, line));
                     }
-                    None => self
-                        .link
-                        .reporter
-                        .log(crate::logs::WARNING, "A delivery receipt without an id"),
+                    None => {
+                        log(None, line);
+                        self.link
+                            .reporter
+                            .log(crate::logs::WARNING, "A delivery receipt without an id")
+                    }
                 }
                 return;
             }
@@ -52,7 +62,10 @@ impl Session<'_> {
                     .await
                 {
                     Some(parts) => join_parts(&parts, default),
-                    None => return,
+                    None => {
+                        log(None, line);
+                        return;
+                    }
                 }
             }
             _ => split::decode(dc, &body, udh_len, default),
@@ -62,6 +75,7 @@ impl Session<'_> {
         if ussd_op.is_some() || session_info.is_some() {
             ussd_inbound(&mut msg, ussd_op, session_info);
         }
+        log(Some(&msg.message_id), line);
         self.link
             .reporter
             .report(TransportReport::Inbound(Box::new(msg)));
@@ -123,7 +137,17 @@ impl Session<'_> {
 /// A receipt for an SMSC id: the message it belongs to gets a delivery report. A receipt
 /// that comes before the submit_sm_resp finds nothing yet and is retried briefly; one that
 /// repeats a final status finds nothing and is logged.
-async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliveryStatus) {
+async fn receipt(
+    ctx: Link,
+    smsc_id: String,
+    status: crate::message::DeliveryStatus,
+    line: Option<String>,
+) {
+    let log = |mid: Option<&str>, line: Option<String>| {
+        if let Some(line) = line {
+            ctx.reporter.protocol(Dir::In, mid, || line);
+        }
+    };
     for attempt in 0..20 {
         for form in dlr::id_forms(&smsc_id) {
             if let Ok(Some(mid)) = ctx
@@ -139,6 +163,7 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
                         .delete_state(&ctx.channel_id, &format!("smsc:{form}"))
                         .await;
                 }
+                log(Some(&mid), line);
                 ctx.reporter.report(TransportReport::DeliveryReport {
                     message_id: mid,
                     status,
@@ -150,6 +175,7 @@ async fn receipt(ctx: Link, smsc_id: String, status: crate::message::DeliverySta
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    log(None, line);
     ctx.reporter.log(
         crate::logs::WARNING,
         format!("Delivery receipt for unknown SMSC id {smsc_id}"),
