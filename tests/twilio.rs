@@ -122,6 +122,34 @@ async fn incoming_cases() {
                 ..Default::default()
             },
             Incoming {
+                label: "a signed MMS: its media are attachments at Twilio's URLs",
+                action: "inbound",
+                body: {
+                    let Body::Form(mut pairs) = inbound_form() else {
+                        unreachable!()
+                    };
+                    pairs.retain(|(k, _)| k != "NumMedia");
+                    let media = format!("https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages/{MSG_SID}/Media/ME0001");
+                    pairs.extend([
+                        ("NumMedia".to_string(), "2".to_string()),
+                        ("MediaUrl0".to_string(), media.clone()),
+                        ("MediaContentType0".to_string(), "image/jpeg".to_string()),
+                        ("MediaUrl1".to_string(), format!("{media}2")),
+                        ("MediaContentType1".to_string(), "video/mp4".to_string()),
+                    ]);
+                    Body::Form(pairs)
+                },
+                signed: true,
+                status: 200,
+                inbound: Some(json!({"from": "+14133881111", "content": "Msg ☺ & more",
+                    "attachments": [
+                        {"url": format!("https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages/{MSG_SID}/Media/ME0001"),
+                         "content_type": "image/jpeg"},
+                        {"url": format!("https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages/{MSG_SID}/Media/ME00012"),
+                         "content_type": "video/mp4"}]})),
+                ..Default::default()
+            },
+            Incoming {
                 label: "an SMS without a signature",
                 action: "inbound",
                 body: inbound_form(),
@@ -233,6 +261,22 @@ async fn outgoing_cases() {
                         ("Body", "Simple Message ☺".into()),
                     ],
                     absent: vec!["MessagingServiceSid"],
+                    ..Default::default()
+                },
+                event: json!({"event_type": "submitted"}),
+                ..Default::default()
+            },
+            Outgoing {
+                label: "an MMS: each attachment a MediaUrl",
+                send: json!({"to": "+254711000001", "content": "Look",
+                             "attachments": [{"url": "https://cdn.example/cat.jpg",
+                                              "content_type": "image/jpeg", "caption": "a cat"}]}),
+                responses: vec![(201, created("SM0008"))],
+                request: ExpectRequest {
+                    form: vec![
+                        ("Body", "Look".into()),
+                        ("MediaUrl", "https://cdn.example/cat.jpg".into()),
+                    ],
                     ..Default::default()
                 },
                 event: json!({"event_type": "submitted"}),

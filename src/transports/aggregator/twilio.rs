@@ -119,6 +119,7 @@ impl aggregator::HttpType for Twilio {
     const TYPE: &'static str = "twilio";
     const TRANSPORT_TYPE: &'static str = "sms";
     const ACTIONS: &'static [&'static str] = &["inbound", "status"];
+    const MEDIA: bool = true;
     type Config = TwilioConfig;
 
     fn new(cfg: TwilioConfig, _cx: &aggregator::StartContext) -> Self {
@@ -312,6 +313,18 @@ impl Provider for Twilio {
             }
         }
         fields.push(("Body".into(), msg.content.clone().unwrap_or_default()));
+        // MMS: each attachment a MediaUrl (Twilio takes up to 10; a caption has no place of
+        // its own: the message's Body carries the text).
+        let attachments = msg.attachments();
+        if attachments.len() > 10 {
+            return Err(format!(
+                "Twilio takes at most 10 media per message ({} given)",
+                attachments.len()
+            ));
+        }
+        for a in attachments {
+            fields.push(("MediaUrl".into(), a.url));
+        }
         if let Some(status) = cx.callback("status") {
             let id: String =
                 url::form_urlencoded::byte_serialize(msg.message_id.as_bytes()).collect();
@@ -394,11 +407,21 @@ impl Provider for Twilio {
                     Some(json!({"url": url, "content_type": kind}))
                 })
                 .collect();
+            // Twilio's media URLs are fetched without credentials unless the account
+            // enforces HTTP auth on them: the attachment is Twilio's URL as given.
+            let attachments = media
+                .iter()
+                .map(|m| aggregator::InboundMedia {
+                    at: aggregator::MediaAt::Url(m["url"].as_str().unwrap_or_default().into()),
+                    content_type: m["content_type"].as_str().map(str::to_string),
+                    caption: None,
+                })
+                .collect();
             if !media.is_empty() {
                 meta.insert("media".into(), Value::Array(media));
             }
             let inbound = Inbound {
-                media: Vec::new(),
+                media: attachments,
                 from: v[0].to_string(),
                 to: v[1].to_string(),
                 content: form_field(&form, "Body").map(str::to_string),
