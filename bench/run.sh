@@ -14,6 +14,7 @@
 #                             # from kill -9 of an SMPP channel's holder to its bind elsewhere
 #   BENCH_TOTAL=200000 BENCH_CLIENTS=128 bench/run.sh
 #   BENCH_RECEIPTS=1 bench/run.sh smpp   # with delivery receipts too
+#   BENCH_LOG_PROTOCOL=1 bench/run.sh smpp  # with every PDU in the channel log (log_protocol)
 #   BENCH_SOAK_SECS=120 bench/run.sh soak  # a short soak (BENCH_SOAK_RATE, BENCH_SOAK_RECORDS)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -20,7 +20,8 @@
 //!
 //! Environment: BENCH_TOTAL (default 100000), BENCH_CLIENTS (64), BENCH_RECEIPTS (0; 1 asks
 //! for delivery receipts too, and waits for their events as well), BENCH_HTTP (`lean` or
-//! `reqwest`).
+//! `reqwest`), BENCH_LOG_PROTOCOL (0; 1 turns the channel's `log_protocol` on: every PDU
+//! written to the channel log).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -99,6 +100,7 @@ fn main() {
     let total = env_usize("BENCH_TOTAL", 100_000);
     let clients = env_usize("BENCH_CLIENTS", 64).max(1);
     let receipts = env_usize("BENCH_RECEIPTS", 0) == 1;
+    let log_protocol = env_usize("BENCH_LOG_PROTOCOL", 0) == 1;
     let lean = std::env::var("BENCH_HTTP").map_or(true, |v| v != "reqwest");
 
     let smsc = Smsc::start(0);
@@ -139,7 +141,7 @@ fn main() {
             .pool_max_idle_per_host(clients * 2)
             .build()
             .unwrap();
-        let body = serde_json::json!({"type": "smpp", "window": 64,
+        let body = serde_json::json!({"type": "smpp", "window": 64, "log_protocol": log_protocol,
             "mo_url": format!("http://127.0.0.1:{events_port}/mo"),
             "config": {"twisted_endpoint": format!("tcp:127.0.0.1:{smpp_port}"),
                        "system_id": "bench", "registered_delivery": receipts}});
