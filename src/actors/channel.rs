@@ -341,10 +341,10 @@ impl Channel {
 
     /// Hands queued messages to the transport while the window and rate limit allow.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if !self
+        if self
             .transport
             .as_ref()
-            .is_some_and(|r| !r.stop.is_cancelled())
+            .is_none_or(|r| r.stop.is_cancelled())
         {
             self.update_counts();
             return;
