@@ -504,6 +504,7 @@ impl Registry {
         r.register(Arc::new(aggregator::twilio::TwilioFactory::new()));
         r.register(Arc::new(aggregator::vonage::VonageFactory::new()));
         r.register(Arc::new(aggregator::webhook::WebhookFactory::new()));
+        r.register(Arc::new(aggregator::whatsapp::WhatsAppFactory::new()));
         r
     }
 

@@ -1,5 +1,6 @@
 //! HTTP aggregator channel types (`africastalking`, `twilio`, `infobip`, `vonage`,
-//! `clickatell`, `dmark`, `aat`, `http`, `webhook`), one file each, and what they share.
+//! `clickatell`, `dmark`, `aat`, `http`, `webhook`, and the chat type `whatsapp`), one file
+//! each, and what they share.
 //!
 //! A type is a [`Provider`]: pure functions from a message to the provider's HTTP request,
 //! from the provider's answer to an outcome, and from a provider callback to what it means
@@ -33,6 +34,7 @@ pub mod infobip;
 pub mod twilio;
 pub mod vonage;
 pub mod webhook;
+pub mod whatsapp;
 
 mod driver;
 mod fields;
