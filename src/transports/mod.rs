@@ -502,6 +502,7 @@ impl Registry {
         r.register(Arc::new(smpp::SmppFactory));
         r.register(Arc::new(telnet::TelnetFactory));
         r.register(Arc::new(aggregator::twilio::TwilioFactory::new()));
+        r.register(Arc::new(aggregator::twitter::TwitterFactory::new()));
         r.register(Arc::new(aggregator::vonage::VonageFactory::new()));
         r.register(Arc::new(aggregator::webhook::WebhookFactory::new()));
         r.register(Arc::new(aggregator::whatsapp::WhatsAppFactory::new()));

@@ -1,6 +1,6 @@
 //! HTTP aggregator channel types (`africastalking`, `twilio`, `infobip`, `vonage`,
-//! `clickatell`, `dmark`, `aat`, `http`, `webhook`, and the chat type `whatsapp`), one file
-//! each, and what they share.
+//! `clickatell`, `dmark`, `aat`, `http`, `webhook`, and the chat types `whatsapp` and
+//! `twitter`), one file each, and what they share.
 //!
 //! A type is a [`Provider`]: pure functions from a message to the provider's HTTP request,
 //! from the provider's answer to an outcome, and from a provider callback to what it means
@@ -32,6 +32,7 @@ pub mod http;
 pub mod httprpc;
 pub mod infobip;
 pub mod twilio;
+pub mod twitter;
 pub mod vonage;
 pub mod webhook;
 pub mod whatsapp;
