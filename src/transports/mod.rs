@@ -667,7 +667,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, smpp, telnet, twilio, vonage, webhook"
+            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, smpp, telnet, twilio, twitter, vonage, webhook, whatsapp"
         );
     }
 }
