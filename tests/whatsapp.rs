@@ -215,6 +215,46 @@ async fn incoming_cases() {
                 ..Default::default()
             },
             Incoming {
+                label: "media the provider no longer has: 404 through hornbill",
+                action: "receive",
+                body: message(
+                    "video",
+                    json!({"id": "9988776655", "mime_type": "video/mp4"}),
+                ),
+                signed: true,
+                status: 200,
+                inbound: Some(
+                    json!({"attachments": [{"url": "{callback}/media/9988776655",
+                                                      "content_type": "video/mp4"}]}),
+                ),
+                media: Some(MediaFetch {
+                    index: 0,
+                    status: 404,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Incoming {
+                label: "a notification with a message and a status",
+                action: "receive",
+                body: {
+                    let Body::Json(mut both) = status("wamid.SENT1", "delivered", None) else {
+                        unreachable!()
+                    };
+                    both["entry"][0]["changes"][0]["value"]["messages"] = json!([{
+                        "from": "5678", "id": "wamid.IN2", "timestamp": "1454119030",
+                        "type": "text", "text": {"body": "thanks"}}]);
+                    Body::Json(both)
+                },
+                signed: true,
+                prior_send: sent(),
+                prior_to: Some("5678"),
+                status: 200,
+                inbound: Some(json!({"from": "5678", "content": "thanks"})),
+                event: Some(json!({"event_type": "delivery_succeeded"})),
+                ..Default::default()
+            },
+            Incoming {
                 label: "a voice note without caption",
                 action: "receive",
                 body: message(

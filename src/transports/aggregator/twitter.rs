@@ -635,6 +635,26 @@ mod tests {
     }
 
     #[test]
+    fn configs() {
+        let p = |c: Value| aggregator::parse_config::<TwitterConfig>(&c);
+        let ok = json!({"user_id": "1", "api_key": "k", "api_key_secret": "s",
+                        "access_token": "t", "access_token_secret": "ts"});
+        assert!(p(ok.clone()).is_ok());
+        let mut bad = ok.clone();
+        bad["user_id"] = json!("@resistbot");
+        assert!(p(bad).unwrap_err().contains("numeric"));
+        let mut bad = ok.clone();
+        bad["access_token_secret"] = json!("");
+        assert!(p(bad).unwrap_err().contains("must not be empty"));
+        let mut bad = ok.clone();
+        bad["consumer_key"] = json!("k");
+        assert!(p(bad).unwrap_err().contains("unknown field"));
+        let mut bad = ok;
+        bad["media_base_url"] = json!("ftp://x");
+        assert!(p(bad).is_err());
+    }
+
+    #[test]
     fn the_oauth_signature_of_xs_docs_example() {
         // "Creating a signature" in X's OAuth 1.0a documentation.
         let creds = OAuth {
