@@ -39,6 +39,19 @@ fn channels() -> Vec<(Value, &'static str)> {
                    "from": "+15005550006", "validate_signature": false}}),
             "inbound",
         ),
+        (
+            json!({"type": "whatsapp", "config": {"phone_number_id": "1234567890",
+                   "access_token": "wa-token-0123456789", "app_secret": "wa-secret-0123456789",
+                   "verify_token": "wa-verify-0123456789", "base_url": url}}),
+            "receive",
+        ),
+        (
+            json!({"type": "twitter", "config": {"user_id": "835740314006511618",
+                   "api_key": "x-key", "api_key_secret": "x-secret-0123456789",
+                   "access_token": "x-token-0123456789", "access_token_secret": "x-ts-0123456789",
+                   "base_url": url}}),
+            "receive",
+        ),
         (json!({"type": "dmark", "config": {}}), "ussd"),
         (json!({"type": "aat", "config": {}}), "ussd"),
     ]

@@ -383,10 +383,21 @@ fn minimal_configs() -> Vec<(&'static str, Value)> {
             json!({"account_sid": "AC0123", "auth_token": "tw-token", "from": "+15005550006"}),
         ),
         (
+            "twitter",
+            json!({"user_id": "835740314006511618", "api_key": "x-key",
+                   "api_key_secret": "x-secret", "access_token": "x-token",
+                   "access_token_secret": "x-token-secret"}),
+        ),
+        (
             "vonage",
             json!({"api_key": "vn-key", "api_secret": "vns_0123"}),
         ),
         ("webhook", json!({"url": "http://127.0.0.1:9/send"})),
+        (
+            "whatsapp",
+            json!({"phone_number_id": "1234567890", "access_token": "wa-token",
+                   "app_secret": "wa-secret", "verify_token": "wa-verify"}),
+        ),
     ]
 }
 

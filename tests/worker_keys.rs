@@ -36,10 +36,20 @@ fn configs() -> Vec<(&'static str, Value)> {
                    "base_url": nowhere}),
         ),
         (
+            "twitter",
+            json!({"user_id": "1", "api_key": "k", "api_key_secret": "s",
+                   "access_token": "t", "access_token_secret": "ts", "base_url": nowhere}),
+        ),
+        (
             "vonage",
             json!({"api_key": "k", "api_secret": "s", "base_url": nowhere}),
         ),
         ("webhook", json!({"url": format!("{nowhere}/out")})),
+        (
+            "whatsapp",
+            json!({"phone_number_id": "1", "access_token": "t", "app_secret": "s",
+                   "verify_token": "v", "base_url": nowhere}),
+        ),
     ]
 }
 

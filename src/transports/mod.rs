@@ -502,8 +502,10 @@ impl Registry {
         r.register(Arc::new(smpp::SmppFactory));
         r.register(Arc::new(telnet::TelnetFactory));
         r.register(Arc::new(aggregator::twilio::TwilioFactory::new()));
+        r.register(Arc::new(aggregator::twitter::TwitterFactory::new()));
         r.register(Arc::new(aggregator::vonage::VonageFactory::new()));
         r.register(Arc::new(aggregator::webhook::WebhookFactory::new()));
+        r.register(Arc::new(aggregator::whatsapp::WhatsAppFactory::new()));
         r
     }
 
@@ -665,7 +667,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, smpp, telnet, twilio, vonage, webhook"
+            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, smpp, telnet, twilio, twitter, vonage, webhook, whatsapp"
         );
     }
 }

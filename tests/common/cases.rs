@@ -92,7 +92,56 @@ pub struct Incoming {
     pub inbound: Option<Value>,
     /// The event the prior send gets at `event_url` (a JSON subset).
     pub event: Option<Value>,
+    /// The prior send's `to` (default `+254711000001`).
+    pub prior_to: Option<&'static str>,
+    /// Further answers of the stub provider, mounted before the callback (media downloads).
+    pub stubs: Vec<Stub>,
+    /// The inbound message's attachment to GET from hornbill's public listener, and what it
+    /// must answer (the stub's bytes: credentials stay inside hornbill).
+    pub media: Option<MediaFetch>,
 }
+
+/// An answer of the stub provider to `method path` (`{stub}` in the body is the stub's base
+/// URL), given only to requests that carry `headers` (exact values).
+#[derive(Clone, Debug, Default)]
+pub struct Stub {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// Fetching attachment `index` of the inbound message through its `url`.
+#[derive(Clone, Debug, Default)]
+pub struct MediaFetch {
+    pub index: usize,
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// Mounts stub answers on `provider`.
+pub async fn mount_stubs(provider: &MockServer, stubs: &[Stub]) {
+    for s in stubs {
+        let body = match std::str::from_utf8(&s.body) {
+            Ok(text) => text.replace("{stub}", &provider.uri()).into_bytes(),
+            Err(_) => s.body.clone(),
+        };
+        let mut mock = Mock::given(method(s.method)).and(path(s.path));
+        for (k, v) in &s.headers {
+            mock = mock.and(wiremock::matchers::header(*k, v.as_str()));
+        }
+        mock.respond_with(ResponseTemplate::new(s.status).set_body_raw(body, s.content_type))
+            .with_priority(1)
+            .mount(provider)
+            .await;
+    }
+}
+
+/// A check of a whole request the stub got (the reason it fails).
+pub type RequestCheck = fn(&wiremock::Request) -> Result<(), String>;
 
 /// The request the stub provider must have got (`{channel_id}`, `{public}`, `{callback}` and
 /// `{message_id}`, the sent message's id, are filled in).
@@ -106,6 +155,8 @@ pub struct ExpectRequest {
     pub absent: Vec<&'static str>,
     /// A JSON subset of the body.
     pub json: Option<Value>,
+    /// A check of the whole request (a signature computed per request).
+    pub verify: Option<RequestCheck>,
 }
 
 /// A message sent through the API and what must follow.
@@ -119,8 +170,14 @@ pub struct Outgoing {
     pub request: ExpectRequest,
     /// The event that ends it at `event_url` (a JSON subset).
     pub event: Value,
-    /// Sends the provider got (more than one: retried).
+    /// Sends the provider got (more than one: retried, or a message sent in parts).
     pub attempts: usize,
+    /// The message never reaches the provider (refused by the type before sending).
+    pub unsent: bool,
+    /// The requests after the first, in order (a message sent in several requests).
+    pub more: Vec<ExpectRequest>,
+    /// Headers on every answer of the stub (`retry-after`, rate-limit resets).
+    pub response_headers: Vec<(&'static str, String)>,
 }
 
 /// Whether `actual` has everything `expected` has (objects by key, recursively; arrays
@@ -359,10 +416,23 @@ impl Bench {
 
 /// Mounts the stub provider's answers to sends: `responses` in order, the last repeating.
 pub async fn mount_answers(provider: &MockServer, table: &Table, responses: &[(u16, String)]) {
+    mount_answers_with(provider, table, responses, &[]).await
+}
+
+/// As `mount_answers`, each answer with `headers`.
+pub async fn mount_answers_with(
+    provider: &MockServer,
+    table: &Table,
+    responses: &[(u16, String)],
+    headers: &[(&'static str, String)],
+) {
     let (m, p) = table.send;
     let count = responses.len();
     for (i, (status, body)) in responses.iter().enumerate() {
-        let template = ResponseTemplate::new(*status).set_body_string(body.clone());
+        let mut template = ResponseTemplate::new(*status).set_body_string(body.clone());
+        for (k, v) in headers {
+            template = template.insert_header(*k, v.as_str());
+        }
         let mock = Mock::given(method(m)).and(path(p)).respond_with(template);
         let mock = if i + 1 < count {
             mock.up_to_n_times(1).with_priority(1 + i as u8)
@@ -395,7 +465,7 @@ pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
                 .api
                 .send(
                     &cid,
-                    json!({"to": "+254711000001", "content": "hello",
+                    json!({"to": case.prior_to.unwrap_or("+254711000001"), "content": "hello",
                            "event_url": format!("{}{event_path}", bench.hooks.uri())}),
                 )
                 .await;
@@ -410,6 +480,7 @@ pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
             .await;
             sent_id = Some(mid);
         }
+        mount_stubs(&provider, &case.stubs).await;
         let (status, body) = match &sent_id {
             Some(mid) => bench.call(table, &cid, &with_message_id(case, mid)).await,
             None => bench.call(table, &cid, case).await,
@@ -460,6 +531,34 @@ pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
                     "{label}: inbound\n got {got:#}\nwant {expected:#}"
                 );
                 assert_eq!(got["channel_id"], json!(cid), "{label}");
+                if let Some(fetch) = &case.media {
+                    let url = got["attachments"][fetch.index]["url"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{label}: no attachment url in {got}"));
+                    let resp = reqwest::get(url).await.expect("media request");
+                    assert_eq!(
+                        resp.status().as_u16(),
+                        fetch.status,
+                        "{label}: media status"
+                    );
+                    if fetch.status == 200 {
+                        let ct = resp
+                            .headers()
+                            .get("content-type")
+                            .map(|v| v.to_str().unwrap_or("").to_string());
+                        assert_eq!(
+                            ct.as_deref(),
+                            Some(fetch.content_type),
+                            "{label}: media type"
+                        );
+                        let bytes = resp.bytes().await.unwrap();
+                        assert_eq!(
+                            bytes.as_ref(),
+                            fetch.body.as_slice(),
+                            "{label}: media bytes"
+                        );
+                    }
+                }
             }
             None => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -495,7 +594,7 @@ pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
     for case in cases {
         let label = case.label;
         let provider = MockServer::start().await;
-        mount_answers(&provider, table, &case.responses).await;
+        mount_answers_with(&provider, table, &case.responses, &case.response_headers).await;
         let (cid, tag) = bench.channel(table, &provider.uri(), label).await;
         let event_path = format!("/ev/{tag}");
         let mut send = case.send.clone();
@@ -516,48 +615,76 @@ pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
             "{label}: event\n got {event:#}\nwant {expected:#}"
         );
         let got = provider.received_requests().await.unwrap();
-        let attempts = if case.attempts == 0 { 1 } else { case.attempts };
+        let attempts = match (case.unsent, case.attempts) {
+            (true, _) => 0,
+            (false, 0) => 1,
+            (false, n) => n,
+        };
         assert_eq!(got.len(), attempts, "{label}: requests the provider got");
-        let first = &got[0];
         let (m, p) = table.send;
-        assert_eq!(first.method.as_str(), m, "{label}: method");
-        assert_eq!(first.url.path(), p, "{label}: path");
-        for (name, value) in &case.request.headers {
-            let value = fill(value, &cid, &bench.public).replace("{message_id}", &mid);
-            let got = first
-                .headers
-                .get(*name)
-                .map(|v| v.to_str().unwrap_or("").to_string());
-            assert_eq!(
-                got.as_deref(),
-                Some(value.as_str()),
-                "{label}: header {name}"
-            );
-        }
-        let fields = request_form(first);
-        for (name, value) in &case.request.form {
-            let value = fill(value, &cid, &bench.public).replace("{message_id}", &mid);
-            let got: Vec<&String> = fields
-                .iter()
-                .filter(|(k, _)| k == name)
-                .map(|(_, v)| v)
-                .collect();
-            assert_eq!(got, vec![&value], "{label}: field {name} in {fields:?}");
-        }
-        for name in &case.request.absent {
-            assert!(
-                !fields.iter().any(|(k, _)| k == name),
-                "{label}: field {name} should be absent: {fields:?}"
-            );
-        }
-        if let Some(expected) = &case.request.json {
-            let expected = json_message_id(&fill_json(expected, &cid, &bench.public), &mid);
-            let body: Value = serde_json::from_slice(&first.body).unwrap_or(Value::Null);
-            assert!(
-                subset(&body, &expected),
-                "{label}: request body\n got {body:#}\nwant {expected:#}"
-            );
+        for (i, (request, expect)) in got
+            .iter()
+            .zip(std::iter::once(&case.request).chain(&case.more))
+            .enumerate()
+        {
+            let label = format!("{label} (request {})", i + 1);
+            assert_eq!(request.method.as_str(), m, "{label}: method");
+            assert_eq!(request.url.path(), p, "{label}: path");
+            check_request(request, expect, &label, &cid, &bench.public, &mid);
         }
         bench.assert_redacted(table, &cid, label).await;
+    }
+}
+
+/// Checks one request the stub got against what was expected.
+fn check_request(
+    r: &wiremock::Request,
+    expect: &ExpectRequest,
+    label: &str,
+    cid: &str,
+    public: &str,
+    mid: &str,
+) {
+    let bench_public = public;
+    if let Some(verify) = expect.verify
+        && let Err(why) = verify(r)
+    {
+        panic!("{label}: {why}");
+    }
+    for (name, value) in &expect.headers {
+        let value = fill(value, cid, bench_public).replace("{message_id}", mid);
+        let got = r
+            .headers
+            .get(*name)
+            .map(|v| v.to_str().unwrap_or("").to_string());
+        assert_eq!(
+            got.as_deref(),
+            Some(value.as_str()),
+            "{label}: header {name}"
+        );
+    }
+    let fields = request_form(r);
+    for (name, value) in &expect.form {
+        let value = fill(value, cid, bench_public).replace("{message_id}", mid);
+        let got: Vec<&String> = fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(got, vec![&value], "{label}: field {name} in {fields:?}");
+    }
+    for name in &expect.absent {
+        assert!(
+            !fields.iter().any(|(k, _)| k == name),
+            "{label}: field {name} should be absent: {fields:?}"
+        );
+    }
+    if let Some(expected) = &expect.json {
+        let expected = json_message_id(&fill_json(expected, cid, bench_public), mid);
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        assert!(
+            subset(&body, &expected),
+            "{label}: request body\n got {body:#}\nwant {expected:#}"
+        );
     }
 }

@@ -183,7 +183,11 @@ impl<P: Provider> Driver<P> {
             channel_id: &self.cid,
             callback_base: self.callback_base.as_deref(),
         };
-        let request = match self.provider.build_send(&msg, &cx) {
+        let requests = match self.provider.build_sends(&msg, &cx) {
+            Ok(r) if r.is_empty() => {
+                self.nack(msg.message_id, "Nothing to send".into(), false);
+                return;
+            }
             Ok(r) => r,
             Err(reason) => {
                 self.nack(msg.message_id, reason, false);
@@ -191,62 +195,44 @@ impl<P: Provider> Driver<P> {
             }
         };
         tokio::task::spawn_local(async move {
-            let started = Instant::now();
-            let shown = format!(
-                "{} {}",
-                request.method,
-                shown_url(&request.url, self.reporter.secrets())
-            );
-            let outcome = match self.execute(&request).await {
-                Ok(resp) => {
-                    let outcome = self.provider.read_send(&resp);
-                    let took = started.elapsed().as_millis();
-                    let line = format!(
-                        "Sent {} to the provider: {shown} answered {} in {took} ms: {}",
-                        msg.message_id,
-                        resp.status,
-                        quote(&resp.body)
-                    );
-                    let level = match outcome {
-                        SendOutcome::Accepted(_) => crate::logs::INFO,
-                        _ => crate::logs::WARNING,
-                    };
-                    self.log_about(level, Some(&msg.message_id), line);
-                    outcome
+            let parts = requests.len();
+            let mut provider_ids = Vec::new();
+            let mut last_shown = String::new();
+            let mut outcome = SendOutcome::Accepted(None);
+            for (i, request) in requests.iter().enumerate() {
+                let (shown, part) = self.send_one(&msg, request, i, parts).await;
+                last_shown = shown;
+                match part {
+                    SendOutcome::Accepted(pid) => {
+                        provider_ids.extend(pid.clone());
+                        outcome = SendOutcome::Accepted(pid);
+                    }
+                    other => {
+                        if i > 0 {
+                            self.log_about(
+                                crate::logs::WARNING,
+                                Some(&msg.message_id),
+                                format!(
+                                    "{} of the {parts} requests of {} were accepted before this one was not",
+                                    i, msg.message_id
+                                ),
+                            );
+                        }
+                        outcome = other;
+                        break;
+                    }
                 }
-                Err(why) => {
-                    self.log_about(
-                        crate::logs::WARNING,
-                        Some(&msg.message_id),
-                        format!("Sending {} failed: {shown}: {why}", msg.message_id),
-                    );
-                    SendOutcome::Retry(why)
-                }
-            };
+            }
+            let shown = last_shown;
             match outcome {
                 SendOutcome::Accepted(provider_id) => {
                     if !self.up.replace(true) {
                         self.status(Level::Ok, "provider_ok", "The provider answers again");
                     }
-                    let sent = provider_id
-                        .clone()
-                        .unwrap_or_else(|| msg.message_id.clone());
-                    if let Some(pid) = provider_id.filter(|_| self.provider.maps_ids()) {
-                        let key = format!("{ID_KEY}{pid}");
-                        // A failed write loses only this message's delivery reports.
-                        if let Err(e) = self
-                            .store
-                            .set_message_state(&self.cid, &key, &msg.message_id, self.ttls.outbound)
-                            .await
-                        {
-                            self.log_about(
-                                crate::logs::WARNING,
-                                Some(&msg.message_id),
-                                format!(
-                                    "Could not keep the provider id of {}: {e}",
-                                    msg.message_id
-                                ),
-                            );
+                    let sent = provider_id.unwrap_or_else(|| msg.message_id.clone());
+                    if self.provider.maps_ids() {
+                        for pid in provider_ids {
+                            self.keep_provider_id(&msg.message_id, &pid).await;
                         }
                     }
                     self.ack(msg.message_id, sent);
@@ -271,6 +257,71 @@ impl<P: Provider> Driver<P> {
                 SendOutcome::Failed(why) => self.nack(msg.message_id, why, false),
             }
         });
+    }
+
+    /// Sends request `i` of the `parts` of `msg`: how it is shown in the log, and what
+    /// came of it.
+    async fn send_one(
+        &self,
+        msg: &Message,
+        request: &ProviderRequest,
+        i: usize,
+        parts: usize,
+    ) -> (String, SendOutcome) {
+        let started = Instant::now();
+        let shown = format!(
+            "{} {}",
+            request.method,
+            shown_url(&request.url, self.reporter.secrets())
+        );
+        let which = if parts > 1 {
+            format!("{} (part {} of {parts})", msg.message_id, i + 1)
+        } else {
+            msg.message_id.clone()
+        };
+        let outcome = match self.execute(request).await {
+            Ok(resp) => {
+                let outcome = self.provider.read_send(&resp);
+                let took = started.elapsed().as_millis();
+                let line = format!(
+                    "Sent {which} to the provider: {shown} answered {} in {took} ms: {}",
+                    resp.status,
+                    quote(&resp.body)
+                );
+                let level = match outcome {
+                    SendOutcome::Accepted(_) => crate::logs::INFO,
+                    _ => crate::logs::WARNING,
+                };
+                self.log_about(level, Some(&msg.message_id), line);
+                outcome
+            }
+            Err(why) => {
+                self.log_about(
+                    crate::logs::WARNING,
+                    Some(&msg.message_id),
+                    format!("Sending {which} failed: {shown}: {why}"),
+                );
+                SendOutcome::Retry(why)
+            }
+        };
+        (shown, outcome)
+    }
+
+    /// Maps a provider id to our message id, for its delivery reports.
+    async fn keep_provider_id(&self, message_id: &str, pid: &str) {
+        let key = format!("{ID_KEY}{pid}");
+        // A failed write loses only this message's delivery reports.
+        if let Err(e) = self
+            .store
+            .set_message_state(&self.cid, &key, message_id, self.ttls.outbound)
+            .await
+        {
+            self.log_about(
+                crate::logs::WARNING,
+                Some(message_id),
+                format!("Could not keep the provider id of {message_id}: {e}"),
+            );
+        }
     }
 
     /// Sends one request: the provider's answer, or why there was none.
@@ -347,6 +398,18 @@ impl<P: Provider> Driver<P> {
                 }
                 cb.respond(response);
             }
+            Received::Both(messages, list) => {
+                for inbound in messages {
+                    let msg = self.inbound_message(inbound, None);
+                    self.report(TransportReport::Inbound(Box::new(msg)));
+                }
+                cb.respond(response);
+                tokio::task::spawn_local(async move {
+                    for r in list {
+                        self.delivery_report(r).await;
+                    }
+                });
+            }
             Received::Reports(list) => {
                 cb.respond(response);
                 tokio::task::spawn_local(async move {
@@ -375,6 +438,9 @@ impl<P: Provider> Driver<P> {
     ) -> Message {
         let mut msg = Message::new(Some(inbound.to), Some(inbound.from), inbound.content);
         let mut meta = inbound.metadata;
+        if let Some(Value::Object(data)) = meta.remove(super::CHANNEL_DATA) {
+            msg.helper_metadata.extend(data);
+        }
         msg.provider = self.provider.message_provider(&meta);
         if let Some((sid, event)) = session {
             meta.insert(SESSION_KEY.into(), Value::String(sid.to_string()));

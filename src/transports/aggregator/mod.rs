@@ -1,5 +1,6 @@
 //! HTTP aggregator channel types (`africastalking`, `twilio`, `infobip`, `vonage`,
-//! `clickatell`, `dmark`, `aat`, `http`, `webhook`), one file each, and what they share.
+//! `clickatell`, `dmark`, `aat`, `http`, `webhook`, and the chat types `whatsapp` and
+//! `twitter`), one file each, and what they share.
 //!
 //! A type is a [`Provider`]: pure functions from a message to the provider's HTTP request,
 //! from the provider's answer to an outcome, and from a provider callback to what it means
@@ -31,8 +32,10 @@ pub mod http;
 pub mod httprpc;
 pub mod infobip;
 pub mod twilio;
+pub mod twitter;
 pub mod vonage;
 pub mod webhook;
+pub mod whatsapp;
 
 mod driver;
 mod fields;
@@ -155,13 +158,18 @@ pub fn status_outcome(resp: &ProviderResponse) -> Option<SendOutcome> {
     })
 }
 
+/// The key of an inbound message's `metadata` whose object goes to the message's
+/// `helper_metadata` (the API's `channel_data`) instead of its transport metadata: what the
+/// application needs of a chat message (an interactive reply's id, a location).
+pub const CHANNEL_DATA: &str = "channel_data";
+
 /// A message from a user, as the provider's callback gave it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Inbound {
     pub from: String,
     pub to: String,
     pub content: Option<String>,
-    /// Kept under `transport_metadata.<provider name>`.
+    /// Kept under `transport_metadata.<provider name>`, but for its [`CHANNEL_DATA`] object.
     pub metadata: Map<String, Value>,
     /// The message's media (its `attachments`).
     pub media: Vec<InboundMedia>,
@@ -235,6 +243,8 @@ pub struct UssdRequest {
 pub enum Received {
     Messages(Vec<Inbound>),
     Reports(Vec<Report>),
+    /// Both in one callback (a WhatsApp notification batching messages and statuses).
+    Both(Vec<Inbound>, Vec<Report>),
     Ussd(UssdRequest),
     /// Nothing for the channel (e.g. an intermediate status no event stands for).
     Ignored(String),
@@ -341,6 +351,14 @@ pub trait Provider: 'static {
     fn secrets(&self) -> Vec<String>;
     /// The request that sends `msg`, or the final reason it cannot be sent.
     fn build_send(&self, msg: &Message, cx: &SendContext) -> Result<ProviderRequest, String>;
+    /// The requests that send `msg`, in order: more than one where the API takes one
+    /// medium per message (WhatsApp: one per attachment). They go one after the other; the
+    /// first not accepted decides the message's outcome (a retry sends them all again), and
+    /// every provider id of the accepted ones is mapped to the message (a delivery report
+    /// naming any of them is the message's). Default: `build_send` alone.
+    fn build_sends(&self, msg: &Message, cx: &SendContext) -> Result<Vec<ProviderRequest>, String> {
+        self.build_send(msg, cx).map(|r| vec![r])
+    }
     /// What the provider's answer to a send means.
     fn read_send(&self, resp: &ProviderResponse) -> SendOutcome;
     /// What a callback means, and the answer it gets (ignored for a USSD request that
