@@ -52,6 +52,11 @@ fn channels() -> Vec<(Value, &'static str)> {
                    "base_url": url}}),
             "receive",
         ),
+        (
+            json!({"type": "telegram", "config": {"bot_token": "123456789:AAH-tg-token-0123456789",
+                   "api_url": url}}),
+            "receive",
+        ),
         (json!({"type": "dmark", "config": {}}), "ussd"),
         (json!({"type": "aat", "config": {}}), "ussd"),
     ]

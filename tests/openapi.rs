@@ -377,6 +377,7 @@ fn minimal_configs() -> Vec<(&'static str, Value)> {
             "smpp",
             json!({"twisted_endpoint": "tcp:127.0.0.1:2775", "system_id": "hb"}),
         ),
+        ("telegram", json!({"bot_token": "123456789:AAH-test_token"})),
         ("telnet", json!({"twisted_endpoint": "tcp:0"})),
         (
             "twilio",

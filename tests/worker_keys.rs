@@ -27,6 +27,10 @@ fn configs() -> Vec<(&'static str, Value)> {
             json!({"twisted_endpoint": "tcp:127.0.0.1:9", "system_id": "hb"}),
         ),
         (
+            "telegram",
+            json!({"bot_token": "123456789:AAH-test_token", "api_url": nowhere}),
+        ),
+        (
             "telnet",
             json!({"twisted_endpoint": format!("tcp:{}", free_port())}),
         ),

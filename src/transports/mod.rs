@@ -500,6 +500,7 @@ impl Registry {
         r.register(Arc::new(aggregator::http::HttpFactory::new()));
         r.register(Arc::new(aggregator::infobip::InfobipFactory::new()));
         r.register(Arc::new(smpp::SmppFactory));
+        r.register(Arc::new(aggregator::telegram::TelegramFactory::new()));
         r.register(Arc::new(telnet::TelnetFactory));
         r.register(Arc::new(aggregator::twilio::TwilioFactory::new()));
         r.register(Arc::new(aggregator::twitter::TwitterFactory::new()));
@@ -667,7 +668,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, smpp, telnet, twilio, twitter, vonage, webhook, whatsapp"
+            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp"
         );
     }
 }

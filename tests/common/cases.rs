@@ -147,6 +147,9 @@ pub type RequestCheck = fn(&wiremock::Request) -> Result<(), String>;
 /// `{message_id}`, the sent message's id, are filled in).
 #[derive(Clone, Debug, Default)]
 pub struct ExpectRequest {
+    /// Its path, when not the table's send path (a send method per medium: Telegram's
+    /// `sendPhoto`).
+    pub path: Option<&'static str>,
     /// Headers (lower-case names) and their exact values.
     pub headers: Vec<(&'static str, String)>,
     /// Form fields (body, or query for a GET) and their exact values.
@@ -178,6 +181,8 @@ pub struct Outgoing {
     pub more: Vec<ExpectRequest>,
     /// Headers on every answer of the stub (`retry-after`, rate-limit resets).
     pub response_headers: Vec<(&'static str, String)>,
+    /// Further answers of the stub provider, mounted before the send (other send paths).
+    pub stubs: Vec<Stub>,
 }
 
 /// Whether `actual` has everything `expected` has (objects by key, recursively; arrays
@@ -452,10 +457,17 @@ pub fn request_form(r: &wiremock::Request) -> Vec<(String, String)> {
 
 /// Runs a table's incoming cases.
 pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
+    run_incoming_with(table, &[], cases).await
+}
+
+/// As `run_incoming`, for a type whose channel makes `setup` requests when it starts
+/// (Telegram's `setWebhook`): the stub answers them with these.
+pub async fn run_incoming_with(table: &Table, setup: &[Stub], cases: &[Incoming]) {
     let bench = Bench::start("").await;
     for case in cases {
         let label = case.label;
         let provider = MockServer::start().await;
+        mount_stubs(&provider, setup).await;
         let (cid, tag) = bench.channel(table, &provider.uri(), label).await;
         let event_path = format!("/ev/{tag}");
         let mut sent_id = None;
@@ -590,10 +602,19 @@ pub async fn run_incoming(table: &Table, cases: &[Incoming]) {
 
 /// Runs a table's outgoing cases.
 pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
+    run_outgoing_with(table, &[], cases).await
+}
+
+/// As `run_outgoing`, for a type whose channel makes `setup` requests when it starts
+/// (Telegram's `setWebhook`): the stub answers them with these, and they are not counted
+/// among the sends' requests.
+pub async fn run_outgoing_with(table: &Table, setup: &[Stub], cases: &[Outgoing]) {
     let bench = Bench::start("").await;
     for case in cases {
         let label = case.label;
         let provider = MockServer::start().await;
+        mount_stubs(&provider, setup).await;
+        mount_stubs(&provider, &case.stubs).await;
         mount_answers_with(&provider, table, &case.responses, &case.response_headers).await;
         let (cid, tag) = bench.channel(table, &provider.uri(), label).await;
         let event_path = format!("/ev/{tag}");
@@ -614,7 +635,18 @@ pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
             subset(&event, &expected),
             "{label}: event\n got {event:#}\nwant {expected:#}"
         );
-        let got = provider.received_requests().await.unwrap();
+        let is_setup = |r: &wiremock::Request| {
+            setup
+                .iter()
+                .any(|s| r.method.as_str() == s.method && r.url.path() == s.path)
+        };
+        let got: Vec<wiremock::Request> = provider
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| !is_setup(r))
+            .collect();
         let attempts = match (case.unsent, case.attempts) {
             (true, _) => 0,
             (false, 0) => 1,
@@ -629,7 +661,11 @@ pub async fn run_outgoing(table: &Table, cases: &[Outgoing]) {
         {
             let label = format!("{label} (request {})", i + 1);
             assert_eq!(request.method.as_str(), m, "{label}: method");
-            assert_eq!(request.url.path(), p, "{label}: path");
+            assert_eq!(
+                request.url.path(),
+                expect.path.unwrap_or(p),
+                "{label}: path"
+            );
             check_request(request, expect, &label, &cid, &bench.public, &mid);
         }
         bench.assert_redacted(table, &cid, label).await;

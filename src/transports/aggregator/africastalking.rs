@@ -203,6 +203,7 @@ impl Provider for AfricasTalking {
                     form_metadata(&form, &["id", "date", "linkId", "networkCode", "cost"]);
                 meta.insert("message_id".into(), Value::String(v[3].to_string()));
                 let inbound = Inbound {
+                    group: None,
                     media: Vec::new(),
                     from: v[0].to_string(),
                     to: v[1].to_string(),

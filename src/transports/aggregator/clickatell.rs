@@ -253,6 +253,7 @@ impl Provider for Clickatell {
                 );
                 meta.insert("message_id".into(), Value::String(v[0].to_string()));
                 let inbound = Inbound {
+                    group: None,
                     media: Vec::new(),
                     from: v[1].to_string(),
                     to,

@@ -437,6 +437,7 @@ impl<P: Provider> Driver<P> {
         session: Option<(&str, SessionEvent)>,
     ) -> Message {
         let mut msg = Message::new(Some(inbound.to), Some(inbound.from), inbound.content);
+        msg.group = inbound.group;
         let mut meta = inbound.metadata;
         if let Some(Value::Object(data)) = meta.remove(super::CHANNEL_DATA) {
             msg.helper_metadata.extend(data);

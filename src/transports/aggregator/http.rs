@@ -386,6 +386,7 @@ impl Provider for HttpChannel {
                 let response =
                     CallbackResponse::new(200, content_type, self.cfg.mo_response.clone());
                 let inbound = Inbound {
+                    group: None,
                     media: Vec::new(),
                     from,
                     to,

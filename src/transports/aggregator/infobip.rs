@@ -307,6 +307,7 @@ impl Provider for Infobip {
                         meta.insert("media".into(), Value::Array(media));
                     }
                     messages.push(Inbound {
+                        group: None,
                         media: Vec::new(),
                         from: from.to_string(),
                         to: to.to_string(),

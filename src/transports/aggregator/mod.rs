@@ -1,6 +1,6 @@
 //! HTTP aggregator channel types (`africastalking`, `twilio`, `infobip`, `vonage`,
-//! `clickatell`, `dmark`, `aat`, `http`, `webhook`, and the chat types `whatsapp` and
-//! `twitter`), one file each, and what they share.
+//! `clickatell`, `dmark`, `aat`, `http`, `webhook`, and the chat types `whatsapp`,
+//! `twitter` and `telegram`), one file each, and what they share.
 //!
 //! A type is a [`Provider`]: pure functions from a message to the provider's HTTP request,
 //! from the provider's answer to an outcome, and from a provider callback to what it means
@@ -31,6 +31,7 @@ pub mod dmark;
 pub mod http;
 pub mod httprpc;
 pub mod infobip;
+pub mod telegram;
 pub mod twilio;
 pub mod twitter;
 pub mod vonage;
@@ -168,6 +169,8 @@ pub const CHANNEL_DATA: &str = "channel_data";
 pub struct Inbound {
     pub from: String,
     pub to: String,
+    /// The group chat it was said in (the message's `group`; replies keep it).
+    pub group: Option<String>,
     pub content: Option<String>,
     /// Kept under `transport_metadata.<provider name>`, but for its [`CHANNEL_DATA`] object.
     pub metadata: Map<String, Value>,

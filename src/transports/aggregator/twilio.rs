@@ -421,6 +421,7 @@ impl Provider for Twilio {
                 meta.insert("media".into(), Value::Array(media));
             }
             let inbound = Inbound {
+                group: None,
                 media: attachments,
                 from: v[0].to_string(),
                 to: v[1].to_string(),

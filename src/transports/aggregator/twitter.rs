@@ -380,6 +380,7 @@ impl Twitter {
             );
         }
         Ok(Some(Inbound {
+            group: None,
             from: sender.to_string(),
             to: self.cfg.user_id.clone(),
             content: (!text.is_empty()).then_some(text),

@@ -95,6 +95,7 @@ impl<P: Provider> Driver<P> {
                 let base = local.unwrap_or_else(|| {
                     self.inbound_message(
                         Inbound {
+                            group: None,
                             media: Vec::new(),
                             from: req.from.clone(),
                             to: req.to.clone(),
@@ -176,6 +177,7 @@ impl<P: Provider> Driver<P> {
         }
         let msg = self.inbound_message(
             Inbound {
+                group: None,
                 media: Vec::new(),
                 from: req.from.clone(),
                 to: req.to.clone(),

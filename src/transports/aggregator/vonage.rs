@@ -360,6 +360,7 @@ impl Provider for Vonage {
                 );
                 meta.insert("message_id".into(), Value::String(v[2].to_string()));
                 let inbound = Inbound {
+                    group: None,
                     media: Vec::new(),
                     from: v[0].to_string(),
                     to: v[1].to_string(),

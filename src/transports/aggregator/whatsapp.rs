@@ -325,6 +325,7 @@ pub fn read_message(m: &Value, phone_number_id: &str, value: &Value) -> Result<I
         );
     }
     Ok(Inbound {
+        group: None,
         from: from.to_string(),
         to: phone_number_id.to_string(),
         content,
