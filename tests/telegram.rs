@@ -838,3 +838,102 @@ async fn configs_are_checked_and_the_token_hidden() {
     assert!(!shown.contains(TOKEN), "{shown}");
     assert!(shown.contains("\"bot_token\":\"***\""), "{shown}");
 }
+
+#[tokio::test]
+async fn log_protocol_writes_each_request_answer_and_update_with_secrets_scrubbed() {
+    let bench = Bench::start("").await;
+    let stub = telegram_stub().await;
+    mount_answers(&stub, &table(), &[(200, sent(USER, 601))]).await;
+    let cid = bench
+        .api
+        .create(json!({"type": "telegram", "log_protocol": true,
+                       "config": (table().config)(&stub.uri()),
+                       "mo_url": format!("{}/mo/protocol", bench.hooks.uri())}))
+        .await;
+    eventually("setup_done", || async {
+        let st = bench.api.channel(&cid).await["status"].clone();
+        (st["components"]["telegram"]["type"] == "setup_done").then_some(())
+    })
+    .await;
+    let event = bench
+        .event_of(
+            &cid,
+            json!({"to": USER.to_string(), "content": "over the wire"}),
+            "protocol",
+        )
+        .await;
+    assert_eq!(event["event_type"], "submitted", "{event}");
+    let mid = event["message_id"].as_str().unwrap().to_string();
+    let update = Incoming {
+        action: "receive",
+        body: private(json!({"text": "and back"})),
+        signed: true,
+        ..Default::default()
+    };
+    assert_eq!(bench.call(&table(), &cid, &update).await.0, 200);
+    bench.nth_inbound("protocol", 0).await;
+
+    // The message's story: its request and Telegram's answer.
+    let story: Vec<String> = eventually("the message's protocol lines", || async {
+        let story = bench
+            .api
+            .get(&format!("/channels/{cid}/messages/{mid}/logs"))
+            .await
+            .body["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let lines: Vec<String> = story
+            .iter()
+            .filter_map(|e| e["message"].as_str().map(str::to_string))
+            .filter(|m| m.starts_with(">> ") || m.starts_with("<< "))
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await;
+    assert_eq!(
+        story[0],
+        format!(
+            r#">> POST {}/bot***/sendMessage {{"chat_id":{USER},"text":"over the wire"}}"#,
+            stub.uri()
+        )
+    );
+    assert!(
+        story[1].starts_with(r#"<< 200 {"ok":true,"result":{"message_id":601"#),
+        "{story:?}"
+    );
+    // The setup and the update, in the channel's log.
+    let logs: Vec<String> = eventually("the update's protocol lines", || async {
+        let lines: Vec<String> = bench
+            .api
+            .logs(&cid)
+            .await
+            .iter()
+            .filter_map(|e| e["message"].as_str().map(str::to_string))
+            .collect();
+        lines
+            .iter()
+            .any(|l| l.starts_with("<< POST receive {"))
+            .then_some(lines)
+    })
+    .await;
+    let find = |prefix: &str| {
+        logs.iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {logs:#?}"))
+            .clone()
+    };
+    let set = find(&format!(">> POST {}/bot***/setWebhook ", stub.uri()));
+    assert!(set.contains(r#""secret_token":"***""#), "{set}");
+    assert!(
+        set.contains(&format!("{}/channels/{cid}/***/receive", bench.public)),
+        "the callback secret is scrubbed from the URL given: {set}"
+    );
+    assert!(find("<< 200 {\"ok\":true,\"result\":true").contains("Webhook was set"));
+    assert!(find("<< POST receive {").contains(r#""text":"and back""#));
+    assert!(logs.iter().any(|l| l == ">> 200"), "{logs:#?}");
+    let all = logs.join("\n");
+    for secret in [TOKEN, secret_for(&cid).as_str()] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+}

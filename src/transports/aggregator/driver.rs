@@ -9,7 +9,8 @@ use super::{
 };
 use crate::message::{Attachment, DeliveryStatus, Level, Message, SessionEvent};
 use crate::transports::{
-    Callback, Reporter, TransportCommand, TransportContext, TransportError, TransportReport,
+    Callback, CallbackResponse, Dir, Reporter, TransportCommand, TransportContext, TransportError,
+    TransportReport,
 };
 use serde_json::Value;
 use std::cell::RefCell;
@@ -130,6 +131,46 @@ impl<P: Provider> Driver<P> {
     pub(super) fn status(&self, level: Level, kind: &str, message: impl AsRef<str>) {
         self.reporter
             .status(self.provider.name(), level, kind, message)
+    }
+
+    /// A request to the provider, as its `>>` protocol line (when `log_protocol` is on):
+    /// method, URL (`shown`, secrets scrubbed) and body; never its headers (credentials).
+    fn wire_request(&self, message_id: Option<&str>, shown: &str, r: &ProviderRequest) {
+        self.reporter.protocol(Dir::Out, message_id, || {
+            let body = match &r.body {
+                RequestBody::None => String::new(),
+                RequestBody::Form(fields) => url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish(),
+                RequestBody::Json(v) => v.to_string(),
+                RequestBody::Raw { body, .. } => body.clone(),
+            };
+            format!("{shown} {}", quote(&body)).trim_end().to_string()
+        });
+    }
+
+    /// The provider's answer, as its `<<` protocol line.
+    fn wire_answer(&self, message_id: Option<&str>, resp: &ProviderResponse) {
+        self.reporter.protocol(Dir::In, message_id, || {
+            format!("{} {}", resp.status, quote(&resp.body))
+                .trim_end()
+                .to_string()
+        });
+    }
+
+    /// Hornbill's answer to a provider's callback, as its `>>` protocol line.
+    pub(super) fn wire_callback_answer(&self, r: &CallbackResponse) {
+        self.reporter.protocol(Dir::Out, None, || {
+            format!("{} {}", r.status, quote(&r.body))
+                .trim_end()
+                .to_string()
+        });
+    }
+
+    /// Answers a provider's callback (and writes the answer's protocol line).
+    pub(super) fn respond(&self, cb: Callback, r: CallbackResponse) {
+        self.wire_callback_answer(&r);
+        cb.respond(r);
     }
 
     pub(super) fn ack(&self, message_id: String, sent_message_id: String) {
@@ -279,8 +320,10 @@ impl<P: Provider> Driver<P> {
         } else {
             msg.message_id.clone()
         };
+        self.wire_request(Some(&msg.message_id), &shown, request);
         let outcome = match self.execute(request).await {
             Ok(resp) => {
+                self.wire_answer(Some(&msg.message_id), &resp);
                 let outcome = self.provider.read_send(&resp);
                 let took = started.elapsed().as_millis();
                 let line = format!(
@@ -344,8 +387,20 @@ impl<P: Provider> Driver<P> {
             let shown = self.reporter.scrub(&request.url);
             let mut delay = Duration::from_secs(1);
             loop {
+                self.wire_request(
+                    None,
+                    &format!(
+                        "{} {}",
+                        request.method,
+                        shown_url(&request.url, self.reporter.secrets())
+                    ),
+                    &request,
+                );
                 let result = match self.execute(&request).await {
-                    Ok(resp) => self.provider.read_setup(&resp),
+                    Ok(resp) => {
+                        self.wire_answer(None, &resp);
+                        self.provider.read_setup(&resp)
+                    }
                     Err(why) => Err(why),
                 };
                 match result {
@@ -374,6 +429,20 @@ impl<P: Provider> Driver<P> {
 
     pub(super) fn callback(self: Rc<Self>, cb: Callback) {
         let action = cb.action.clone();
+        self.reporter.protocol(Dir::In, None, || {
+            let query = if cb.query.is_empty() {
+                String::new()
+            } else {
+                // Secret-looking query values (`?token=`) hidden as in any logged URL.
+                let shown = crate::redact::url(&format!("http://x/?{}", cb.query));
+                format!("?{}", shown.split_once('?').map_or("", |(_, q)| q))
+            };
+            format!(
+                "{} {action}{query} {}",
+                cb.method,
+                quote(&String::from_utf8_lossy(&cb.body))
+            )
+        });
         let (received, response) = match self.provider.receive(&cb) {
             Ok(x) => x,
             Err(refusal) => {
@@ -385,7 +454,7 @@ impl<P: Provider> Driver<P> {
                     ),
                 );
                 crate::telemetry::callback_refused(&self.cid, "refused");
-                cb.respond(refusal.response);
+                self.respond(cb, refusal.response);
                 return;
             }
         };
@@ -396,14 +465,14 @@ impl<P: Provider> Driver<P> {
                     let msg = self.inbound_message(inbound, None);
                     self.report(TransportReport::Inbound(Box::new(msg)));
                 }
-                cb.respond(response);
+                self.respond(cb, response);
             }
             Received::Both(messages, list) => {
                 for inbound in messages {
                     let msg = self.inbound_message(inbound, None);
                     self.report(TransportReport::Inbound(Box::new(msg)));
                 }
-                cb.respond(response);
+                self.respond(cb, response);
                 tokio::task::spawn_local(async move {
                     for r in list {
                         self.delivery_report(r).await;
@@ -411,7 +480,7 @@ impl<P: Provider> Driver<P> {
                 });
             }
             Received::Reports(list) => {
-                cb.respond(response);
+                self.respond(cb, response);
                 tokio::task::spawn_local(async move {
                     for r in list {
                         self.delivery_report(r).await;
@@ -423,7 +492,7 @@ impl<P: Provider> Driver<P> {
                     crate::logs::INFO,
                     format!("Ignored a {action} callback: {why}"),
                 );
-                cb.respond(response);
+                self.respond(cb, response);
             }
             Received::Ussd(req) => {
                 tokio::task::spawn_local(async move { self.ussd_request(cb, req, response).await });

@@ -544,8 +544,10 @@ impl Provider for Telegram {
         Ok(parts
             .into_iter()
             .enumerate()
-            .map(|(i, (method, mut body))| {
+            .map(|(i, (method, fields))| {
+                let mut body = Map::new();
                 body.insert("chat_id".into(), chat_id.clone());
+                body.extend(fields);
                 for (k, v) in &passed {
                     let fits = method == "sendMessage" || !TEXT_ONLY.contains(&k.as_str());
                     if fits && (k != "reply_markup" || i == last) {

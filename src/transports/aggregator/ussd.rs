@@ -85,7 +85,7 @@ impl<P: Provider> Driver<P> {
                 let answer = self
                     .provider
                     .ussd_answer(&req, &settings.timeout_message, true);
-                cb.respond(answer);
+                self.respond(cb, answer);
                 return;
             }
         };
@@ -121,7 +121,7 @@ impl<P: Provider> Driver<P> {
                     format!("End of unknown USSD session {sid}"),
                 );
             }
-            cb.respond(response);
+            self.respond(cb, response);
             return;
         }
         let raw = req.content.clone().unwrap_or_default();
@@ -159,7 +159,7 @@ impl<P: Provider> Driver<P> {
                 let answer = self
                     .provider
                     .ussd_answer(&req, &settings.timeout_message, true);
-                cb.respond(answer);
+                self.respond(cb, answer);
                 return;
             }
         }
@@ -329,6 +329,7 @@ impl<P: Provider> Driver<P> {
                 let end = answer["end"].as_bool().unwrap_or(false);
                 let response = me.provider.ussd_answer(&held.request, text, end);
                 let sid = held.request.session_id.clone();
+                me.wire_callback_answer(&response);
                 let _ = held.reply.send(response);
                 me.log(
                     crate::logs::INFO,
@@ -353,6 +354,7 @@ impl<P: Provider> Driver<P> {
         let answer = self.provider.ussd_answer(&held.request, &text, end);
         let sid = held.request.session_id.clone();
         self.release(&held.inbound.message_id);
+        self.wire_callback_answer(&answer);
         if held.reply.send(answer).is_ok() {
             self.log_about(
                 crate::logs::INFO,
@@ -412,6 +414,7 @@ impl<P: Provider> Driver<P> {
             let answer = self
                 .provider
                 .ussd_answer(&h.request, &settings.timeout_message, true);
+            self.wire_callback_answer(&answer);
             let _ = h.reply.send(answer);
             self.release(&h.inbound.message_id);
             let close = Self::close_message(&h.inbound);
