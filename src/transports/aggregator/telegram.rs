@@ -37,7 +37,8 @@
 //! other `audio/*` `sendAudio`, anything else `sendDocument`), the URL as the file field
 //! (Telegram fetches it: 5 MB for photos, 20 MB for others; `sendDocument` by URL only takes
 //! GIF, PDF and ZIP). The content is the first attachment's caption when that one has none
-//! and it fits Telegram's 1024 characters; otherwise it is a `sendMessage` after the media.
+//! and it fits Telegram's 1024 characters (UTF-16 code units, as Telegram counts); otherwise
+//! it is a `sendMessage` after the media. A retry sends every part again.
 //! `sendMediaGroup` is not used: it takes only photos and videos together, or documents, or
 //! audio, 2 to 10 of them, where one request per attachment takes any mix. A reply (the
 //! message it answers came from the same chat) quotes it (`reply_parameters`, with
@@ -67,7 +68,8 @@ use std::time::Duration;
 
 const LIVE: &str = "https://api.telegram.org";
 const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
-/// Longest caption Telegram takes (characters).
+/// Longest caption Telegram takes (it counts UTF-16 code units, after entity parsing: the
+/// raw text's count is never less).
 const MAX_CAPTION: usize = 1024;
 /// Keys of `channel_data.telegram` passed on to the send methods.
 const PASSED: &[&str] = &[
@@ -522,7 +524,7 @@ impl Provider for Telegram {
                 && caption.is_none()
                 && text_left
                     .as_ref()
-                    .is_some_and(|t| t.chars().count() <= MAX_CAPTION)
+                    .is_some_and(|t| t.encode_utf16().count() <= MAX_CAPTION)
             {
                 caption = text_left.take();
             }
@@ -917,6 +919,18 @@ mod tests {
             &json!({"chat_id": 12345, "voice": "https://x/v.ogg", "caption": "listen",
                     "parse_mode": "HTML", "reply_markup": {"remove_keyboard": true}})
         );
+        // 600 emoji are 600 characters but 1200 UTF-16 units, as Telegram counts: too long
+        // for a caption, so a text after the photo.
+        let mut emoji = Message::new(Some("12345".into()), None, Some("🐦".repeat(600)));
+        emoji.set_attachments(vec![Attachment {
+            url: "https://x/a.jpg".into(),
+            content_type: Some("image/jpeg".into()),
+            caption: None,
+        }]);
+        let r = t.build_sends(&emoji, &cx).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(body(&r[0]).get("caption"), None);
+        assert_eq!(r[1].url, format!("http://stub/bot{TOKEN}/sendMessage"));
         // A reply quotes the message it answers, in its chat.
         let mut reply = Message::new(Some("-100777".into()), None, Some("ok".into()));
         reply.in_reply_to = Some("m1".into());
