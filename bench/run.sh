@@ -10,6 +10,8 @@
 #   bench/run.sh soak         # a paced 1,000 msg/s through SMPP with receipts for an hour
 #                             # ([store] max_records = 20000): hornbill's RSS every 10 s, and
 #                             # whether it stays flat once the store's cap is reached
+#   bench/run.sh chat         # HTTP chat types (whatsapp, twitter, telegram): HTTP send ->
+#                             # provider request -> submitted event, each against a lean stub
 #   bench/run.sh cluster      # RabbitMQ + Redis: msg/s with 1, 2 and 3 nodes, and the time
 #                             # from kill -9 of an SMPP channel's holder to its bind elsewhere
 #   BENCH_TOTAL=200000 BENCH_CLIENTS=128 bench/run.sh
@@ -28,6 +30,8 @@ case "${1:-memory}" in
     cargo bench --bench ussd ;;
   soak)
     cargo bench --bench soak ;;
+  chat)
+    cargo bench --bench chat ;;
   cluster)
     script/services
     cargo bench --bench cluster ;;

@@ -268,6 +268,22 @@ async fn the_dashboard_sends_to_a_telnet_user_and_shows_the_log() {
     assert!(refused.contains("api usage error"), "{refused}");
     assert!(refused.contains("\"to\" or \"reply_to\""), "{refused}");
 
+    // Media on a channel type that cannot carry it: refused, and the page says why.
+    fill(&page, "send-to", &user.address).await;
+    fill(&page, "send-content", "a picture").await;
+    fill(&page, "send-media", "https://cdn.example/cat.jpg").await;
+    click(&page, "#send-button").await;
+    let refused = wait_text(&page, "#send-error", |t| t.contains("attachments")).await;
+    assert!(refused.contains("cannot carry attachments"), "{refused}");
+    fill(&page, "send-media", "").await;
+
+    // The protocol-lines switch is the channel's log_protocol, set by a modify.
+    click(&page, "#log-protocol").await;
+    eventually("log_protocol on", || async {
+        (api.channel(&cid).await["log_protocol"] == json!(true)).then_some(())
+    })
+    .await;
+
     // A real one reaches the telnet user; its id, events and log entries show.
     let content = "hello <b>from</b> the dashboard & co";
     fill(&page, "send-to", &user.address).await;

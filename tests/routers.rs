@@ -685,3 +685,92 @@ async fn api_routers_come_back_after_a_restart_on_redis() {
             .unwrap();
     }
 }
+
+/// A conversation started over USSD goes on over WhatsApp: the `channel_to_channel` router's
+/// reply channel is a `whatsapp` channel, so the destination's answer to a USSD request is
+/// sent with the Cloud API's messages endpoint to the same user, the USSD session closes with
+/// the router's text, and the send's `submitted` event carries the provider's message id.
+#[tokio::test]
+async fn ussd_started_conversations_go_on_over_whatsapp() {
+    use wiremock::matchers::{method, path};
+    let server = Server::start("");
+    let api = server.api();
+    let hooks = receiver().await;
+    let graph = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/v21.0/1234567890/messages"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "x", "wa_id": "x"}],
+            "messages": [{"id": "wamid.HBgLMjUwNzg4MTIzNDU2FQIAERgSQ0VGMzY0"}]
+        })))
+        .mount(&graph)
+        .await;
+    let (ussd, port) = router_channel(&api).await;
+    let wa = api
+        .create(json!({"type": "whatsapp", "mo_url": hooks.uri(),
+                       "config": {"phone_number_id": "1234567890",
+                                  "access_token": "EAAG-router-test-token",
+                                  "app_secret": "router-app-secret",
+                                  "verify_token": "router-verify",
+                                  "base_url": graph.uri()}}))
+        .await;
+    let rid = router(
+        &api,
+        "channel_to_channel",
+        json!({"channel": ussd, "reply_channel": wa,
+               "session_close_text": "Thanks, we will answer on WhatsApp."}),
+    )
+    .await;
+    let did = destination(
+        &api,
+        &rid,
+        json!({"config": {"regular_expression": ".*"}, "mo_url": format!("{}/app", hooks.uri())}),
+    )
+    .await;
+    let mut user = User::connect(port).await;
+    user.say("register").await;
+    let (_, inbound) = eventually("the USSD request", || async {
+        inbound_at(&hooks, "/app", &user.address)
+            .await
+            .into_iter()
+            .find(|(_, b)| b["content"] == "register")
+    })
+    .await;
+    let sent = api
+        .post(
+            &format!("/routers/{rid}/destinations/{did}/messages/"),
+            json!({"reply_to": inbound["message_id"], "content": "You are registered",
+                   "event_url": format!("{}/ev", hooks.uri())}),
+        )
+        .await
+        .ok(201, "message submitted");
+    let (_, auth, body) = wait_hit(&graph, "the WhatsApp send", |p, _| {
+        p == "/v21.0/1234567890/messages"
+    })
+    .await;
+    assert_eq!(auth.as_deref(), Some("Bearer EAAG-router-test-token"));
+    assert_eq!(body["messaging_product"], "whatsapp");
+    assert_eq!(body["to"], json!(user.address));
+    assert_eq!(body["type"], "text");
+    assert_eq!(body["text"]["body"], "You are registered");
+    user.wait_line("Thanks, we will answer on WhatsApp.").await;
+    assert!(user.wait_closed().await, "the USSD session was closed");
+    let mid = sent["message_id"].clone();
+    wait_hit(&hooks, "the send's event", |p, b| {
+        p == "/ev" && b["message_id"] == mid && b["event_type"] == "submitted"
+    })
+    .await;
+    let status = eventually("the event under the destination", || async {
+        let s = api
+            .get(&format!(
+                "/routers/{rid}/destinations/{did}/messages/{}",
+                mid.as_str().unwrap()
+            ))
+            .await
+            .ok(200, "message status");
+        (s["last_event_type"] == "submitted").then_some(s)
+    })
+    .await;
+    assert_eq!(status["events"][0]["channel_id"], json!(wa), "{status} ussd={ussd}");
+}

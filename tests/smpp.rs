@@ -1047,6 +1047,17 @@ async fn log_protocol_is_switched_on_by_a_modify_and_tells_a_messages_pdus() {
             .any(|l| l.starts_with("<< submit_sm_resp ") && l.contains("status=ESME_ROK")),
         "{lines:#?}"
     );
+    // The receipt's answer follows it, in the same story.
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("<< deliver_sm") && l.contains("receipt_for="))
+        .unwrap();
+    assert!(
+        lines[at + 1..]
+            .iter()
+            .any(|l| l.starts_with(">> deliver_sm_resp ") && l.contains("status=ESME_ROK")),
+        "{lines:#?}"
+    );
     assert_eq!(smsc.get("/stats").await["binds_total"], binds, "no rebind");
 
     // An MO's deliver_sm is in its own story; enquire_links are in the channel's log.

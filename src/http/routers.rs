@@ -426,8 +426,18 @@ pub async fn status(
     let (rid, did, mid) = path.into_inner();
     let router = lookup(&state, &rid)?;
     destination(&router, &did)?;
+    // A channel_to_channel router's replies leave on its reply channel: their events are
+    // that channel's.
+    let reply = router.reply_channel();
+    let cid = if router.kind() == Some(RouterKind::ChannelToChannel)
+        && state.core.store.load_outbound(&reply, &mid).await?.is_some()
+    {
+        reply
+    } else {
+        router.channel()
+    };
     Ok(ok(
         "message status",
-        status_view(&state.core, &did, &router.channel(), &mid).await?,
+        status_view(&state.core, &did, &cid, &mid).await?,
     ))
 }

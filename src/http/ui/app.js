@@ -315,6 +315,7 @@
         }
       }
       ids.forEach((cid, i) => {
+        if (views[i]) logProtocol.set(cid, views[i].log_protocol === true);
         fillRow(cid, views[i]);
         const r = rows.get(cid);
         body.append(r.row, r.chartRow); // keeps the API's order; moves, not copies
@@ -334,8 +335,13 @@
   $("history-chart").append(detailChart);
 
   /** The selected channel's holder and chart, from what the last poll kept. */
+  /** Each channel's `log_protocol`, as the last poll saw it. */
+  const logProtocol = new Map();
+  let protocolBusy = false;
+
   function showSelected() {
     $("selected-holder").replaceChildren(holderText(selected));
+    if (!protocolBusy) $("log-protocol").checked = logProtocol.get(selected) === true;
     charts.draw(detailChart, selected, Date.now());
   }
 
@@ -414,6 +420,8 @@
     if (to) body.to = to;
     if (from) body.from = from;
     if (priority) body.priority = priority;
+    const media = $("send-media").value.trim();
+    if (media) body.attachments = [{ url: media }];
     const out = $("send-result");
     const button = $("send-button");
     button.disabled = true;
@@ -434,6 +442,25 @@
         e instanceof NeedsCredentials ? "Not sent: credentials needed" : `Not sent: ${e.message}`));
     } finally {
       button.disabled = false;
+    }
+  });
+
+  // A modify turns the channel's protocol lines on or off, without a restart.
+  $("log-protocol").addEventListener("change", async (ev) => {
+    const cid = selected;
+    if (!cid) return;
+    const on = ev.target.checked;
+    protocolBusy = true;
+    try {
+      const { status, env } = await api("POST", channelPath(cid), { log_protocol: on });
+      if (status !== 200) throw new Error(describe(status, env));
+      logProtocol.set(cid, on);
+      show("log-error", "");
+    } catch (e) {
+      ev.target.checked = !on;
+      show("log-error", `Protocol lines: ${e instanceof NeedsCredentials ? "credentials needed" : e.message}`);
+    } finally {
+      protocolBusy = false;
     }
   });
 

@@ -476,13 +476,13 @@ impl<'a> Session<'a> {
                     ),
                 };
                 // Answered once the message (or part) is handed on or stored.
-                let line = self
-                    .link
-                    .reporter
-                    .logs_protocol()
-                    .then(|| pdu::describe(&cmd, self.cfg.default_coding()));
-                self.incoming(pdu, line).await;
-                self.wire(Dir::Out, &ack, None);
+                // Both lines are written with the message id the PDU turns out to concern
+                // (a receipt's is looked up), the answer after the PDU.
+                let lines = self.link.reporter.logs_protocol().then(|| {
+                    let coding = self.cfg.default_coding();
+                    (pdu::describe(&cmd, coding), pdu::describe(&ack, coding))
+                });
+                self.incoming(pdu, lines).await;
                 if let Err(e) = framed.feed(ack).await {
                     return Some(Done::Lost(format!("Writing deliver_sm_resp failed: {e}")));
                 }

@@ -6,14 +6,10 @@ use super::*;
 
 impl Session<'_> {
     /// A deliver_sm or data_sm: a delivery receipt, or a message (or one part of one).
-    /// `line` is the PDU for the channel log (`log_protocol`), written with the message id
-    /// it turns out to concern.
-    pub(super) async fn incoming(&mut self, pdu: &Pdu, line: Option<String>) {
-        let log = |mid: Option<&str>, line: Option<String>| {
-            if let Some(line) = line {
-                self.link.reporter.protocol(Dir::In, mid, || line);
-            }
-        };
+    /// `line` is the PDU and its answer for the channel log (`log_protocol`), written with
+    /// the message id they turn out to concern.
+    pub(super) async fn incoming(&mut self, pdu: &Pdu, line: Option<(String, String)>) {
+        let log = |mid: Option<&str>, line| protocol_lines(&self.link.reporter, mid, line);
         let Some(incoming) = inspect(pdu) else {
             log(None, line);
             return;
@@ -134,6 +130,14 @@ impl Session<'_> {
     }
 }
 
+/// A received PDU and the answer to it, in the channel log.
+fn protocol_lines(reporter: &Reporter, mid: Option<&str>, lines: Option<(String, String)>) {
+    if let Some((pdu, answer)) = lines {
+        reporter.protocol(Dir::In, mid, || pdu);
+        reporter.protocol(Dir::Out, mid, || answer);
+    }
+}
+
 /// A receipt for an SMSC id: the message it belongs to gets a delivery report. A receipt
 /// that comes before the submit_sm_resp finds nothing yet and is retried briefly; one that
 /// repeats a final status finds nothing and is logged.
@@ -141,13 +145,9 @@ async fn receipt(
     ctx: Link,
     smsc_id: String,
     status: crate::message::DeliveryStatus,
-    line: Option<String>,
+    line: Option<(String, String)>,
 ) {
-    let log = |mid: Option<&str>, line: Option<String>| {
-        if let Some(line) = line {
-            ctx.reporter.protocol(Dir::In, mid, || line);
-        }
-    };
+    let log = |mid: Option<&str>, line| protocol_lines(&ctx.reporter, mid, line);
     for attempt in 0..20 {
         for form in dlr::id_forms(&smsc_id) {
             if let Ok(Some(mid)) = ctx
