@@ -78,10 +78,10 @@ async fn sink(port: u16, received: Arc<AtomicUsize>) {
                 received.fetch_add(1, Ordering::Relaxed);
             } else if let Some(arg) = line.strip_prefix("PING ") {
                 let _ = writer.write_all(format!("PONG {arg}\r\n").as_bytes()).await;
-            } else if line.contains(" 001 sink ") {
-                if let Some(tx) = welcomed_tx.take() {
-                    let _ = tx.send(());
-                }
+            } else if line.contains(" 001 sink ")
+                && let Some(tx) = welcomed_tx.take()
+            {
+                let _ = tx.send(());
             }
         }
     });

@@ -204,7 +204,7 @@ async fn the_bot_reconnects_after_the_server_restarts_and_holds_what_it_cannot_s
     let mut alice = IrcUser::connect(irc.port, "alice").await;
     alice.join("#hb").await;
     alice
-        .wait(&"hornbot in #hb's names", |l| {
+        .wait("hornbot in #hb's names", |l| {
             l.contains(" 353 alice ") && l.contains("hornbot")
         })
         .await;
