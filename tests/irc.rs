@@ -111,6 +111,47 @@ async fn a_private_message_reaches_the_application_and_its_reply_the_user() {
         .await;
     alice.wait_message("hornbot", "alice", "a new thread").await;
 
+    // IRC acks nothing, but a server refuses a line to a nick nobody has (401): that message
+    // gets delivery_failed after its submitted event; one to alice beside it does not.
+    let ghost = api
+        .send(
+            &cid,
+            json!({"to": "ghost", "content": "anyone?", "event_url": ev}),
+        )
+        .await;
+    let beside = api
+        .send(
+            &cid,
+            json!({"to": "alice", "content": "beside", "event_url": ev}),
+        )
+        .await;
+    let (ghost_id, beside_id) = (ghost["message_id"].clone(), beside["message_id"].clone());
+    wait_hit(&hooks, "delivery_failed for ghost", |p, b| {
+        p == "/ev" && b["message_id"] == ghost_id && b["event_type"] == "delivery_failed"
+    })
+    .await;
+    alice.wait_message("hornbot", "alice", "beside").await;
+    wait_hit(&hooks, "submitted beside", |p, b| {
+        p == "/ev" && b["message_id"] == beside_id && b["event_type"] == "submitted"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !hits(&hooks)
+            .await
+            .iter()
+            .any(|(_, _, b)| b["message_id"] == beside_id && b["event_type"] == "delivery_failed"),
+        "a delivered message reported failed"
+    );
+    let story = api
+        .get(&format!(
+            "/channels/{cid}/messages/{}/logs",
+            ghost_id.as_str().unwrap()
+        ))
+        .await
+        .text;
+    assert!(story.contains("Not delivered to ghost: 401"), "{story}");
+
     // A CTCP ACTION (/me) in private is inbound too, marked as such.
     alice.privmsg("hornbot", "\x01ACTION waves\x01").await;
     let (_, _, action) = wait_hit(&hooks, "the action", |_, b| b["content"] == "waves").await;

@@ -143,8 +143,17 @@ pub enum Event {
         nick: String,
         reason: String,
     },
-    /// A JOIN refused (471, 473, 474, 475, 403, 405, ...): channel and reason.
+    /// A JOIN refused (471, 473, 474, 475, 405, ...): channel and reason.
     JoinRefused { channel: String, reason: String },
+    /// A line to `target` refused: 401 (no such nick), 403 (no such channel; also the answer
+    /// to a JOIN), 404 (cannot send to the channel).
+    Undeliverable {
+        code: u16,
+        target: String,
+        reason: String,
+    },
+    /// The server's PONG: its token (ours, when we sent a PING).
+    Pong(String),
     /// 464: the server password is wrong.
     BadPassword(String),
     /// ERROR: the server is closing the link.
@@ -193,6 +202,7 @@ pub fn parse(line: &str) -> Result<Event, String> {
             }
         }
         Command::PING(a, b) => Event::Ping(a.clone(), b.clone()),
+        Command::PONG(a, b) => Event::Pong(b.clone().unwrap_or_else(|| a.clone())),
         Command::NICK(new) => match nick() {
             Some(old) => Event::NickChanged {
                 old,
@@ -228,7 +238,12 @@ fn response(code: u16, args: &[String]) -> Event {
         432 => Event::BadNick(arg(1)),
         464 => Event::BadPassword(last()),
         // Cannot join: no such channel, too many channels, full, invite only, banned, key.
-        403 | 405 | 471 | 473 | 474 | 475 | 476 | 477 => Event::JoinRefused {
+        401 | 403 | 404 => Event::Undeliverable {
+            code,
+            target: arg(1),
+            reason: format!("{code} {}", last()),
+        },
+        405 | 471 | 473 | 474 | 475 | 476 | 477 => Event::JoinRefused {
             channel: arg(1),
             reason: format!("{code} {}", last()),
         },
@@ -595,6 +610,18 @@ mod tests {
         assert_eq!(
             nicklen(":irc.x 005 bot NICKLEN=9 CHANTYPES=# :are supported"),
             Some(9)
+        );
+        assert_eq!(
+            parse(":irc.x 401 bot ghost :No such nick or channel name").unwrap(),
+            Event::Undeliverable {
+                code: 401,
+                target: "ghost".into(),
+                reason: "401 No such nick or channel name".into()
+            }
+        );
+        assert_eq!(
+            parse(":irc.x PONG irc.x :hb-7").unwrap(),
+            Event::Pong("hb-7".into())
         );
         assert!(parse(":only-a-prefix").is_err());
     }

@@ -9,11 +9,12 @@ use super::IrcConfig;
 use super::proto::{self, Ctcp, Event};
 use crate::limits::{LogEvery, more_since};
 use crate::logs::{INFO, WARNING};
-use crate::message::{Level, Message};
+use crate::message::{DeliveryStatus, Level, Message};
 use crate::transports::{
     Dir, Reporter, TransportCommand, TransportContext, TransportError, TransportReport,
 };
 use futures::StreamExt;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
@@ -36,6 +37,10 @@ const DEAD_AFTER: Duration = Duration::from_secs(180);
 const BATCH: usize = 64;
 /// Unreadable lines are logged at most this often.
 const UNREADABLE_LOG_EVERY: Duration = Duration::from_secs(10);
+/// The token of the PING written after each batch of messages (`hb-<n>`).
+const MARK: &str = "hb-";
+/// Lines remembered for matching refusals, at most.
+const MAX_UNSETTLED: usize = 10_000;
 /// The nick length RFC 1459 allows, assumed until the server announces its own (005).
 const DEFAULT_NICKLEN: usize = 9;
 
@@ -103,6 +108,14 @@ struct Connection<'a> {
     last_heard: Instant,
     pinged: bool,
     unreadable: LogEvery,
+    /// Lines written and not yet known to be through: (mark, target, message id), one per
+    /// line, oldest first. The server answers a line it cannot deliver (401, 403, 404) before
+    /// the PONG to the `PING :hb-<mark>` written after it, so a refusal is matched to the
+    /// oldest line to its target here, and the PONG settles every line up to its mark.
+    unsettled: VecDeque<(u64, String, String)>,
+    /// Messages already reported undelivered (one report for a message of many lines).
+    failed: HashSet<String>,
+    mark: u64,
 }
 
 impl<'a> Connection<'a> {
@@ -117,6 +130,9 @@ impl<'a> Connection<'a> {
             last_heard: Instant::now(),
             pinged: false,
             unreadable: LogEvery::new(UNREADABLE_LOG_EVERY),
+            unsettled: VecDeque::new(),
+            failed: HashSet::new(),
+            mark: 0,
         }
     }
 
@@ -412,6 +428,49 @@ impl<'a> Connection<'a> {
                     .await
                     .map_err(write_failed)?;
             }
+            Event::Pong(token) => {
+                if let Some(mark) = token.strip_prefix(MARK).and_then(|m| m.parse::<u64>().ok()) {
+                    while self.unsettled.front().is_some_and(|(m, ..)| *m <= mark) {
+                        self.unsettled.pop_front();
+                    }
+                    if self.unsettled.is_empty() {
+                        self.failed.clear();
+                    }
+                }
+            }
+            Event::Undeliverable {
+                code,
+                target,
+                reason,
+            } => {
+                let key = target.to_lowercase();
+                let at = self.unsettled.iter().position(|(_, t, _)| *t == key);
+                match at.and_then(|i| self.unsettled.remove(i)) {
+                    Some((_, _, message_id)) => {
+                        if self.failed.insert(message_id.clone()) {
+                            self.reporter.log_about(
+                                WARNING,
+                                Some(&message_id),
+                                format!("Not delivered to {target}: {reason}"),
+                            );
+                            self.reporter.report(TransportReport::DeliveryReport {
+                                message_id,
+                                status: DeliveryStatus::Failed,
+                            });
+                        }
+                    }
+                    None if code == 403 => {
+                        let text = format!("Cannot join {target}: {reason}");
+                        self.reporter.log(WARNING, &text);
+                        self.reporter
+                            .status(COMPONENT, Level::Degraded, "join_failed", text);
+                    }
+                    None => self.reporter.log(
+                        WARNING,
+                        format!("The server refused a line to {target}: {reason}"),
+                    ),
+                }
+            }
             Event::JoinRefused { channel, reason } => {
                 let text = format!("Cannot join {channel}: {reason}");
                 self.reporter.log(WARNING, &text);
@@ -445,10 +504,16 @@ impl<'a> Connection<'a> {
         for msg in batch {
             match proto::outgoing(&msg, &self.nick) {
                 Ok(o) => {
+                    let target = o.target.to_lowercase();
                     for line in o.wire() {
                         self.reporter
                             .protocol(Dir::Out, Some(&msg.message_id), || proto::describe(&line));
                         out.push_str(&line);
+                        self.unsettled.push_back((
+                            self.mark + 1,
+                            target.clone(),
+                            msg.message_id.clone(),
+                        ));
                     }
                     written.push(msg.message_id);
                 }
@@ -457,6 +522,17 @@ impl<'a> Connection<'a> {
                     reason,
                     retry: false,
                 }),
+            }
+        }
+        if !written.is_empty() {
+            self.mark += 1;
+            let ping = format!("PING :{MARK}{}\r\n", self.mark);
+            self.reporter
+                .protocol(Dir::Out, None, || proto::describe(&ping));
+            out.push_str(&ping);
+            // Bounded: a server that never answers PINGs is dead within DEAD_AFTER anyway.
+            while self.unsettled.len() > MAX_UNSETTLED {
+                self.unsettled.pop_front();
             }
         }
         let result = async {
