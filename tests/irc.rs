@@ -583,3 +583,50 @@ async fn bad_configs_are_refused_with_the_key_named() {
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert!(reply.text.contains("attachments"), "{}", reply.text);
 }
+
+#[tokio::test]
+async fn tls_connects_to_a_trusted_server_and_refuses_an_untrusted_one() {
+    let irc = Ngircd::with_tls();
+    let (tls_port, ca) = (irc.tls_port.unwrap(), irc.ca.clone().unwrap());
+    let hooks = receiver().await;
+    // The test CA is trusted through SSL_CERT_FILE, as an operator's own CA would be.
+    let server = Server::start_with_env("", &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    let api = server.api();
+    let cid = api
+        .create(json!({"type": "irc", "mo_url": hooks.uri(),
+            "config": {"network": "localhost", "port": tls_port, "tls": true,
+                       "nickname": "tlsbot", "initial_reconnect_delay": 0.2}}))
+        .await;
+    connected(&api, &cid).await;
+    let mut alice = IrcUser::connect(irc.port, "alice").await;
+    alice.privmsg("tlsbot", "over tls?").await;
+    let (_, _, inbound) = wait_hit(&hooks, "inbound", |_, b| b["content"] == "over tls?").await;
+    api.send(
+        &cid,
+        json!({"reply_to": inbound["message_id"], "content": "yes"}),
+    )
+    .await;
+    alice.wait_message("tlsbot", "alice", "yes").await;
+
+    // Without the CA the certificate is not trusted: the channel says why and stays down.
+    let plain = Server::start("");
+    let api = plain.api();
+    let cid = api
+        .create(json!({"type": "irc", "mo_url": hooks.uri(),
+            "config": {"network": "localhost", "port": tls_port, "tls": true,
+                       "nickname": "nobot", "initial_reconnect_delay": 0.2}}))
+        .await;
+    let status = eventually("the TLS refusal", || async {
+        let st = api.channel(&cid).await["status"].clone();
+        let c = st["components"]["irc"].clone();
+        (c["type"] == "connection_lost").then_some(c)
+    })
+    .await;
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TLS"),
+        "{status}"
+    );
+}

@@ -14,6 +14,10 @@ use tokio::net::TcpStream;
 /// An ngircd process, killed when dropped.
 pub struct Ngircd {
     pub port: u16,
+    /// The TLS port, when started `with_tls`.
+    pub tls_port: Option<u16>,
+    /// The test CA that signed its certificate, when started `with_tls`.
+    pub ca: Option<std::path::PathBuf>,
     child: Option<Child>,
     conf: std::path::PathBuf,
     _dir: TempDir,
@@ -28,25 +32,48 @@ impl Ngircd {
 
     /// With a server password (`[Global] Password`): a client must send `PASS` with it.
     pub fn with_password(password: Option<&str>) -> Ngircd {
+        Ngircd::new(password, false)
+    }
+
+    /// With a TLS port too (`tls_port`), its certificate (for `localhost` and 127.0.0.1)
+    /// signed by a test CA (`ca`) made here with the `openssl` command.
+    pub fn with_tls() -> Ngircd {
+        Ngircd::new(None, true)
+    }
+
+    fn new(password: Option<&str>, tls: bool) -> Ngircd {
         let dir = TempDir::new();
         let port = free_port();
         let conf = dir.0.join("ngircd.conf");
         let password = password
             .map(|p| format!("Password = {p}\n"))
             .unwrap_or_default();
-        let text = format!(
+        let mut text = format!(
             "[Global]\nName = irc.hornbill.test\nInfo = hornbill test server\n\
              AdminInfo1 = hornbill\nAdminInfo2 = tests\nAdminEMail = nobody@example.com\n\
              Listen = 127.0.0.1\nPorts = {port}\nMotdPhrase = hornbill test\n{password}\
              [Limits]\nMaxConnectionsIP = 0\nMaxPenaltyTime = 0\nMaxJoins = 0\n\
              [Options]\nPAM = no\nDNS = no\nIdent = no\n"
         );
+        let (mut tls_port, mut ca) = (None, None);
+        if tls {
+            let p = free_port();
+            ca = Some(test_certificates(&dir.0));
+            text.push_str(&format!(
+                "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {p}\n",
+                dir.0.join("cert.pem").display(),
+                dir.0.join("key.pem").display()
+            ));
+            tls_port = Some(p);
+        }
         std::fs::write(&conf, text).unwrap();
         // Readable by the user ngircd drops to.
         let _ =
             std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755));
         let mut server = Ngircd {
             port,
+            tls_port,
+            ca,
             child: None,
             conf,
             _dir: dir,
@@ -102,6 +129,75 @@ impl Drop for Ngircd {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A test CA (`ca.pem`, returned) and a certificate it signed for `localhost` and 127.0.0.1
+/// (`cert.pem`, `key.pem`) in `dir`, made with the `openssl` command.
+fn test_certificates(dir: &std::path::Path) -> std::path::PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hornbill test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        let _ = std::fs::set_permissions(
+            dir.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        );
+    }
+    dir.join("ca.pem")
 }
 
 /// A person on IRC: a line client that signs on and keeps every line it receives (with when
