@@ -156,6 +156,21 @@ async fn a_private_message_reaches_the_application_and_its_reply_the_user() {
     alice.privmsg("hornbot", "\x01ACTION waves\x01").await;
     let (_, _, action) = wait_hit(&hooks, "the action", |_, b| b["content"] == "waves").await;
     assert_eq!(action["channel_data"]["irc"]["irc_command"], "ACTION");
+
+    // A CTCP VERSION is answered by the bot itself, not passed on.
+    alice.privmsg("hornbot", "\x01VERSION\x01").await;
+    alice
+        .wait("the VERSION answer", |l| {
+            l.starts_with(":hornbot!") && l.contains(" NOTICE alice :\x01VERSION hornbill ")
+        })
+        .await;
+    assert!(
+        !hits(&hooks)
+            .await
+            .iter()
+            .any(|(_, _, b)| b["content"].as_str().is_some_and(|c| c.contains("VERSION"))),
+        "a CTCP request reached the application"
+    );
 }
 
 #[tokio::test]

@@ -129,7 +129,7 @@ pub enum Event {
     Ping(String, Option<String>),
     /// 001: registered under `nick`.
     Welcome { nick: String },
-    /// 433 (or 436): the nickname is taken.
+    /// 433 (or 436, 437): the nickname is taken.
     NickInUse(String),
     /// 432: the server refuses the nickname itself.
     BadNick(String),
@@ -234,7 +234,8 @@ fn response(code: u16, args: &[String]) -> Event {
     let last = || args.last().cloned().unwrap_or_default();
     match code {
         1 => Event::Welcome { nick: arg(0) },
-        433 | 436 => Event::NickInUse(arg(1)),
+        // In use, collided, or held for a while after someone left with it.
+        433 | 436 | 437 => Event::NickInUse(arg(1)),
         432 => Event::BadNick(arg(1)),
         464 => Event::BadPassword(last()),
         // Cannot join: no such channel, too many channels, full, invite only, banned, key.

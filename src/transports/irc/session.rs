@@ -39,6 +39,8 @@ const BATCH: usize = 64;
 const UNREADABLE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// The token of the PING written after each batch of messages (`hb-<n>`).
 const MARK: &str = "hb-";
+/// CTCP requests (VERSION, PING) are answered at most this often.
+const CTCP_EVERY: Duration = Duration::from_secs(2);
 /// Lines remembered for matching refusals, at most.
 const MAX_UNSETTLED: usize = 10_000;
 /// The nick length RFC 1459 allows, assumed until the server announces its own (005).
@@ -116,6 +118,8 @@ struct Connection<'a> {
     /// Messages already reported undelivered (one report for a message of many lines).
     failed: HashSet<String>,
     mark: u64,
+    /// When a CTCP request was last answered.
+    ctcp_at: Option<Instant>,
 }
 
 impl<'a> Connection<'a> {
@@ -133,6 +137,7 @@ impl<'a> Connection<'a> {
             unsettled: VecDeque::new(),
             failed: HashSet::new(),
             mark: 0,
+            ctcp_at: None,
         }
     }
 
@@ -399,7 +404,11 @@ impl<'a> Connection<'a> {
                     Ctcp::Ping(token) => Some(format!("PING {token}")),
                     Ctcp::Other(_) => None,
                 };
-                if let Some(answer) = answer {
+                // At most one answer per CTCP_EVERY: a CTCP flood must not make the server
+                // kill the bot for flooding.
+                let due = self.ctcp_at.is_none_or(|at| at.elapsed() >= CTCP_EVERY);
+                if let Some(answer) = answer.filter(|_| due) {
+                    self.ctcp_at = Some(Instant::now());
                     let notice = [format!("NOTICE {from} :\x01{answer}\x01\r\n")];
                     self.write(writer, &notice, None)
                         .await
