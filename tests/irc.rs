@@ -471,6 +471,10 @@ async fn the_password_is_used_but_never_shown() {
     assert!(!log.contains(wrong), "{log}");
     let output = server.output();
     assert!(!output.contains(secret) && !output.contains(wrong));
+    // Nor in the channel log files on disk.
+    let file = std::fs::read_to_string(server.log_dir.join(format!("{cid}.log"))).unwrap();
+    assert!(file.contains("PASS ***"), "{file}");
+    assert!(!file.contains(secret), "{file}");
 }
 
 #[tokio::test]
