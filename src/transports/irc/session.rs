@@ -440,10 +440,9 @@ impl<'a> Connection<'a> {
             Event::Pong(token) => {
                 if let Some(mark) = token.strip_prefix(MARK).and_then(|m| m.parse::<u64>().ok()) {
                     while self.unsettled.front().is_some_and(|(m, ..)| *m <= mark) {
-                        self.unsettled.pop_front();
-                    }
-                    if self.unsettled.is_empty() {
-                        self.failed.clear();
+                        if let Some((_, _, message_id)) = self.unsettled.pop_front() {
+                            self.failed.remove(&message_id);
+                        }
                     }
                 }
             }
@@ -456,7 +455,12 @@ impl<'a> Connection<'a> {
                 let at = self.unsettled.iter().position(|(_, t, _)| *t == key);
                 match at.and_then(|i| self.unsettled.remove(i)) {
                     Some((_, _, message_id)) => {
-                        if self.failed.insert(message_id.clone()) {
+                        let first = self.failed.insert(message_id.clone());
+                        // Its last line refused: nothing more can come for it.
+                        if !self.unsettled.iter().any(|(_, _, m)| *m == message_id) {
+                            self.failed.remove(&message_id);
+                        }
+                        if first {
                             self.reporter.log_about(
                                 WARNING,
                                 Some(&message_id),
