@@ -5,6 +5,8 @@
 #   bench/run.sh amqp         # the same on RabbitMQ + Redis, beside the broker's raw ceiling
 #   bench/run.sh smpp         # HTTP -> submit_sm -> submitted event through the SMSC
 #                             # simulator in tests/peers/smsc (SMSC_RECORD=0), beside its own ceiling
+#   bench/run.sh irc          # HTTP -> PRIVMSG received by a person on a local ngircd (flood
+#                             # penalties off), no rate limit: accepted and end-to-end msg/s
 #   bench/run.sh ussd         # provider callbacks: USSD sessions held until an application
 #                             # answers over the API, and inbound SMS callbacks (africastalking)
 #   bench/run.sh soak         # a paced 1,000 msg/s through SMPP with receipts for an hour
@@ -26,6 +28,9 @@ case "${1:-memory}" in
     BENCH_MODE=amqp cargo bench --bench api ;;
   smpp)
     cargo bench --bench smpp ;;
+  irc)
+    script/need ngircd:ngircd
+    cargo bench --bench irc ;;
   ussd)
     cargo bench --bench ussd ;;
   soak)

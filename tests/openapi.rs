@@ -374,6 +374,10 @@ fn minimal_configs() -> Vec<(&'static str, Value)> {
             json!({"api_key": "ib-key", "base_url": "http://127.0.0.1:9"}),
         ),
         (
+            "irc",
+            json!({"network": "127.0.0.1", "nickname": "hornbot"}),
+        ),
+        (
             "smpp",
             json!({"twisted_endpoint": "tcp:127.0.0.1:2775", "system_id": "hb"}),
         ),

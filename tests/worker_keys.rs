@@ -23,6 +23,10 @@ fn configs() -> Vec<(&'static str, Value)> {
         ("http", json!({"send_url": format!("{nowhere}/send")})),
         ("infobip", json!({"api_key": "ib-1", "base_url": nowhere})),
         (
+            "irc",
+            json!({"network": "127.0.0.1", "port": 9, "nickname": "hornbot"}),
+        ),
+        (
             "smpp",
             json!({"twisted_endpoint": "tcp:127.0.0.1:9", "system_id": "hb"}),
         ),

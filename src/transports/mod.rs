@@ -4,7 +4,7 @@
 //!
 //! A transport runs as one task that its channel supervises: when the task returns an error
 //! or panics, the channel requeues what was in flight and starts it again with backoff.
-//! Laid out by kind: socket protocols each in their own module (`smpp/`, `telnet`), the HTTP
+//! Laid out by kind: socket protocols each in their own module (`smpp/`, `irc/`, `telnet`), the HTTP
 //! aggregators in `aggregator/` (the driver they share, and one file per provider), and the
 //! provider requests the public listener hands to a transport in `callback`. Adding a
 //! channel type: a module with a config struct (`deny_unknown_fields`), a pure protocol
@@ -13,6 +13,7 @@
 
 pub mod aggregator;
 pub mod callback;
+pub mod irc;
 pub mod smpp;
 pub mod telnet;
 
@@ -499,6 +500,7 @@ impl Registry {
         r.register(Arc::new(aggregator::dmark::DmarkFactory::new()));
         r.register(Arc::new(aggregator::http::HttpFactory::new()));
         r.register(Arc::new(aggregator::infobip::InfobipFactory::new()));
+        r.register(Arc::new(irc::IrcFactory));
         r.register(Arc::new(smpp::SmppFactory));
         r.register(Arc::new(aggregator::telegram::TelegramFactory::new()));
         r.register(Arc::new(telnet::TelnetFactory));
@@ -668,7 +670,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp"
+            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, irc, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp"
         );
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod ngircd;
 pub mod smsc;
 pub mod vumi;
 
