@@ -239,8 +239,8 @@ fn main() {
         }
         failed
     });
-    drop(server);
     drop(hornbill);
+    drop(server);
     if !failed.is_empty() {
         eprintln!("FAILED: {}", failed.join("; "));
         std::process::exit(1);

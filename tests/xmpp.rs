@@ -98,9 +98,8 @@ async fn a_users_chat_reaches_the_application_and_the_reply_reaches_the_user() {
 
     // A chat state without a body is no message; the chat after it is.
     alice.send(
-        tokio_xmpp::parsers::message::Message::chat(Some(tokio_xmpp::jid::Jid::new(BOT).unwrap())).with_payload(
-            tokio_xmpp::parsers::chatstates::ChatState::Composing,
-        ),
+        tokio_xmpp::parsers::message::Message::chat(Some(tokio_xmpp::jid::Jid::new(BOT).unwrap()))
+            .with_payload(tokio_xmpp::parsers::chatstates::ChatState::Composing),
     );
     alice.say(BOT, "  hello bot  ");
     let (path, _, inbound) = wait_hit(&hooks, "the chat at mo_url", |_, b| {
@@ -196,7 +195,11 @@ async fn subscriptions_are_accepted_and_the_presence_announced() {
     .await;
     let alice = ChatUser::connect(prosody.port, "alice", ALICE_PW).await;
     alice.send(Presence::subscribe().with_to(tokio_xmpp::jid::Jid::new(BOT).unwrap()));
-    let from_bot = |p: &Presence| p.from.as_ref().is_some_and(|f| f.to_bare().to_string() == BOT);
+    let from_bot = |p: &Presence| {
+        p.from
+            .as_ref()
+            .is_some_and(|f| f.to_bare().to_string() == BOT)
+    };
     alice
         .wait_presence("subscribed from the bot", |p| {
             from_bot(p) && p.type_ == PresenceType::Subscribed
@@ -229,8 +232,9 @@ async fn subscriptions_are_accepted_and_the_presence_announced() {
     .await;
     let logs = log_lines(&api, &cid).await;
     assert!(
-        logs.iter()
-            .any(|l| l == "Accepted the subscription request of alice@localhost and subscribed back"),
+        logs.iter().any(
+            |l| l == "Accepted the subscription request of alice@localhost and subscribed back"
+        ),
         "{logs:#?}"
     );
 }
@@ -279,7 +283,8 @@ async fn a_restarted_server_shows_down_then_up_and_messages_flow_again() {
     })
     .await;
     assert!(
-        ["connection_lost", "connecting", "connect_failed"].contains(&down["type"].as_str().unwrap()),
+        ["connection_lost", "connecting", "connect_failed"]
+            .contains(&down["type"].as_str().unwrap()),
         "{down}"
     );
     // Messages sent while it is down wait for the connection.
@@ -384,8 +389,14 @@ async fn a_flood_of_sends_is_held_to_the_rate_limit() {
     let (last, _) = alice.wait_message("m19").await;
     let span = last.duration_since(start).as_secs_f64();
     // 5 at once, then 5 a second: the 20th goes out after about 3 s.
-    assert!(accepted < 1.5, "the API held its answers for {accepted:.2} s");
-    assert!((2.7..8.0).contains(&span), "20 messages at 5/s took {span:.2} s");
+    assert!(
+        accepted < 1.5,
+        "the API held its answers for {accepted:.2} s"
+    );
+    assert!(
+        (2.7..8.0).contains(&span),
+        "20 messages at 5/s took {span:.2} s"
+    );
     let bodies: Vec<String> = alice.messages().into_iter().map(|m| m.2).collect();
     assert_eq!(bodies, (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>());
     // After the first burst of 5, the other 15 at 5 a second: about 3 s.
@@ -395,7 +406,10 @@ async fn a_flood_of_sends_is_held_to_the_rate_limit() {
         .map(|m| m.0.duration_since(start).as_secs_f64())
         .collect();
     let tail = times[19] - times[4];
-    assert!(tail >= 2.4, "15 messages after the burst took {tail:.2} s: {times:?}");
+    assert!(
+        tail >= 2.4,
+        "15 messages after the burst took {tail:.2} s: {times:?}"
+    );
 }
 
 #[tokio::test]
@@ -419,11 +433,10 @@ async fn the_protocol_log_tells_each_stanza_and_never_the_password() {
     let mid = inbound["message_id"].as_str().unwrap();
     let lines = story(&api, &cid, mid).await;
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("<< message from=alice@localhost/phone to=bot@localhost")
-                && l.contains(" type=chat")
-                && l.ends_with("body=\"log me\"")),
+        lines.iter().any(|l| l
+            .starts_with("<< message from=alice@localhost/phone to=bot@localhost")
+            && l.contains(" type=chat")
+            && l.ends_with("body=\"log me\"")),
         "{lines:#?}"
     );
     let sent = api
@@ -443,7 +456,9 @@ async fn the_protocol_log_tells_each_stanza_and_never_the_password() {
         let ping = lines
             .iter()
             .any(|l| l.starts_with(">> iq type=get id=ping-") && l.ends_with("to=localhost ping"));
-        let pong = lines.iter().any(|l| l.starts_with("<< iq type=result id=ping-"));
+        let pong = lines
+            .iter()
+            .any(|l| l.starts_with("<< iq type=result id=ping-"));
         (ping && pong).then_some(lines)
     })
     .await;
@@ -458,14 +473,20 @@ async fn the_protocol_log_tells_each_stanza_and_never_the_password() {
         assert!(log.iter().any(|l| l.starts_with(want)), "{want}: {log:#?}");
     }
     assert!(
-        log.iter().any(|l| l.starts_with("<< iq type=result id=bind-1") && l.contains("bind jid=bot@localhost/")),
+        log.iter()
+            .any(|l| l.starts_with("<< iq type=result id=bind-1")
+                && l.contains("bind jid=bot@localhost/")),
         "{log:#?}"
     );
 
     // The password: not in the API's view of the channel, its logs, their files, or the
     // process's output, though the protocol log is on and a restart logs in again.
     let view = api.get(&format!("/channels/{cid}")).await;
-    assert_eq!(view.body["result"]["config"]["password"], "***", "{}", view.text);
+    assert_eq!(
+        view.body["result"]["config"]["password"], "***",
+        "{}",
+        view.text
+    );
     api.post(&format!("/channels/{cid}/restart"), json!({}))
         .await;
     connected(&api, &cid).await;
@@ -509,15 +530,26 @@ async fn a_wrong_password_is_a_down_status_that_does_not_show_it() {
     .await;
     assert_eq!(st["status"], "down");
     assert!(
-        st["message"].as_str().unwrap().contains("refused the login of bot@localhost"),
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the login of bot@localhost"),
         "{st}"
     );
     let all = api.get(&format!("/channels/{cid}/logs?n=1000")).await.text;
     assert!(!all.contains(wrong));
-    assert!(!api.get(&format!("/channels/{cid}")).await.text.contains(wrong));
+    assert!(
+        !api.get(&format!("/channels/{cid}"))
+            .await
+            .text
+            .contains(wrong)
+    );
     assert!(!server.output().contains(wrong));
     assert!(
-        !hits(&hooks).await.iter().any(|(_, _, b)| b.to_string().contains(wrong)),
+        !hits(&hooks)
+            .await
+            .iter()
+            .any(|(_, _, b)| b.to_string().contains(wrong)),
         "status_url"
     );
 }

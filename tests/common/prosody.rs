@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::{BareJid, Jid};
 use tokio_xmpp::parsers::message::{Lang, Message, MessageType};
-use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::parsers::roster::Roster;
 use tokio_xmpp::xmlstream::Timeouts;
@@ -187,8 +187,15 @@ pub fn self_signed(dir: &std::path::Path) -> Tls {
     let cert = dir.join("localhost.crt");
     let key = dir.join("localhost.key");
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
@@ -265,14 +272,20 @@ impl ChatUser {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !*user.online.lock().unwrap() {
-            assert!(Instant::now() < deadline, "{} did not come online", user.jid);
+            assert!(
+                Instant::now() < deadline,
+                "{} did not come online",
+                user.jid
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         user
     }
 
     pub fn send(&self, stanza: impl Into<Stanza>) {
-        self.out.send(stanza.into()).expect("the user's client runs");
+        self.out
+            .send(stanza.into())
+            .expect("the user's client runs");
     }
 
     /// A chat message with `body` to `to`.

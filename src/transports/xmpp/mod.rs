@@ -106,8 +106,7 @@ fn secret_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 impl XmppConfig {
     pub fn parse(config: &Value) -> Result<XmppConfig, String> {
-        let cfg: XmppConfig =
-            serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
+        let cfg: XmppConfig = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
         if cfg.host.trim().is_empty() {
             return Err("host must name the XMPP server".into());
         }

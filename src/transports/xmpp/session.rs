@@ -172,29 +172,27 @@ async fn connect(
     };
     let tcp = TcpStream::connect((cfg.host.trim(), cfg.port))
         .await
-        .map_err(|e| failure("connect_failed", format!("Cannot connect to {address}: {e}")))?;
+        .map_err(|e| {
+            failure(
+                "connect_failed",
+                format!("Cannot connect to {address}: {e}"),
+            )
+        })?;
     let _ = tcp.set_nodelay(true);
     reporter.protocol(Dir::Out, None, || format!("stream:stream to={domain}"));
-    let (features, plain) = initiate_stream(
-        BufStream::new(tcp),
-        ns::JABBER_CLIENT,
-        header(),
-        timeouts,
-    )
-    .await
-    .map_err(|e| broken(&e))?
-    .recv_features::<FallibleStreamElement>()
-    .await
-    .map_err(|e| broken(&e))?;
+    let (features, plain) =
+        initiate_stream(BufStream::new(tcp), ns::JABBER_CLIENT, header(), timeouts)
+            .await
+            .map_err(|e| broken(&e))?
+            .recv_features::<FallibleStreamElement>()
+            .await
+            .map_err(|e| broken(&e))?;
     reporter.protocol(Dir::In, None, || stanza::describe_features(&features));
     let (features, stream, binding) = if features.can_starttls() {
         reporter.protocol(Dir::Out, None, || "starttls".into());
-        let (tls, binding) = starttls(plain, &domain).await.map_err(|e| {
-            failure(
-                "tls_failed",
-                format!("StartTLS with {address} failed: {e}"),
-            )
-        })?;
+        let (tls, binding) = starttls(plain, &domain)
+            .await
+            .map_err(|e| failure("tls_failed", format!("StartTLS with {address} failed: {e}")))?;
         reporter.protocol(Dir::In, None, || "proceed (TLS established)".into());
         reporter.protocol(Dir::Out, None, || format!("stream:stream to={domain}"));
         let (features, stream) =
@@ -254,10 +252,8 @@ async fn connect(
     }
 
     let resource = jid.resource().map(|r| r.as_str().to_string());
-    let bind = XmppStreamElement::Stanza(Stanza::Iq(Iq::from_set(
-        BIND_ID,
-        BindQuery::new(resource),
-    )));
+    let bind =
+        XmppStreamElement::Stanza(Stanza::Iq(Iq::from_set(BIND_ID, BindQuery::new(resource))));
     reporter.protocol(Dir::Out, None, || stanza::describe(&bind));
     stream.send(&bind).await.map_err(|e| broken(&e))?;
     loop {
@@ -290,7 +286,10 @@ async fn connect(
                     // E.g. an anonymous login: never chat as someone else.
                     return Err(failure(
                         "auth_failed",
-                        format!("{address} bound the session as {bound}, not {}", jid.to_bare()),
+                        format!(
+                            "{address} bound the session as {bound}, not {}",
+                            jid.to_bare()
+                        ),
                     ));
                 }
                 return Ok((stream, bound));
@@ -385,10 +384,8 @@ impl Session<'_> {
             return Done::Lost(why);
         }
         let start = tokio::time::Instant::now();
-        let mut ping = tokio::time::interval_at(
-            start + self.cfg.ping_interval(),
-            self.cfg.ping_interval(),
-        );
+        let mut ping =
+            tokio::time::interval_at(start + self.cfg.ping_interval(), self.cfg.ping_interval());
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut announce = tokio::time::interval_at(
             start + self.cfg.presence_interval(),
@@ -488,7 +485,9 @@ impl Session<'_> {
                     retry: false,
                 }),
                 Ok(chat) => {
-                    let result = self.feed(Stanza::Message(chat), Some(&msg.message_id)).await;
+                    let result = self
+                        .feed(Stanza::Message(chat), Some(&msg.message_id))
+                        .await;
                     written.push(msg.message_id);
                     if let Err(why) = result {
                         failed = Some(why);
@@ -677,8 +676,9 @@ impl Session<'_> {
     }
 
     async fn iq(&mut self, iq: Iq) -> Result<(), String> {
-        self.reporter
-            .protocol(Dir::In, None, || stanza::describe_stanza(&Stanza::Iq(iq.clone())));
+        self.reporter.protocol(Dir::In, None, || {
+            stanza::describe_stanza(&Stanza::Iq(iq.clone()))
+        });
         match &iq {
             Iq::Result { id, .. } | Iq::Error { id, .. }
                 if self.ping.as_ref().is_some_and(|(p, _)| p == id) =>
@@ -693,10 +693,8 @@ impl Session<'_> {
                 ..
             } if id == ROSTER_ID => {
                 if let Ok(roster) = Roster::try_from(payload.clone()) {
-                    self.reporter.log(
-                        INFO,
-                        format!("Roster: {} contacts", roster.items.len()),
-                    );
+                    self.reporter
+                        .log(INFO, format!("Roster: {} contacts", roster.items.len()));
                 }
                 Ok(())
             }

@@ -27,9 +27,7 @@ pub fn chat(msg: &Message) -> Result<Chat, String> {
     let to = msg.to_addr.as_deref().unwrap_or_default().trim();
     let jid = Jid::new(to).map_err(|e| format!("to_addr {to:?} is not a JID: {e}"))?;
     if jid.node().is_none() {
-        return Err(format!(
-            "to_addr {to:?} is not a user's JID (user@domain)"
-        ));
+        return Err(format!("to_addr {to:?} is not a user's JID (user@domain)"));
     }
     let body = match msg.content.as_deref() {
         None | Some("") => return Err("the message has no content to send".into()),
@@ -249,10 +247,7 @@ pub fn describe_stream_error(e: &xmpp_parsers::stream_error::ReceivedStreamError
 
 fn condition_name_stream(e: &xmpp_parsers::stream_error::StreamError) -> String {
     let debug = format!("{:?}", e.condition);
-    let name: String = debug
-        .chars()
-        .take_while(|c| c.is_alphanumeric())
-        .collect();
+    let name: String = debug.chars().take_while(|c| c.is_alphanumeric()).collect();
     let mut out = String::new();
     for (i, ch) in name.chars().enumerate() {
         if ch.is_ascii_uppercase() && i > 0 {
@@ -294,7 +289,11 @@ pub fn describe_stanza(s: &Stanza) -> String {
             out.push_str("presence");
             attr(&mut out, "from", p.from.as_ref().map(Jid::to_string));
             attr(&mut out, "to", p.to.as_ref().map(Jid::to_string));
-            attr(&mut out, "type", presence_type(&p.type_).map(str::to_string));
+            attr(
+                &mut out,
+                "type",
+                presence_type(&p.type_).map(str::to_string),
+            );
             attr(&mut out, "id", p.id.clone());
             attr(
                 &mut out,
