@@ -390,11 +390,11 @@ async fn a_flood_of_sends_is_held_to_the_rate_limit() {
     let span = last.duration_since(start).as_secs_f64();
     // 5 at once, then 5 a second: the 20th goes out after about 3 s.
     assert!(
-        accepted < 1.5,
+        accepted < 2.5,
         "the API held its answers for {accepted:.2} s"
     );
     assert!(
-        (2.7..8.0).contains(&span),
+        (2.7..10.0).contains(&span),
         "20 messages at 5/s took {span:.2} s"
     );
     let bodies: Vec<String> = alice.messages().into_iter().map(|m| m.2).collect();

@@ -170,14 +170,17 @@ async fn connect(
             format!("The stream with {address} failed: {e}"),
         )
     };
-    let tcp = TcpStream::connect((cfg.host.trim(), cfg.port))
-        .await
-        .map_err(|e| {
-            failure(
-                "connect_failed",
-                format!("Cannot connect to {address}: {e}"),
-            )
-        })?;
+    let host = cfg
+        .host
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let tcp = TcpStream::connect((host, cfg.port)).await.map_err(|e| {
+        failure(
+            "connect_failed",
+            format!("Cannot connect to {address}: {e}"),
+        )
+    })?;
     let _ = tcp.set_nodelay(true);
     reporter.protocol(Dir::Out, None, || format!("stream:stream to={domain}"));
     let (features, plain) =
