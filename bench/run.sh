@@ -7,6 +7,8 @@
 #                             # simulator in tests/peers/smsc (SMSC_RECORD=0), beside its own ceiling
 #   bench/run.sh irc          # HTTP -> PRIVMSG received by a person on a local ngircd (flood
 #                             # penalties off), no rate limit: accepted and end-to-end msg/s
+#   bench/run.sh xmpp         # HTTP -> chat message through a local Prosody -> a user's
+#                             # tokio-xmpp client (prosody installed: script/test does it)
 #   bench/run.sh ussd         # provider callbacks: USSD sessions held until an application
 #                             # answers over the API, and inbound SMS callbacks (africastalking)
 #   bench/run.sh soak         # a paced 1,000 msg/s through SMPP with receipts for an hour
@@ -19,6 +21,7 @@
 #   BENCH_TOTAL=200000 BENCH_CLIENTS=128 bench/run.sh
 #   BENCH_RECEIPTS=1 bench/run.sh smpp   # with delivery receipts too
 #   BENCH_LOG_PROTOCOL=1 bench/run.sh smpp  # with every PDU in the channel log (log_protocol)
+#   BENCH_TOTAL=50000 BENCH_CLIENTS=64 bench/run.sh xmpp  # (defaults 20000 and 32)
 #   BENCH_SOAK_SECS=120 bench/run.sh soak  # a short soak (BENCH_SOAK_RATE, BENCH_SOAK_RECORDS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +34,8 @@ case "${1:-memory}" in
   irc)
     script/need ngircd:ngircd
     cargo bench --bench irc ;;
+  xmpp)
+    cargo bench --bench xmpp ;;
   ussd)
     cargo bench --bench ussd ;;
   soak)

@@ -69,7 +69,14 @@ enum Command {
 
 fn init_tracing(settings: &Settings, format: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level))
+        // tokio-xmpp traces every byte of its XML streams, SASL exchanges included (a PLAIN
+        // login is the password in base64): never, whatever RUST_LOG says.
+        .add_directive(
+            "tokio_xmpp::xmlstream::capture=off"
+                .parse()
+                .expect("a valid directive"),
+        );
     // Colours only for a terminal: a log collector gets plain lines.
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

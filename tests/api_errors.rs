@@ -95,7 +95,7 @@ async fn channel_errors() {
     assert_eq!(errors[0]["type"], "InvalidChannelType");
     assert_eq!(
         errors[0]["message"],
-        "Invalid channel type u'carrier-pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, irc, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp"
+        "Invalid channel type u'carrier-pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, irc, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp, xmpp"
     );
 
     let r = api

@@ -63,7 +63,7 @@ config = {}
         "[bus] kind = \"carrier-pigeon\"",
         "[[channels]] #1: -1 is less than the minimum of 0",
         "[[channels]] #1: Invalid config for channel type telnet",
-        "[[channels]] #2: Invalid channel type u'fax', must be one of: aat, africastalking, clickatell, dmark, http, infobip, irc, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp",
+        "[[channels]] #2: Invalid channel type u'fax', must be one of: aat, africastalking, clickatell, dmark, http, infobip, irc, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp, xmpp",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }

@@ -403,6 +403,11 @@ fn minimal_configs() -> Vec<(&'static str, Value)> {
             json!({"phone_number_id": "1234567890", "access_token": "wa-token",
                    "app_secret": "wa-secret", "verify_token": "wa-verify"}),
         ),
+        (
+            "xmpp",
+            json!({"host": "xmpp.example.org", "username": "bot@example.org",
+                   "password": "xmpp-pw"}),
+        ),
     ]
 }
 

@@ -58,6 +58,11 @@ fn configs() -> Vec<(&'static str, Value)> {
             json!({"phone_number_id": "1", "access_token": "t", "app_secret": "s",
                    "verify_token": "v", "base_url": nowhere}),
         ),
+        (
+            "xmpp",
+            json!({"host": "127.0.0.1", "port": 9, "username": "bot@localhost",
+                   "password": "pw", "insecure_loopback": true}),
+        ),
     ]
 }
 

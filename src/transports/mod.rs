@@ -4,7 +4,7 @@
 //!
 //! A transport runs as one task that its channel supervises: when the task returns an error
 //! or panics, the channel requeues what was in flight and starts it again with backoff.
-//! Laid out by kind: socket protocols each in their own module (`smpp/`, `irc/`, `telnet`), the HTTP
+//! Laid out by kind: socket protocols each in their own module (`smpp/`, `irc/`, `telnet`, `xmpp/`), the HTTP
 //! aggregators in `aggregator/` (the driver they share, and one file per provider), and the
 //! provider requests the public listener hands to a transport in `callback`. Adding a
 //! channel type: a module with a config struct (`deny_unknown_fields`), a pure protocol
@@ -16,6 +16,7 @@ pub mod callback;
 pub mod irc;
 pub mod smpp;
 pub mod telnet;
+pub mod xmpp;
 
 pub use callback::{Callback, CallbackResponse};
 
@@ -338,6 +339,9 @@ pub const SECONDS: &[(&str, f64, f64)] = &[
     ("reassembly_timeout", 1.0, 86_400.0),
     // a telnet user who sends nothing for this long is disconnected
     ("idle_timeout", 1.0, 86_400.0),
+    // XMPP keep-alive pings and presence announcements
+    ("ping_interval", 0.1, 3_600.0),
+    ("presence_interval", 0.1, 86_400.0),
 ];
 
 /// The JSON Schema of a config struct (its `utoipa::ToSchema`), with the `SECONDS` range of
@@ -509,6 +513,7 @@ impl Registry {
         r.register(Arc::new(aggregator::vonage::VonageFactory::new()));
         r.register(Arc::new(aggregator::webhook::WebhookFactory::new()));
         r.register(Arc::new(aggregator::whatsapp::WhatsAppFactory::new()));
+        r.register(Arc::new(xmpp::XmppFactory));
         r
     }
 
@@ -670,7 +675,7 @@ mod tests {
         let e = Registry::builtin().get("pigeon").err().unwrap().to_string();
         assert_eq!(
             e,
-            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, irc, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp"
+            "Invalid channel type u'pigeon', must be one of: aat, africastalking, clickatell, dmark, http, infobip, irc, smpp, telegram, telnet, twilio, twitter, vonage, webhook, whatsapp, xmpp"
         );
     }
 }

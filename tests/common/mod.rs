@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod ngircd;
+pub mod prosody;
 pub mod smsc;
 pub mod vumi;
 
