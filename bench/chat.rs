@@ -132,13 +132,18 @@ async fn run(kind: &str, pid: u32, base: &str, total: usize, clients: usize) -> 
     let http = reqwest::Client::new();
     let created = http
         .post(format!("{base}/channels/"))
-        .json(&serde_json::json!({"type": kind, "window": 64, "config": config,
-            "mo_url": format!("http://127.0.0.1:{events_port}/mo")}))
+        .json(
+            &serde_json::json!({"type": kind, "window": 64, "config": config,
+            "mo_url": format!("http://127.0.0.1:{events_port}/mo")}),
+        )
         .send()
         .await
         .unwrap();
     if created.status().as_u16() != 201 {
-        println!("{kind}: not in this build ({})", created.text().await.unwrap_or_default());
+        println!(
+            "{kind}: not in this build ({})",
+            created.text().await.unwrap_or_default()
+        );
         return false;
     }
     let channel: serde_json::Value = created.json().await.unwrap();
@@ -147,16 +152,24 @@ async fn run(kind: &str, pid: u32, base: &str, total: usize, clients: usize) -> 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let setup_hits = hits.load(Ordering::Relaxed);
     let path = format!("/channels/{cid}/messages/");
-    let body = serde_json::json!({"to": to, "content": "bench message, about the size of a chat line",
+    let body =
+        serde_json::json!({"to": to, "content": "bench message, about the size of a chat line",
         "event_url": format!("http://127.0.0.1:{events_port}/ev")})
-    .to_string();
+        .to_string();
     let host = base.strip_prefix("http://").unwrap_or(base).to_string();
     let request = Arc::new(post_request(&host, &path, &body));
     let next = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_secs(pid);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
-        .map(|_| tokio::spawn(lean_client(host.clone(), request.clone(), next.clone(), total)))
+        .map(|_| {
+            tokio::spawn(lean_client(
+                host.clone(),
+                request.clone(),
+                next.clone(),
+                total,
+            ))
+        })
         .collect();
     let (mut accepted, mut errors) = (0, 0);
     for t in tasks {

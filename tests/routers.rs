@@ -772,5 +772,9 @@ async fn ussd_started_conversations_go_on_over_whatsapp() {
         (s["last_event_type"] == "submitted").then_some(s)
     })
     .await;
-    assert_eq!(status["events"][0]["channel_id"], json!(wa), "{status} ussd={ussd}");
+    assert_eq!(
+        status["events"][0]["channel_id"],
+        json!(wa),
+        "{status} ussd={ussd}"
+    );
 }

@@ -430,7 +430,12 @@ pub async fn status(
     // that channel's.
     let reply = router.reply_channel();
     let cid = if router.kind() == Some(RouterKind::ChannelToChannel)
-        && state.core.store.load_outbound(&reply, &mid).await?.is_some()
+        && state
+            .core
+            .store
+            .load_outbound(&reply, &mid)
+            .await?
+            .is_some()
     {
         reply
     } else {
