@@ -490,3 +490,25 @@ fn channel_config_schemas_state_what_the_validator_enforces() {
         );
     }
 }
+
+/// The description of a channel's `type` names every type this server has.
+#[test]
+fn the_type_description_names_every_channel_type() {
+    fn find(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if s.starts_with("The channel type:") => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| find(x, out)),
+            Value::Object(m) => m.values().for_each(|x| find(x, out)),
+            _ => {}
+        }
+    }
+    let spec: Value = serde_json::from_str(hornbill::http::openapi::spec_json()).unwrap();
+    let mut found = Vec::new();
+    find(&spec, &mut found);
+    assert!(!found.is_empty(), "no description of a channel's type");
+    for text in &found {
+        for name in hornbill::transports::Registry::builtin().names() {
+            assert!(text.contains(&format!("`{name}`")), "{name} not in: {text}");
+        }
+    }
+}

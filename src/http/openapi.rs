@@ -104,8 +104,10 @@ pub struct CallbackSecret {
                           "mo_url": "http://127.0.0.1:8000/inbound"}))]
 pub struct ChannelCreate {
     /// The channel type: `telnet`, `smpp`, `webhook`, `http`, `dmark`, `aat`,
-    /// `africastalking`, `twilio`, `infobip`, `vonage`, `clickatell` (`InvalidChannelType`
-    /// lists those this server has).
+    /// `africastalking`, `twilio`, `infobip`, `vonage`, `clickatell`, and the chat types
+    /// `xmpp`, `irc`, `telegram`, `whatsapp`, `twitter` (`InvalidChannelType` lists those
+    /// this server has). Media (`attachments`) only on `twilio`, `telegram`, `whatsapp` and
+    /// `twitter`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The transport's settings, checked by the channel type (`InvalidChannelConfig`).
