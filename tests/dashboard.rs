@@ -236,6 +236,42 @@ async fn the_dashboard_sends_to_a_telnet_user_and_shows_the_log() {
     let shown = wait_text(&page, &row, |t| t.contains(label)).await;
     assert!(shown.contains("telnet"), "{shown}");
     wait_text(&page, &format!("{row} td:nth-child(3)"), |t| t == "ok").await;
+
+    // Chat channels show like any other: an IRC bot whose server is not there is down, its
+    // `irc` component saying why; a WhatsApp number is listed with its type.
+    let irc = api
+        .create(
+            json!({"type": "irc", "label": "irc bot", "mo_url": mock.uri(),
+                       "config": {"network": "127.0.0.1", "port": free_port(),
+                                  "nickname": "hornbot"}}),
+        )
+        .await;
+    let wa = api
+        .create(
+            json!({"type": "whatsapp", "label": "wa number", "mo_url": mock.uri(),
+                       "config": {"phone_number_id": "1234567890", "access_token": "wa-token",
+                                  "app_secret": "wa-secret", "verify_token": "wa-verify"}}),
+        )
+        .await;
+    let irc_row = format!("tr[data-channel=\"{irc}\"]");
+    let shown = wait_text(&page, &irc_row, |t| t.contains("irc bot")).await;
+    assert!(shown.contains("irc"), "{shown}");
+    wait_text(&page, &format!("{irc_row} td:nth-child(3)"), |t| {
+        t == "down"
+    })
+    .await;
+    let components = wait_text(&page, &format!("{irc_row} td:nth-child(5)"), |t| {
+        t.contains("irc")
+    })
+    .await;
+    assert!(!components.contains("wa-token"), "{components}");
+    let shown = wait_text(&page, &format!("tr[data-channel=\"{wa}\"]"), |t| {
+        t.contains("wa number")
+    })
+    .await;
+    assert!(shown.contains("whatsapp"), "{shown}");
+    assert!(!shown.contains("wa-token"), "{shown}");
+
     let injected = page
         .execute(
             "return document.getElementById('injected') !== null;",
