@@ -187,6 +187,44 @@ async fn incoming_cases() {
                 ..Default::default()
             },
             Incoming {
+                label: "a press of an inline keyboard's button: its data is the content, the press answered in the webhook's answer",
+                action: "receive",
+                body: Body::Json(json!({"update_id": 975000003, "callback_query": {
+                    "id": "4382bfdwdsb323b2d9", "from": user(), "chat_instance": "-5938711203",
+                    "data": "vote:yes",
+                    "message": {"message_id": 1370, "date": 1733570100,
+                        "chat": {"id": USER, "type": "private"},
+                        "text": "Do you agree?",
+                        "reply_markup": {"inline_keyboard": [[
+                            {"text": "Yes", "callback_data": "vote:yes"},
+                            {"text": "No", "callback_data": "vote:no"}]]}}}})),
+                signed: true,
+                status: 200,
+                response_contains: vec![
+                    "\"method\":\"answerCallbackQuery\"",
+                    "\"callback_query_id\":\"4382bfdwdsb323b2d9\"",
+                ],
+                inbound: Some(json!({"from": USER.to_string(), "to": BOT,
+                    "content": "vote:yes", "group": null,
+                    "channel_data": {"telegram": {"callback_query_id": "4382bfdwdsb323b2d9",
+                        "callback_data": "vote:yes", "keyboard_message_id": 1370,
+                        "from": {"id": USER}}}})),
+                ..Default::default()
+            },
+            Incoming {
+                label: "a game's button press (no data): answered, nothing delivered",
+                action: "receive",
+                body: Body::Json(json!({"update_id": 975000004, "callback_query": {
+                    "id": "4382bfdwdsb323b2e0", "from": user(), "chat_instance": "-5938711203",
+                    "game_short_name": "quiz"}})),
+                signed: true,
+                status: 200,
+                response_contains: vec!["answerCallbackQuery"],
+                log_contains: vec!["a button press without data"],
+                inbound: None,
+                ..Default::default()
+            },
+            Incoming {
                 label: "an update without the secret token",
                 action: "receive",
                 body: private(json!({"text": "forged"})),
@@ -604,7 +642,7 @@ async fn set_webhook_at_start_names_the_callback_url_and_the_secret_token() {
     assert_eq!(
         body,
         json!({"url": format!("{}/receive", callback_base(&bench.public, &cid)),
-               "secret_token": secret_for(&cid), "allowed_updates": ["message"]})
+               "secret_token": secret_for(&cid), "allowed_updates": ["message", "callback_query"]})
     );
     let token = secret_for(&cid);
     assert!(token.len() <= 256 && token.chars().all(|c| c.is_ascii_alphanumeric()));

@@ -3,7 +3,7 @@
 //! `{"ok": false, "error_code", "description", "parameters"}`).
 //!
 //! At start the channel calls `setWebhook` with its public callback URL
-//! (`{public}/channels/{id}/{secret}/receive`), `allowed_updates: ["message"]` and a
+//! (`{public}/channels/{id}/{secret}/receive`), `allowed_updates: ["message", "callback_query"]` and a
 //! `secret_token`; the setup status is `setup_done` once Telegram answers `ok: true`, and
 //! `setup_failed` (Telegram's description; tried again with backoff) until then. The secret
 //! token is derived, not stored: the hex HMAC-SHA256 of `hornbill telegram webhook <channel
@@ -16,9 +16,11 @@
 //! Callback (`receive`): Telegram's POSTed `Update`s, which must carry
 //! `X-Telegram-Bot-Api-Secret-Token` equal to that token (403 otherwise, logged and counted,
 //! nothing delivered). A `message` with text, a caption or media, a location, venue or contact
-//! is an inbound message; any other update (edits, channel posts, button presses, member
-//! changes) and service messages (members joining, pinned messages) are answered 200 and
-//! ignored, with a log line. Inbound: `from` is the chat id (so a reply goes back to the chat
+//! is an inbound message, and so is a press of an inline keyboard's button (`callback_query`:
+//! its `data` the content, `channel_data.telegram.callback_query_id`; answered with
+//! `answerCallbackQuery` in the webhook's answer); any other update (edits, channel posts,
+//! member changes) and service messages (members joining, pinned messages) are answered 200
+//! and ignored, with a log line. Inbound: `from` is the chat id (so a reply goes back to the chat
 //! the message came from; in a group that is the group), `to` the bot (`bot_username`, else the
 //! bot's numeric id, the part of the token before `:`), `group` the chat id for `group` and
 //! `supergroup` chats. The text or caption is the content. A medium (`photo`: its largest
@@ -370,11 +372,79 @@ impl Telegram {
         }))
     }
 
+    /// A press of an inline keyboard's button (`callback_query`): an inbound message from
+    /// the chat the keyboard is in, its `data` the content (`None`: no data, a game's).
+    pub fn read_callback_query(
+        &self,
+        q: &Value,
+        update_id: &Value,
+    ) -> Result<Option<Inbound>, String> {
+        let query_id = str_of(q, "id").ok_or("a callback_query without id")?;
+        let Some(data) = str_of(q, "data") else {
+            return Ok(None);
+        };
+        // A keyboard under an inline-mode message has no chat: the presser's private chat.
+        let chat = &q["message"]["chat"];
+        let chat_value = if chat.get("id").is_some() {
+            chat["id"].clone()
+        } else {
+            q["from"]["id"].clone()
+        };
+        let chat_id = id_text(&chat_value).ok_or("a callback_query without a chat or a sender")?;
+        let chat_type = str_of(chat, "type").unwrap_or("private");
+        let mut app = Map::new();
+        app.insert("callback_query_id".into(), query_id.into());
+        app.insert("callback_data".into(), data.into());
+        for k in ["from", "inline_message_id"] {
+            if let Some(v) = q.get(k) {
+                app.insert(k.into(), v.clone());
+            }
+        }
+        if chat.is_object() {
+            app.insert("chat".into(), chat.clone());
+        }
+        if let Some(v) = q["message"].get("message_id") {
+            // The message that carries the keyboard.
+            app.insert("keyboard_message_id".into(), v.clone());
+        }
+        let mut meta = Map::new();
+        meta.insert("update_id".into(), update_id.clone());
+        meta.insert("chat_id".into(), chat_value);
+        meta.insert("chat_type".into(), Value::String(chat_type.into()));
+        meta.insert("callback_query_id".into(), query_id.into());
+        meta.insert(
+            aggregator::CHANNEL_DATA.into(),
+            json!({ "telegram": Value::Object(app) }),
+        );
+        let group = matches!(chat_type, "group" | "supergroup").then(|| chat_id.clone());
+        Ok(Some(Inbound {
+            from: chat_id,
+            to: self.bot(),
+            group,
+            content: Some(data.to_string()),
+            metadata: meta,
+            media: Vec::new(),
+        }))
+    }
+
     /// What one `Update` holds for the channel.
     pub fn read_update(&self, body: &Value) -> Result<Received, Refusal> {
         let Some(update_id) = body.get("update_id").filter(|u| u.is_u64()) else {
             return Err(Refusal::bad_request("not a Telegram update (no update_id)"));
         };
+        if let Some(q) = body.get("callback_query").filter(|q| q.is_object()) {
+            return Ok(
+                match self
+                    .read_callback_query(q, update_id)
+                    .map_err(Refusal::bad_request)?
+                {
+                    Some(inbound) => Received::Messages(vec![inbound]),
+                    None => Received::Ignored(format!(
+                        "update {update_id}: a button press without data (a game)"
+                    )),
+                },
+            );
+        }
         let Some(m) = body.get("message").filter(|m| m.is_object()) else {
             let kinds: Vec<&str> = body
                 .as_object()
@@ -631,7 +701,13 @@ impl Provider for Telegram {
         let body: Value = serde_json::from_slice(&cb.body)
             .map_err(|e| Refusal::bad_request(format!("unable to parse request JSON: {e}")))?;
         let received = self.read_update(&body)?;
-        // An empty 200: a JSON answer with a `method` would be a Bot API call to Telegram.
+        // A button press is answered in the webhook's answer (a Bot API call Telegram makes
+        // for us), so the user's client stops showing its progress bar; anything else gets an
+        // empty 200, which calls nothing.
+        if let Some(id) = str_of(&body["callback_query"], "id") {
+            let answer = json!({"method": "answerCallbackQuery", "callback_query_id": id});
+            return Ok((received, CallbackResponse::json(200, &answer)));
+        }
         Ok((received, CallbackResponse::text(200, "")))
     }
 
@@ -645,7 +721,7 @@ impl Provider for Telegram {
             Some(url) => vec![self.call(
                 "setWebhook",
                 json!({"url": url, "secret_token": self.secret_token,
-                       "allowed_updates": ["message"]}),
+                       "allowed_updates": ["message", "callback_query"]}),
             )],
             None => Vec::new(),
         }
@@ -782,7 +858,7 @@ mod tests {
             body(&s[0]),
             &json!({"url": "https://hb.example/channels/chan1/s3cret/receive",
                     "secret_token": secret_token(TOKEN, "chan1"),
-                    "allowed_updates": ["message"]})
+                    "allowed_updates": ["message", "callback_query"]})
         );
         let ok = ProviderResponse::new(
             200,
