@@ -357,19 +357,35 @@ impl Telegram {
             meta.insert("message_thread_id".into(), t.clone());
             app.insert("message_thread_id".into(), t.clone());
         }
-        meta.insert(
+        Ok(Some(
+            self.inbound(chat_id, chat_type, content, meta, app, media),
+        ))
+    }
+
+    /// An inbound message from chat `chat_id`: `app` goes to its `channel_data.telegram`; a
+    /// group's or supergroup's messages have the chat as their `group` too.
+    fn inbound(
+        &self,
+        chat_id: String,
+        chat_type: &str,
+        content: Option<String>,
+        mut metadata: Map<String, Value>,
+        app: Map<String, Value>,
+        media: Vec<InboundMedia>,
+    ) -> Inbound {
+        metadata.insert(
             aggregator::CHANNEL_DATA.into(),
             json!({ "telegram": Value::Object(app) }),
         );
         let group = matches!(chat_type, "group" | "supergroup").then(|| chat_id.clone());
-        Ok(Some(Inbound {
+        Inbound {
             from: chat_id,
             to: self.bot(),
             group,
             content,
-            metadata: meta,
+            metadata,
             media,
-        }))
+        }
     }
 
     /// A press of an inline keyboard's button (`callback_query`): an inbound message from
@@ -412,19 +428,15 @@ impl Telegram {
         meta.insert("chat_id".into(), chat_value);
         meta.insert("chat_type".into(), Value::String(chat_type.into()));
         meta.insert("callback_query_id".into(), query_id.into());
-        meta.insert(
-            aggregator::CHANNEL_DATA.into(),
-            json!({ "telegram": Value::Object(app) }),
-        );
-        let group = matches!(chat_type, "group" | "supergroup").then(|| chat_id.clone());
-        Ok(Some(Inbound {
-            from: chat_id,
-            to: self.bot(),
-            group,
-            content: Some(data.to_string()),
-            metadata: meta,
-            media: Vec::new(),
-        }))
+        let content = Some(data.to_string());
+        Ok(Some(self.inbound(
+            chat_id,
+            chat_type,
+            content,
+            meta,
+            app,
+            Vec::new(),
+        )))
     }
 
     /// What one `Update` holds for the channel.

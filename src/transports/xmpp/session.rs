@@ -17,15 +17,15 @@ use sasl::common::{ChannelBinding, Credentials};
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
-use tokio::io::BufStream;
+use tokio::io::{AsyncBufRead, AsyncWrite, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::connect::AsyncReadAndWrite;
 use tokio_xmpp::connect::starttls::starttls;
 use tokio_xmpp::xmlstream::{
-    FallibleStreamElement, ReadError, StreamElementError, StreamHeader, Timeouts, XmppStream,
-    XmppStreamElement, initiate_stream,
+    FallibleStreamElement, ReadError, StreamElementError, StreamHeader, Timeouts, XmlStream,
+    XmppStream, XmppStreamElement, initiate_stream,
 };
 use xmpp_parsers::bind::{BindQuery, BindResponse};
 use xmpp_parsers::iq::Iq;
@@ -36,6 +36,7 @@ use xmpp_parsers::presence::Presence;
 use xmpp_parsers::roster::Roster;
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stream_features::StreamFeatures;
 
 /// The status component.
 pub const COMPONENT: &str = "xmpp";
@@ -150,6 +151,34 @@ fn timeouts(cfg: &XmppConfig) -> Timeouts {
     }
 }
 
+/// The header of a stream to `domain`.
+fn header(domain: &str) -> StreamHeader<'static> {
+    StreamHeader {
+        to: Some(Cow::Owned(domain.to_string())),
+        from: None,
+        id: None,
+    }
+}
+
+/// Opens the XML stream on `io` (`<stream:stream to=domain>`) and reads the server's
+/// features, both in the protocol log.
+async fn open_stream<Io: AsyncBufRead + AsyncWrite + Unpin>(
+    io: Io,
+    domain: &str,
+    timeouts: Timeouts,
+    reporter: &Reporter,
+) -> Result<(StreamFeatures, XmlStream<Io, FallibleStreamElement>), String> {
+    reporter.protocol(Dir::Out, None, || format!("stream:stream to={domain}"));
+    let (features, stream) = initiate_stream(io, ns::JABBER_CLIENT, header(domain), timeouts)
+        .await
+        .map_err(|e| e.to_string())?
+        .recv_features::<FallibleStreamElement>()
+        .await
+        .map_err(|e| e.to_string())?;
+    reporter.protocol(Dir::In, None, || stanza::describe_features(&features));
+    Ok((features, stream))
+}
+
 /// Connects, secures, authenticates and binds a resource: the stream and our full JID.
 async fn connect(
     cfg: &XmppConfig,
@@ -159,11 +188,6 @@ async fn connect(
     let domain = jid.domain().as_str().to_string();
     let timeouts = timeouts(cfg);
     let address = cfg.address();
-    let header = || StreamHeader {
-        to: Some(Cow::Owned(domain.clone())),
-        from: None,
-        id: None,
-    };
     let broken = |e: &dyn std::fmt::Display| {
         failure(
             "connect_failed",
@@ -182,30 +206,18 @@ async fn connect(
         )
     })?;
     let _ = tcp.set_nodelay(true);
-    reporter.protocol(Dir::Out, None, || format!("stream:stream to={domain}"));
-    let (features, plain) =
-        initiate_stream(BufStream::new(tcp), ns::JABBER_CLIENT, header(), timeouts)
-            .await
-            .map_err(|e| broken(&e))?
-            .recv_features::<FallibleStreamElement>()
-            .await
-            .map_err(|e| broken(&e))?;
-    reporter.protocol(Dir::In, None, || stanza::describe_features(&features));
+    let (features, plain) = open_stream(BufStream::new(tcp), &domain, timeouts, reporter)
+        .await
+        .map_err(|e| broken(&e))?;
     let (features, stream, binding) = if features.can_starttls() {
         reporter.protocol(Dir::Out, None, || "starttls".into());
         let (tls, binding) = starttls(plain, &domain)
             .await
             .map_err(|e| failure("tls_failed", format!("StartTLS with {address} failed: {e}")))?;
         reporter.protocol(Dir::In, None, || "proceed (TLS established)".into());
-        reporter.protocol(Dir::Out, None, || format!("stream:stream to={domain}"));
-        let (features, stream) =
-            initiate_stream(BufStream::new(tls), ns::JABBER_CLIENT, header(), timeouts)
-                .await
-                .map_err(|e| broken(&e))?
-                .recv_features::<FallibleStreamElement>()
-                .await
-                .map_err(|e| broken(&e))?;
-        reporter.protocol(Dir::In, None, || stanza::describe_features(&features));
+        let (features, stream) = open_stream(BufStream::new(tls), &domain, timeouts, reporter)
+            .await
+            .map_err(|e| broken(&e))?;
         (features, stream.box_stream(), binding)
     } else if cfg.insecure_loopback {
         (features, plain.box_stream(), ChannelBinding::None)
@@ -240,7 +252,7 @@ async fn connect(
     reporter.protocol(Dir::In, None, || "sasl success".into());
     reporter.protocol(Dir::Out, None, || format!("stream:stream to={domain}"));
     let (features, mut stream) = stream
-        .send_header(header())
+        .send_header(header(&domain))
         .await
         .map_err(|e| broken(&e))?
         .recv_features::<FallibleStreamElement>()
