@@ -158,36 +158,12 @@ async fn run(kind: &str, pid: u32, base: &str, total: usize, clients: usize) -> 
         .to_string();
     let host = base.strip_prefix("http://").unwrap_or(base).to_string();
     let request = Arc::new(post_request(&host, &path, &body));
-    let next = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_secs(pid);
     let start = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            tokio::spawn(lean_client(
-                host.clone(),
-                request.clone(),
-                next.clone(),
-                total,
-            ))
-        })
-        .collect();
-    let (mut accepted, mut errors) = (0, 0);
-    for t in tasks {
-        let (l, e) = t.await.unwrap();
-        accepted += l.len();
-        errors += e;
-    }
+    let (lat, errors) = lean_load(&host, request, clients, total).await;
+    let accepted = lat.len();
     let accept_secs = start.elapsed().as_secs_f64();
-    let (mut last, mut last_at) = (0, Instant::now());
-    while counts.submitted.load(Ordering::Relaxed) < accepted
-        && last_at.elapsed() < Duration::from_secs(30)
-    {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let now = counts.submitted.load(Ordering::Relaxed);
-        if now != last {
-            (last, last_at) = (now, Instant::now());
-        }
-    }
+    wait_count(|| counts.submitted.load(Ordering::Relaxed), accepted).await;
     let e2e_secs = start.elapsed().as_secs_f64();
     let cpu = cpu_secs(pid) - cpu_before;
     tokio::time::sleep(Duration::from_millis(500)).await;

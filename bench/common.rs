@@ -423,3 +423,43 @@ pub async fn lean_client(
     }
     (lat, errors)
 }
+
+/// `clients` lean clients sending `request` to `host` until `total` are sent: every accept
+/// latency in us, and the errors.
+pub async fn lean_load(
+    host: &str,
+    request: Arc<Vec<u8>>,
+    clients: usize,
+    total: usize,
+) -> (Vec<u64>, usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            tokio::spawn(lean_client(
+                host.to_string(),
+                request.clone(),
+                next.clone(),
+                total,
+            ))
+        })
+        .collect();
+    let (mut lat, mut errors) = (Vec::with_capacity(total), 0);
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        lat.extend(l);
+        errors += e;
+    }
+    (lat, errors)
+}
+
+/// Waits until `count()` reaches `want`, or has not moved for 30 s.
+pub async fn wait_count(count: impl Fn() -> usize, want: usize) {
+    let (mut last, mut last_at) = (count(), Instant::now());
+    while count() < want && last_at.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let now = count();
+        if now != last {
+            (last, last_at) = (now, Instant::now());
+        }
+    }
+}

@@ -142,34 +142,15 @@ fn main() {
         let host = base.strip_prefix("http://").unwrap_or(&base).to_string();
         let request = Arc::new(post_request(&host, &path, &body));
 
-        let next = Arc::new(AtomicUsize::new(0));
         let cpu_before = cpu_secs(pid);
         let irc_cpu_before = cpu_secs(ngircd_pid);
         let own_cpu_before = cpu_secs(std::process::id());
         let start = Instant::now();
-        let tasks: Vec<_> = (0..clients)
-            .map(|_| tokio::spawn(lean_client(host.clone(), request.clone(), next.clone(), total)))
-            .collect();
-        let mut lat = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (l, e) = t.await.unwrap();
-            lat.extend(l);
-            errors += e;
-        }
+        let (mut lat, errors) = lean_load(&host, request, clients, total).await;
         let accept_secs = start.elapsed().as_secs_f64();
         let accepted = lat.len();
         // Until every line is in, or none has come for 30 s.
-        let (mut last, mut last_at) = (received.load(Ordering::Relaxed), Instant::now());
-        while received.load(Ordering::Relaxed) < accepted
-            && last_at.elapsed() < Duration::from_secs(30)
-        {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            let now = received.load(Ordering::Relaxed);
-            if now != last {
-                (last, last_at) = (now, Instant::now());
-            }
-        }
+        wait_count(|| received.load(Ordering::Relaxed), accepted).await;
         let e2e_secs = start.elapsed().as_secs_f64();
         let cpu_used = cpu_secs(pid) - cpu_before;
         let irc_cpu = cpu_secs(ngircd_pid) - irc_cpu_before;

@@ -168,31 +168,14 @@ fn main() {
         let host = base.strip_prefix("http://").unwrap_or(&base).to_string();
         let request = Arc::new(post_request(&host, &path, &body));
 
-        let next = Arc::new(AtomicUsize::new(0));
         let cpu_before = cpu_secs(pid);
         let prosody_cpu_before = cpu_secs(prosody_pid);
         let own_cpu_before = cpu_secs(std::process::id());
         let start = Instant::now();
-        let tasks: Vec<_> = (0..clients)
-            .map(|_| tokio::spawn(lean_client(host.clone(), request.clone(), next.clone(), total)))
-            .collect();
-        let mut lat = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (l, e) = t.await.unwrap();
-            lat.extend(l);
-            errors += e;
-        }
+        let (mut lat, errors) = lean_load(&host, request, clients, total).await;
         let accept_secs = start.elapsed().as_secs_f64();
         let accepted = lat.len();
-        let (mut last, mut last_at) = (got.load(Ordering::Relaxed), Instant::now());
-        while got.load(Ordering::Relaxed) < accepted && last_at.elapsed() < Duration::from_secs(30) {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            let now = got.load(Ordering::Relaxed);
-            if now != last {
-                (last, last_at) = (now, Instant::now());
-            }
-        }
+        wait_count(|| got.load(Ordering::Relaxed), accepted).await;
         let e2e_secs = start.elapsed().as_secs_f64();
         let cpu_used = cpu_secs(pid) - cpu_before;
         let prosody_cpu = cpu_secs(prosody_pid) - prosody_cpu_before;
