@@ -506,39 +506,56 @@ async fn load_balance_keeps_a_session_with_one_destination() {
     );
 }
 
+/// A `channel_to_channel` router from a new USSD (telnet) channel to `reply_channel`, ending
+/// sessions with `close_text`; one destination at `{hooks}/app`; a user who dialled in and
+/// said `text`. Returns (router, destination, USSD channel, the user, the request as the
+/// destination got it).
+async fn ussd_request_routed_to(
+    api: &Api,
+    hooks: &wiremock::MockServer,
+    reply_channel: &str,
+    close_text: &str,
+    text: &str,
+) -> (String, String, String, User, Value) {
+    let (ussd, port) = router_channel(api).await;
+    let rid = router(
+        api,
+        "channel_to_channel",
+        json!({"channel": ussd, "reply_channel": reply_channel,
+               "session_close_text": close_text}),
+    )
+    .await;
+    let did = destination(
+        api,
+        &rid,
+        json!({"config": {"regular_expression": ".*"}, "mo_url": format!("{}/app", hooks.uri())}),
+    )
+    .await;
+    let mut user = User::connect(port).await;
+    user.say(text).await;
+    let (_, inbound) = eventually("the USSD request", || async {
+        inbound_at(hooks, "/app", &user.address)
+            .await
+            .into_iter()
+            .find(|(_, b)| b["content"] == text)
+    })
+    .await;
+    (rid, did, ussd, user, inbound)
+}
+
 #[tokio::test]
 async fn ussd_in_sms_out_across_two_channels() {
     let server = Server::start("");
     let api = server.api();
     let hooks = receiver().await;
     let provider = receiver().await;
-    let (ussd, port) = router_channel(&api).await;
     let sms = api
         .create(json!({"type": "webhook", "mo_url": hooks.uri(),
                        "config": {"url": format!("{}/sms", provider.uri())}}))
         .await;
-    let rid = router(
-        &api,
-        "channel_to_channel",
-        json!({"channel": ussd, "reply_channel": sms,
-               "session_close_text": "Thanks, we will send you an SMS."}),
-    )
-    .await;
-    let did = destination(
-        &api,
-        &rid,
-        json!({"config": {"regular_expression": ".*"}, "mo_url": format!("{}/app", hooks.uri())}),
-    )
-    .await;
-    let mut user = User::connect(port).await;
-    user.say("balance").await;
-    let (_, inbound) = eventually("the USSD request", || async {
-        inbound_at(&hooks, "/app", &user.address)
-            .await
-            .into_iter()
-            .find(|(_, b)| b["content"] == "balance")
-    })
-    .await;
+    let close = "Thanks, we will send you an SMS.";
+    let (rid, did, _, user, inbound) =
+        ussd_request_routed_to(&api, &hooks, &sms, close, "balance").await;
     api.post(
         &format!("/routers/{rid}/destinations/{did}/messages/"),
         json!({"reply_to": inbound["message_id"], "content": "Your balance is 42"}),
@@ -706,7 +723,6 @@ async fn ussd_started_conversations_go_on_over_whatsapp() {
         })))
         .mount(&graph)
         .await;
-    let (ussd, port) = router_channel(&api).await;
     let wa = api
         .create(json!({"type": "whatsapp", "mo_url": hooks.uri(),
                        "config": {"phone_number_id": "1234567890",
@@ -715,28 +731,9 @@ async fn ussd_started_conversations_go_on_over_whatsapp() {
                                   "verify_token": "router-verify",
                                   "base_url": graph.uri()}}))
         .await;
-    let rid = router(
-        &api,
-        "channel_to_channel",
-        json!({"channel": ussd, "reply_channel": wa,
-               "session_close_text": "Thanks, we will answer on WhatsApp."}),
-    )
-    .await;
-    let did = destination(
-        &api,
-        &rid,
-        json!({"config": {"regular_expression": ".*"}, "mo_url": format!("{}/app", hooks.uri())}),
-    )
-    .await;
-    let mut user = User::connect(port).await;
-    user.say("register").await;
-    let (_, inbound) = eventually("the USSD request", || async {
-        inbound_at(&hooks, "/app", &user.address)
-            .await
-            .into_iter()
-            .find(|(_, b)| b["content"] == "register")
-    })
-    .await;
+    let close = "Thanks, we will answer on WhatsApp.";
+    let (rid, did, ussd, user, inbound) =
+        ussd_request_routed_to(&api, &hooks, &wa, close, "register").await;
     let sent = api
         .post(
             &format!("/routers/{rid}/destinations/{did}/messages/"),
